@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from references import REFERENCES, Reference
 
-from pulumi_vllm import catalog
-from pulumi_vllm.capacity import CapacityPlan, plan_capacity
-from pulumi_vllm.gpus import custom_gpu
+from pulumi_vllm.capacity.gpus import custom_gpu
+from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.models import catalog
 
 DENSE_TOLERANCE = 0.05
 

@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from pulumi_vllm.policy_client import PolicyPackProcess, resources_from_registrations
-from pulumi_vllm.render.cli import render_stack
+from pulumi_vllm.cli.render import render_stack
+from pulumi_vllm.policy.client import PolicyPackProcess, resources_from_registrations
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,14 +14,14 @@ Every number is copied from a cited source; none is computed here. Sources:
   H100 (79.18 GiB), gpu_memory_utilization 0.9, max_model_len 16000.
 
 ``fitted`` marks runs whose activation figure was used to fit SAMPLER_LOGIT_COPIES or
-FORWARD_HIDDEN_COPIES (pulumi_vllm.capacity); their KV-cache figures are then in-sample.
+FORWARD_HIDDEN_COPIES (pulumi_vllm.capacity.planner); their KV-cache figures are then in-sample.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pulumi_vllm.facts import ModelFacts
+from pulumi_vllm.models.facts import ModelFacts
 
 ISSUE = "capacity-planner issue (vLLM 0.19 H100 logs; also REPORT run matrix)"
 REPORT = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md"

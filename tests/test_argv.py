@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulumi_vllm.argv import BATCH_COMMAND, SERVE_COMMAND, EngineArgs, engine_args_from_config, vllm_command
 from pulumi_vllm.config import parse_stack_config
+from pulumi_vllm.engine.argv import BATCH_COMMAND, SERVE_COMMAND, EngineArgs, engine_args_from_config, vllm_command
 
 
 def _flag(args: tuple[str, ...], flag: str) -> str:

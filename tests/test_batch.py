@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pulumi_vllm.cli.render import render_config
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.plan import plan_serving
-from pulumi_vllm.render.cli import render_config
 
 LINE = {
     "custom_id": "r1",

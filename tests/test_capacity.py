@@ -8,22 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pulumi_vllm import catalog, config
-from pulumi_vllm.capacity import (
+from pulumi_vllm import config
+from pulumi_vllm.capacity.gpus import custom_gpu, known_gpus, lookup_gpu
+from pulumi_vllm.capacity.layout import NoLayoutError, suggest_layout
+from pulumi_vllm.capacity.planner import (
     BLOCK_SIZE,
     GIB,
     PINNED_VLLM_VERSION,
-    NoLayoutError,
     accounting_for,
     kv_cache_bytes_per_token,
     parse_vllm_version,
     pipeline_stage_layers,
     plan_capacity,
     resolve_weight_dtype,
-    suggest_layout,
 )
-from pulumi_vllm.gpus import custom_gpu, known_gpus, lookup_gpu
-from pulumi_vllm.parallelism import check_parallelism, plan_topology
+from pulumi_vllm.distributed.parallelism import check_parallelism, plan_topology
+from pulumi_vllm.models import catalog
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 QWEN_7B = "Qwen/Qwen2.5-7B-Instruct"

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulumi_vllm import catalog
-from pulumi_vllm.facts import ModelFacts, facts_from_config_json, resolve_facts
+from pulumi_vllm.models import catalog
+from pulumi_vllm.models.facts import ModelFacts, facts_from_config_json
+from pulumi_vllm.models.resolve import resolve_facts
 
 # Excerpts of published config.json files (architecture fields only), used to check that the
 # loader and the catalog agree on the same model.

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_vllm import catalog
-from pulumi_vllm.capacity import plan_capacity
+from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.capacity.planner import plan_capacity
 from pulumi_vllm.cli import main
-from pulumi_vllm.cli_size import parameters_in_checkpoint
-from pulumi_vllm.gpus import lookup_gpu
-from pulumi_vllm.parallelism import check_parallelism, plan_topology
+from pulumi_vllm.cli.size import parameters_in_checkpoint
+from pulumi_vllm.distributed.parallelism import check_parallelism, plan_topology
+from pulumi_vllm.models import catalog
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 JSON_KEYS = {

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 import pulumi_vllm.render.docker_files  # noqa: F401 - registers the Docker render files
+from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.docker.compose import compose_escape
-from pulumi_vllm.render.cli import render_config, render_stack
 from pulumi_vllm.render.manifests import dump_yaml
 
 REPO = Path(__file__).resolve().parents[1]

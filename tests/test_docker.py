@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pulumi_vllm.render.docker_files  # noqa: F401 - registers the Docker render files
+from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.docker import docker_containers, docker_gpus_per_host
 from pulumi_vllm.docker.server import DockerVllmServer
 from pulumi_vllm.plan import plan_serving
-from pulumi_vllm.render.cli import render_config, render_stack
 from pulumi_vllm.render.engine import REDACTED, SECRET_SIG, Registration
 from pulumi_vllm.render.manifests import write_documents
 
@@ -339,7 +339,7 @@ def test_two_hosts_get_one_provider_and_image_each(two_hosts: Any) -> None:
 
 def _serve_argv(head_script: str) -> list[str]:
     """The command between the head script's serve markers (``<argv> &``)."""
-    from pulumi_vllm import ray
+    from pulumi_vllm.distributed import ray
 
     lines = head_script.splitlines()
     (line,) = lines[lines.index(ray.SERVE_BEGIN) + 1 : lines.index(ray.SERVE_END)]
@@ -347,8 +347,8 @@ def _serve_argv(head_script: str) -> list[str]:
 
 
 def test_ray_head_and_worker_containers(two_hosts: Any) -> None:
-    from pulumi_vllm import ray
-    from pulumi_vllm.argv import engine_args_from_config, vllm_command
+    from pulumi_vllm.distributed import ray
+    from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 
     containers = _containers_by_role(two_hosts)
     head, worker = containers["ray-head"], containers["ray-worker"]
@@ -436,7 +436,7 @@ def test_ray_head_serves_what_the_kubernetes_ray_head_serves() -> None:
         "network": {"ncclSocketIfname": "eth1"},
     }
     kubernetes = render_config({**shared, "cache": {"accessMode": "ReadWriteMany"}})
-    from pulumi_vllm import ray
+    from pulumi_vllm.distributed import ray
 
     # The Kubernetes Ray head: the one pod template whose script holds the serve command.
     pod_containers = [

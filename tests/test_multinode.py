@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from schemas import validate_object
 
-from pulumi_vllm import ray
-from pulumi_vllm.argv import engine_args_from_config, vllm_command
+from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import ConfigError, NetworkSpec, parse_stack_config
+from pulumi_vllm.distributed import ray
+from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.kubernetes.multinode import MultiNodeServer
 from pulumi_vllm.kubernetes.pod import HEALTH_PATH, MODEL_CACHE_PATH, ContainerSettings
 from pulumi_vllm.kubernetes.ray_pods import (
@@ -25,7 +26,6 @@ from pulumi_vllm.kubernetes.ray_pods import (
     worker_selector,
 )
 from pulumi_vllm.plan import plan_serving
-from pulumi_vllm.render.cli import RenderedStack, render_config, render_stack
 
 REPO = Path(__file__).resolve().parents[1]
 STACKS = {"plain": "llama-405b-2node", "leaderworkerset": "llama-405b-lws", "kuberay": "llama-405b-kuberay"}

@@ -6,9 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulumi_vllm import catalog
-from pulumi_vllm.facts import ModelFacts
-from pulumi_vllm.parallelism import (
+from pulumi_vllm.distributed.parallelism import (
     PIPELINE_PARALLEL_RULE,
     TENSOR_PARALLEL_RULE,
     Finding,
@@ -21,6 +19,8 @@ from pulumi_vllm.parallelism import (
     plan_topology,
     valid_tensor_parallel_sizes,
 )
+from pulumi_vllm.models import catalog
+from pulumi_vllm.models.facts import ModelFacts
 
 
 def facts_of(model_id: str) -> ModelFacts:

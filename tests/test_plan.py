@@ -64,8 +64,8 @@ def test_multi_node_problems_fail_before_any_resource(mocks) -> None:
 
 
 def test_unverifiable_rules_and_capacity_warnings_are_reported() -> None:
+    from pulumi_vllm.cli.render import render_config
     from pulumi_vllm.program import plan_notes
-    from pulumi_vllm.render.cli import render_config
 
     rendered = render_config({"model": {"id": "acme/secret-model"}})
     notes = plan_notes(rendered.plan)

@@ -13,9 +13,9 @@ from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, StackV
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from pulumi_vllm.catalog import lookup
-from pulumi_vllm.parallelism import check_pipeline_parallel, check_tensor_parallel
-from pulumi_vllm.workload import pulumi_type
+from pulumi_vllm.distributed.parallelism import check_pipeline_parallel, check_tensor_parallel
+from pulumi_vllm.engine.workload import pulumi_type
+from pulumi_vllm.models.catalog import lookup
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "policies"))

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pulumi_vllm.catalog import lookup
-from pulumi_vllm.parallelism import check_tensor_parallel
-from pulumi_vllm.policy_client import (
+from pulumi_vllm.cli.render import render_config, render_stack
+from pulumi_vllm.distributed.parallelism import check_tensor_parallel
+from pulumi_vllm.models.catalog import lookup
+from pulumi_vllm.policy.client import (
     PolicyPackError,
     PolicyPackProcess,
     Violation,
@@ -27,7 +28,6 @@ from pulumi_vllm.policy_client import (
     resources_from_registrations,
 )
 from pulumi_vllm.render import checks
-from pulumi_vllm.render.cli import render_config, render_stack
 
 REPO = Path(__file__).resolve().parents[1]
 PACK = REPO / "policies"

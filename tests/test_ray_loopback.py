@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from pulumi_vllm import ray
-from pulumi_vllm.render.cli import render_stack
+from pulumi_vllm.cli.render import render_stack
+from pulumi_vllm.distributed import ray
 
 pytestmark = pytest.mark.ray
 

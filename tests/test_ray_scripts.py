@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulumi_vllm import ray
-from pulumi_vllm.argv import EngineArgs, vllm_command
+from pulumi_vllm.distributed import ray
+from pulumi_vllm.engine.argv import EngineArgs, vllm_command
 
 SERVE = vllm_command(
     EngineArgs(model="meta-llama/Llama-3.1-405B-Instruct-FP8", tensor_parallel_size=8, pipeline_parallel_size=2,

@@ -13,7 +13,7 @@ import yaml
 from schemas import validate_object
 
 from pulumi_vllm.cli import main
-from pulumi_vllm.render.cli import render_config, render_stack
+from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.render.engine import REDACTED
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pulumi_vllm.cli import diff as review_cli
 from pulumi_vllm.cli import main
-from pulumi_vllm.review import cli as review_cli
 from pulumi_vllm.review.report import COMMENT_MARKER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,7 +304,7 @@ def test_project_in_a_subfolder_of_the_repository(tmp_path: Path, capsys: pytest
 def test_forgetting_a_programs_modules_keeps_the_package_and_the_running_script() -> None:
     import sys
 
-    from pulumi_vllm.review.cli import _forget_modules_under
+    from pulumi_vllm.cli.diff import _forget_modules_under
 
     before = {name for name in sys.modules if name == "__main__" or name.startswith("pulumi_vllm")}
     _forget_modules_under(REPO)  # the package itself lives under the repository (components/)

@@ -1,6 +1,6 @@
-"""vLLM's own argument parsers, run by pulumi_vllm.vllm_check: what vLLM accepts and refuses.
+"""vLLM's own argument parsers, run by pulumi_vllm.engine.check: what vLLM accepts and refuses.
 
-Also the offline path (pulumi_vllm.offline): its ``vllm.LLM`` keywords against vLLM's EngineArgs.
+Also the offline path (pulumi_vllm.engine.offline): its ``vllm.LLM`` keywords against vLLM's EngineArgs.
 
 These need vLLM installed (the ``vllm`` marker); without it they fail with ImportError.
 """
@@ -14,15 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pulumi_vllm.argv import EngineArgs, vllm_command
-from pulumi_vllm.offline import OfflineArgsError, llm_kwargs
-from pulumi_vllm.vllm_check import (
+from pulumi_vllm.engine.argv import EngineArgs, vllm_command
+from pulumi_vllm.engine.check import (
     VllmArgsError,
     check_batch_args,
     check_engine_args,
     check_serve_args,
     installed_vllm_version,
 )
+from pulumi_vllm.engine.offline import OfflineArgsError, llm_kwargs
 
 pytestmark = pytest.mark.vllm
 
@@ -165,7 +165,7 @@ def test_engine_args_accept_engine_flags_and_refuse_server_flags() -> None:
     assert caught.value.command == "vllm.LLM"
 
 
-# --- offline inference: pulumi_vllm.offline.llm_kwargs against vLLM's own EngineArgs ---
+# --- offline inference: pulumi_vllm.engine.offline.llm_kwargs against vLLM's own EngineArgs ---
 
 EVERY_SETTING = EngineArgs(
     model="org/model",

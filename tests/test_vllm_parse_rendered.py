@@ -2,7 +2,7 @@
 
 Each example stack (every ``Pulumi.*.yaml`` of the repository) and a varied set of stack configs is
 rendered offline; the vLLM invocation of every container (Kubernetes workloads, shell scripts of
-Ray heads, Docker containers) is found with :mod:`pulumi_vllm.workload` and handed to vLLM: the
+Ray heads, Docker containers) is found with :mod:`pulumi_vllm.engine.workload` and handed to vLLM: the
 server's arguments to ``vllm serve``'s parser and validation, the batch Job's to ``vllm
 run-batch``'s. A flag vLLM does not know fails here with vLLM's own message. The parsed values are
 then compared with the stack's config, so a flag that vLLM reads differently from what was meant
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import StackConfig
+from pulumi_vllm.engine.check import VllmArgsError, check_batch_args, check_serve_args
+from pulumi_vllm.engine.workload import VllmCommand
 from pulumi_vllm.render.checks import Invocation
 from pulumi_vllm.render.checks import vllm_invocations as find_invocations
-from pulumi_vllm.render.cli import RenderedStack, render_config, render_stack
-from pulumi_vllm.vllm_check import VllmArgsError, check_batch_args, check_serve_args
-from pulumi_vllm.workload import VllmCommand
 
 pytestmark = pytest.mark.vllm
 

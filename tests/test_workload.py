@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from schemas import CRD_FILES, crd_schema, validate_object
 
-from pulumi_vllm.workload import (
+from pulumi_vllm.engine.workload import (
     canonical_flag,
     container_commands,
     count,

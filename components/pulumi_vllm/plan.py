@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pulumi_vllm.capacity import CapacityPlan, plan_capacity
+from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.config import PROJECT, ConfigError, StackConfig
-from pulumi_vllm.facts import ModelFacts, resolve_facts
-from pulumi_vllm.parallelism import Finding, Topology, TopologyError, check_parallelism, plan_topology
+from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host
+from pulumi_vllm.distributed.multinode import check_multinode
+from pulumi_vllm.distributed.parallelism import Finding, Topology, TopologyError, check_parallelism, plan_topology
+from pulumi_vllm.models.facts import ModelFacts
+from pulumi_vllm.models.resolve import resolve_facts
 
 FACTS_ANNOTATION_PREFIX = "vllm.pulumi.com/"
 """Annotations that stamp the model facts the rules used onto the rendered workloads."""
@@ -161,8 +164,6 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         gpus_per_pod = config.resources.gpu_count
     if config.target == "docker" and gpus_per_pod is None:
         # Docker hosts are the Ray nodes: their number, not a node size, decides the layout.
-        from pulumi_vllm.docker import docker_gpus_per_host
-
         gpus_per_pod = docker_gpus_per_host(config)
     try:
         topology = plan_topology(tensor, pipeline, gpus_per_pod, parallel.gpus_per_node)
@@ -170,8 +171,6 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
         raise ConfigError(f"{PROJECT}:{key}: {error}") from None
     if config.target == "docker":
-        from pulumi_vllm.docker import check_docker_hosts
-
         check_docker_hosts(config, topology)
     if (
         topology.multi_node
@@ -186,9 +185,6 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         )
 
     if topology.multi_node and config.target == "kubernetes":
-        # Imported here: the multi-node pod builders import this module.
-        from pulumi_vllm.kubernetes.ray_pods import check_multinode
-
         check_multinode(config)
 
     capacity, warnings = _capacity(config, facts, topology)

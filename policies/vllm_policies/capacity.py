@@ -13,10 +13,10 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from pulumi_vllm.capacity import CapacityPlan, plan_capacity
-from pulumi_vllm.facts import ModelFacts
-from pulumi_vllm.gpus import GpuType, lookup_gpu
-from pulumi_vllm.workload import VllmCommand, count
+from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
+from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.engine.workload import VllmCommand, count
+from pulumi_vllm.models.facts import ModelFacts
 from vllm_policies.common import config_value, gpu_types, model_facts, vllm_targets
 from vllm_policies.pods import image_tag
 

@@ -8,10 +8,10 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from pulumi_vllm.catalog import lookup
-from pulumi_vllm.facts import ModelFacts
+from pulumi_vllm.engine.workload import PodGroup, VllmContainer, Workload, read_workload, vllm_containers
+from pulumi_vllm.models.catalog import lookup
+from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.plan import FACTS_ANNOTATION_PREFIX
-from pulumi_vllm.workload import PodGroup, VllmContainer, Workload, read_workload, vllm_containers
 
 GPU_TYPE_ANNOTATION = f"{FACTS_ANNOTATION_PREFIX}gpu-type"
 """Workload (or pod template) annotation naming the GPU model, e.g. ``H100-80GB``."""

@@ -14,8 +14,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from pulumi_vllm.gpus import lookup_gpu
-from pulumi_vllm.workload import VllmCommand, Workload, count, is_gpu_resource, ray_roles, vllm_containers
+from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.engine.workload import VllmCommand, Workload, count, is_gpu_resource, ray_roles, vllm_containers
 from vllm_policies.common import config_value, gpu_types, plain, stack_workloads
 
 PAIRING_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app")

@@ -12,15 +12,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from pulumi_vllm.facts import ModelFacts
-from pulumi_vllm.parallelism import (
+from pulumi_vllm.distributed.parallelism import (
     PIPELINE_PARALLEL_RULE,
     TENSOR_PARALLEL_RULE,
     Finding,
     check_pipeline_parallel,
     check_tensor_parallel,
 )
-from pulumi_vllm.workload import VllmCommand
+from pulumi_vllm.engine.workload import VllmCommand
+from pulumi_vllm.models.facts import ModelFacts
 from vllm_policies.common import UNKNOWN_MODEL_SCHEMA, model_facts, report_unverifiable, vllm_targets
 
 TENSOR_PARALLEL_POLICY = f"vllm-{TENSOR_PARALLEL_RULE}"

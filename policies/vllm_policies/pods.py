@@ -14,8 +14,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from pulumi_vllm.kubernetes.pod import MODEL_CACHE_PATH
-from pulumi_vllm.workload import PodGroup, container_commands, container_gpus, count, literal_env, vllm_containers
+from pulumi_vllm.engine.container import MODEL_CACHE_PATH
+from pulumi_vllm.engine.workload import (
+    PodGroup,
+    container_commands,
+    container_gpus,
+    count,
+    literal_env,
+    vllm_containers,
+)
 from vllm_policies.common import config_value, plain, resource_workload, vllm_targets
 
 SECRET_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_vllm.render.cli import RenderedStack, render_config
+from pulumi_vllm.cli.render import RenderedStack, render_config
 
 from .tiny_model import build_tiny_model
 

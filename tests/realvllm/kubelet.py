@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulumi_vllm.render.cli import RenderedStack
+from pulumi_vllm.cli.render import RenderedStack
+from pulumi_vllm.engine.workload import expand_kubernetes
 from pulumi_vllm.render.engine import SECRET_SIG
-from pulumi_vllm.workload import expand_kubernetes
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 

@@ -1,4 +1,4 @@
-"""Offline generation through :func:`pulumi_vllm.offline.generate`, run as a script in its own process.
+"""Offline generation through :func:`pulumi_vllm.engine.offline.generate`, run as a script in its own process.
 
 vLLM starts its engine workers with the ``spawn`` method, which re-imports the main module in
 every worker; ``LLM.generate`` therefore only works from a script whose work sits under
@@ -7,7 +7,7 @@ its results.
 
 As a script it reads one JSON object from stdin::
 
-    {"engine": {<the fields of pulumi_vllm.argv.EngineArgs>}, "prompts": ["..."],
+    {"engine": {<the fields of pulumi_vllm.engine.argv.EngineArgs>}, "prompts": ["..."],
      "sampling": {"temperature": 0.8, "top_p": 0.95, "max_tokens": 16}}
 
 and prints one JSON object as its last stdout line: ``{"texts": ["...", ...]}``.
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pulumi_vllm.argv import EngineArgs
+from pulumi_vllm.engine.argv import EngineArgs
 
 RESULT_PREFIX = "OFFLINE_GENERATE_RESULT "
 """Marks the result line among whatever vLLM prints to stdout."""
@@ -45,7 +45,7 @@ def run_offline_generate(
     env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
 ) -> list[str]:
-    """Call ``pulumi_vllm.offline.generate(engine, prompts, **sampling)`` in a separate Python process.
+    """Call ``pulumi_vllm.engine.offline.generate(engine, prompts, **sampling)`` in a separate Python process.
 
     Returns:
         The generated text of each prompt.
@@ -80,7 +80,7 @@ def run_offline_generate(
 
 def main() -> None:
     """Read the request from stdin, generate, print the result line."""
-    from pulumi_vllm.offline import generate
+    from pulumi_vllm.engine.offline import generate
 
     request = json.loads(sys.stdin.read())
     engine = EngineArgs(**{**request["engine"], "extra_args": tuple(request["engine"]["extra_args"])})

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pulumi_vllm.argv import engine_args_from_config
 from pulumi_vllm.config import parse_stack_config
+from pulumi_vllm.engine.argv import engine_args_from_config
 
 from .offline_generate import run_offline_generate
 

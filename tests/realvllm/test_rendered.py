@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_vllm.render.cli import RenderedStack
+from pulumi_vllm.cli.render import RenderedStack
 
 from .conftest import API_KEY, TINY_SERVED_NAME
 from .kubelet import LocalContainer, local_container, workload_manifest

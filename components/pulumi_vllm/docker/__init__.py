@@ -4,7 +4,8 @@ The Pulumi components (:mod:`~pulumi_vllm.docker.server`, :mod:`~pulumi_vllm.doc
 and the Compose writer (:mod:`~pulumi_vllm.docker.compose`) read the same :class:`ContainerSpec`
 values, so ``pulumi up`` and ``docker compose up`` run the same containers. Everything here is a
 pure function of the stack config; secret values never enter a spec, only the names of the
-variables that carry them.
+variables that carry them. The package may import the pure core (the stack schema, the engine,
+distributed serving, the plan), never the Kubernetes components, render, review or the CLI.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pulumi_vllm import ray
-from pulumi_vllm.argv import VLLM_PORT, engine_args_from_config, vllm_command
-from pulumi_vllm.config import PROJECT, ConfigError, DockerHostSpec, DockerSpec, StackConfig
-from pulumi_vllm.kubernetes.pod import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
-from pulumi_vllm.parallelism import Topology
+from pulumi_vllm.config import DockerHostSpec, DockerSpec, StackConfig
+from pulumi_vllm.distributed import ray
+from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host, docker_spec
+from pulumi_vllm.distributed.parallelism import Topology
+from pulumi_vllm.engine.argv import VLLM_PORT, engine_args_from_config, vllm_command
+from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
 
 __all__ = [
     "ContainerSpec",
@@ -38,7 +40,7 @@ __all__ = [
 Role = Literal["server", "ray-head", "ray-worker"]
 
 RAY_SHELL: tuple[str, ...] = ("bash", "-c")
-"""Entrypoint of the Ray containers; their command is the one script from :mod:`pulumi_vllm.ray`."""
+"""Entrypoint of the Ray containers; their command is the one script from :mod:`pulumi_vllm.distributed.ray`."""
 
 SECRET_VARIABLES: dict[str, str] = {"hfToken": "HF_TOKEN", "apiKey": "VLLM_API_KEY"}
 """Secret config key -> the environment variable that carries it into the container."""
@@ -117,49 +119,7 @@ class HostContainers:
 
 
 def _docker(config: StackConfig) -> DockerSpec:
-    if config.docker is None:
-        raise ConfigError(f"{PROJECT}:docker: required but not set (target is {config.target!r})")
-    return config.docker
-
-
-def docker_gpus_per_host(config: StackConfig) -> int:
-    """GPUs each Docker host runs: the world size split evenly over the hosts.
-
-    Raises :class:`ConfigError` when the hosts cannot share the GPUs evenly.
-    """
-    hosts = len(_docker(config).hosts)
-    tensor = config.parallelism.tensor_parallel_size
-    pipeline = config.parallelism.pipeline_parallel_size
-    world = tensor * pipeline
-    if world % hosts:
-        raise ConfigError(
-            f"{PROJECT}:docker.hosts: {hosts} hosts cannot share {world} GPUs (tensor parallel {tensor} x "
-            f"pipeline parallel {pipeline}) evenly; use a number of hosts that divides {world}"
-        )
-    return world // hosts
-
-
-def check_docker_hosts(config: StackConfig, topology: Topology) -> None:
-    """Check that the hosts match the layout: one host per node, and each GPU list as long as a node."""
-    hosts = _docker(config).hosts
-    if config.network.infiniband:
-        raise ConfigError(
-            f"{PROJECT}:network.infiniband: true is not accepted on target 'docker' (the RDMA devices are not "
-            "passed into the containers); use false, with ncclSocketIfname naming the hosts' interface"
-        )
-    if topology.pods != len(hosts):
-        raise ConfigError(
-            f"{PROJECT}:docker.hosts: {len(hosts)} host(s) given, but the model is laid out on "
-            f"{topology.pods} node(s) of {topology.gpus_per_pod} GPUs; list one host per node"
-        )
-    for index, host in enumerate(hosts):
-        if host.gpus != "all" and len(host.gpus) != topology.gpus_per_pod:
-            raise ConfigError(
-                f"{PROJECT}:docker.hosts[{index}].gpus: {list(host.gpus)!r} is not accepted: each host runs "
-                f"{topology.gpus_per_pod} GPU(s) (tensor parallel {topology.tensor_parallel_size} x pipeline "
-                f"parallel {topology.pipeline_parallel_size} over {topology.pods} host(s)); list that many "
-                "device ids, or use 'all'"
-            )
+    return docker_spec(config)
 
 
 def cache_volume_name(config: StackConfig) -> str | None:
@@ -299,7 +259,7 @@ def docker_containers(
         head_host=str(head.address),
     )
     # The same NCCL/Gloo settings the Kubernetes Ray pods get (a pure function of the network section).
-    from pulumi_vllm.ray import network_env_values
+    from pulumi_vllm.distributed.network import network_env_values
 
     network_env = network_env_values(config.network)
     result = []

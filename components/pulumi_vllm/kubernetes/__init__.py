@@ -1,4 +1,10 @@
-"""Kubernetes components: model cache, secrets, the vLLM server, its Service, and the serving stack."""
+"""Kubernetes components: model cache, secrets, the vLLM server, its Service, multi-node Ray
+topologies, the batch Job, the GPU quota, and the serving stack that ties them together.
+
+Pure pod builders (:mod:`.pod`, :mod:`.ray_pods`) write the pod templates in the API's camelCase;
+the component modules turn them into ``pulumi_kubernetes`` resources. They may import the pure core
+(the stack schema, the engine, distributed serving, the plan), never render, review or the CLI.
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from typing import Any, NotRequired, TypedDict, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.argv import EngineArgs, vllm_command
 from pulumi_vllm.config import BatchSpec
+from pulumi_vllm.engine.argv import EngineArgs, vllm_command
 from pulumi_vllm.kubernetes import object_name
 from pulumi_vllm.kubernetes.pod import MODEL_CACHE_PATH, ContainerSettings, vllm_pod_spec
 

@@ -21,8 +21,8 @@ from typing import Any, NotRequired, TypedDict, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm import ray
-from pulumi_vllm.argv import EngineArgs
+from pulumi_vllm.distributed import ray
+from pulumi_vllm.engine.argv import EngineArgs
 from pulumi_vllm.kubernetes.pod import ContainerSettings
 from pulumi_vllm.kubernetes.ray_pods import (
     RayPodTemplates,

@@ -8,21 +8,15 @@ written in the API's own camelCase so that it serves typed resources and custom 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_vllm.config import ProbesSpec, ResourcesSpec, StackConfig
-
-MODEL_CACHE_PATH = "/root/.cache/huggingface"
-"""Where the model-cache claim is mounted; ``HF_HOME`` points here."""
+from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
 
 CONTAINER_PORT_NAME = "http"
-HEALTH_PATH = "/health"
 STARTUP_PROBE_PERIOD_SECONDS = 10
 
-_QUANTITY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_FACTORS = {None: 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 @dataclass(frozen=True)
@@ -50,19 +44,6 @@ class ContainerSettings:
     probes: ProbesSpec | None = None
     container_port: int = 8000
     name: str = "vllm"
-
-
-def quantity_bytes(quantity: str) -> float:
-    """Bytes in a Kubernetes memory quantity such as ``16Gi`` or ``500M``."""
-    match = _QUANTITY.match(quantity)
-    if not match:
-        raise ValueError(f"{quantity!r} is not a memory quantity")
-    return float(match.group(1)) * _FACTORS[match.group(2)]
-
-
-def default_shm_size(gpus: int) -> str:
-    """Default /dev/shm of a vLLM container: 2Gi per GPU (NCCL's intra-node buffers), at least 2Gi."""
-    return f"{max(2, 2 * gpus)}Gi"
 
 
 def shm_size(resources: ResourcesSpec, gpus: int) -> str:

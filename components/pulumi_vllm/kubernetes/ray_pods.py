@@ -1,9 +1,9 @@
 """The pods of a multi-node model and the objects that hold them, as plain data (no Pulumi).
 
 One vLLM container becomes a Ray head and Ray workers: the head runs
-:func:`~pulumi_vllm.ray.head_script` with the one vLLM command line of
-:func:`~pulumi_vllm.argv.vllm_command` and keeps vLLM's ``/health`` probes; the workers run
-:func:`~pulumi_vllm.ray.worker_script`. Both keep everything else of
+:func:`~pulumi_vllm.distributed.ray.head_script` with the one vLLM command line of
+:func:`~pulumi_vllm.engine.argv.vllm_command` and keeps vLLM's ``/health`` probes; the workers run
+:func:`~pulumi_vllm.distributed.ray.worker_script`. Both keep everything else of
 :func:`~pulumi_vllm.kubernetes.pod.vllm_pod_spec` (image, cache, token, shared memory, GPUs) and
 get their own IP (``VLLM_HOST_IP``), the Ray settings and the network settings. The specs of the
 LeaderWorkerSet and the RayCluster are written here too; :mod:`pulumi_vllm.kubernetes.multinode`
@@ -16,9 +16,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_vllm import ray
-from pulumi_vllm.argv import EngineArgs, vllm_command
-from pulumi_vllm.config import PROJECT, ConfigError, NetworkSpec, StackConfig
+from pulumi_vllm.config import NetworkSpec, StackConfig
+from pulumi_vllm.distributed import ray
+from pulumi_vllm.distributed.multinode import MAX_NAME_LENGTH, check_multinode, multinode_problems  # noqa: F401 - their old home
+from pulumi_vllm.distributed.network import network_env_values
+from pulumi_vllm.engine.argv import EngineArgs, vllm_command
 from pulumi_vllm.kubernetes.pod import ContainerSettings, selector_labels, vllm_pod_spec
 from pulumi_vllm.plan import ServingPlan
 
@@ -33,14 +35,6 @@ KUBERAY_NODE_MANAGER_PORT = 6380
 
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 """Tells Pulumi when a custom resource is ready (``pulumi up`` waits for it, as for a StatefulSet)."""
-
-MAX_NAME_LENGTH = 41
-"""Longest stack name whose derived names fit (a worker StatefulSet's revision label must stay within 63)."""
-
-_RESERVED_ENV = (
-    ray.HOST_IP_ENV, ray.HEAD_HOST_ENV, ray.HEAD_PORT_ENV, ray.EXPECTED_NODES_ENV, ray.WAIT_SECONDS_ENV,
-)
-
 
 def head_selector(config: StackConfig) -> dict[str, str]:
     """Labels that select the Ray head pods, the only pods that serve the OpenAI API."""
@@ -67,47 +61,6 @@ def group_workload_name(plan: ServingPlan) -> str:
     return f"{plan.deployment_name}-ray"
 
 
-def multinode_problems(config: StackConfig) -> list[str]:
-    """What keeps ``config`` from running on several pods, one message per problem (empty: fine)."""
-    problems: list[str] = []
-    if config.cache.existing_claim is None and config.cache.access_mode != "ReadWriteMany":
-        problems.append(
-            f"{PROJECT}:cache.accessMode: {config.cache.access_mode!r} is not accepted for a multi-node model: "
-            "every pod mounts the model cache, on different nodes; use ReadWriteMany (an NFS or Filestore class) "
-            "or cache.existingClaim"
-        )
-    wait, startup = config.parallelism.ray_wait_timeout_seconds, config.probes.startup_timeout_seconds
-    if wait >= startup:
-        problems.append(
-            f"{PROJECT}:parallelism.rayWaitTimeoutSeconds: {wait} is not accepted: the head's startup probe "
-            f"(probes.startupTimeoutSeconds {startup}) would restart it first; use less than {startup}"
-        )
-    clashes = sorted(set(config.engine.env) & {*_RESERVED_ENV, *network_env_names(config.network)})
-    if clashes:
-        problems.append(
-            f"{PROJECT}:engine.env: {clashes} are set by the multi-node pods themselves; "
-            "use the network section for NCCL/Gloo interfaces"
-        )
-    if len(config.name) > MAX_NAME_LENGTH:
-        problems.append(
-            f"{PROJECT}:name: {config.name!r} is too long for a multi-node model's object names; "
-            f"use at most {MAX_NAME_LENGTH} characters"
-        )
-    return problems
-
-
-def check_multinode(config: StackConfig) -> None:
-    """Raise :class:`ConfigError` naming every problem of :func:`multinode_problems`."""
-    problems = multinode_problems(config)
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def network_env_names(network: NetworkSpec) -> set[str]:
-    """Names of the variables :func:`network_env_values` sets."""
-    return set(ray.network_env_values(network))
-
-
 def ray_env(plan: ServingPlan, head_host: str | None) -> tuple[dict[str, Any], ...]:
     """The pod's own IP (downward API), the Ray settings the scripts read, and the network settings."""
     config = plan.config
@@ -117,7 +70,7 @@ def ray_env(plan: ServingPlan, head_host: str | None) -> tuple[dict[str, Any], .
             wait_timeout_seconds=config.parallelism.ray_wait_timeout_seconds,
             head_host=head_host,
         ),
-        **ray.network_env_values(config.network),
+        **network_env_values(config.network),
     }
     own_ip = {"name": ray.HOST_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     return (own_ip, *({"name": key, "value": value} for key, value in values.items()))

@@ -8,8 +8,8 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from pulumi_vllm.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.config import StackConfig, parse_stack_config
+from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.pod import ContainerSettings, SecretKeyRef, object_labels, selector_labels
 from pulumi_vllm.kubernetes.secrets import SecretValue

@@ -1,4 +1,11 @@
-"""Offline render: run a stack's Pulumi program under the mock runtime and write what it would create."""
+"""Offline render: run a stack's Pulumi program under the mock runtime and write what it would create.
+
+:mod:`.engine` runs the program with a recording mock monitor, :mod:`.manifests` writes one file per
+Kubernetes object (secrets redacted), :mod:`.docker_files` the Docker target's files and Compose file,
+:mod:`.checks` runs the policy pack and vLLM's parser over the result, :mod:`.summary` prints the
+stack's summary. It sits above the components (it runs them) and below the command line
+(:mod:`pulumi_vllm.cli.render`).
+"""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi_vllm.engine.workload import VllmCommand, container_argv, find_commands, read_workload, vllm_containers
 from pulumi_vllm.errors import UserError
-from pulumi_vllm.policy_client import PolicyPackError, Violation, resources_from_registrations, run_policy_pack
-from pulumi_vllm.workload import VllmCommand, container_argv, find_commands, read_workload, vllm_containers
+from pulumi_vllm.policy.client import PolicyPackError, Violation, resources_from_registrations, run_policy_pack
 
 
 def format_violations(violations: list[Violation], names: dict[str, str]) -> list[str]:
@@ -112,7 +112,7 @@ def check_vllm_commands(rendered: Any) -> int:
     Raises:
         UserError: vLLM is not installed.
     """
-    from pulumi_vllm import vllm_check
+    from pulumi_vllm.engine import check as vllm_check
 
     invocations, unread = vllm_invocations(rendered.run)
     status = 0

@@ -1,11 +1,11 @@
 """Offline inference with vLLM's ``LLM`` class, configured from the same engine settings as the server.
 
-:func:`llm_kwargs` turns the :class:`~pulumi_vllm.argv.EngineArgs` of a stack (the ones
-:func:`~pulumi_vllm.argv.vllm_command` turns into ``vllm serve`` flags) into keyword arguments of
+:func:`llm_kwargs` turns the :class:`~pulumi_vllm.engine.argv.EngineArgs` of a stack (the ones
+:func:`~pulumi_vllm.engine.argv.vllm_command` turns into ``vllm serve`` flags) into keyword arguments of
 ``vllm.LLM``, so a notebook or a script loads the model exactly as the deployed server does::
 
-    from pulumi_vllm.argv import engine_args_from_config
-    from pulumi_vllm.offline import generate
+    from pulumi_vllm.engine.argv import engine_args_from_config
+    from pulumi_vllm.engine.offline import generate
 
     texts = generate(engine_args_from_config(config), ["Hello, my name is"])
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pulumi_vllm.argv import EngineArgs
+from pulumi_vllm.engine.argv import EngineArgs
 
 __all__ = ["OfflineArgsError", "extra_engine_kwargs", "generate", "llm_kwargs"]
 
@@ -45,7 +45,7 @@ def extra_engine_kwargs(extra_args: Sequence[str]) -> dict[str, Any]:
     """
     if not extra_args:
         return {}
-    from pulumi_vllm.vllm_check import VllmArgsError, check_engine_args
+    from pulumi_vllm.engine.check import VllmArgsError, check_engine_args
 
     try:
         parsed = vars(check_engine_args(extra_args))

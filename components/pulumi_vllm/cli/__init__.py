@@ -1,4 +1,8 @@
-"""The ``pulumi-vllm`` command: one sub-command per module, each adding its own parser."""
+"""The ``pulumi-vllm`` command: every sub-command in one place, each module adding its own parser.
+
+``render`` (:mod:`.render`), ``size`` (:mod:`.size`) and ``diff`` (:mod:`.diff`). The top of the
+package: it may import everything below it, and nothing imports it but the console script.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ __all__ = ["UserError", "build_parser", "console_main", "main"]
 # ``func(args) -> int`` as the parser default. Modules are imported lazily so that a fast
 # command never pays for a slow import (vLLM, gRPC) of another.
 SUBCOMMANDS = {
-    "render": "pulumi_vllm.render.cli",
-    "size": "pulumi_vllm.cli_size",
-    "diff": "pulumi_vllm.review.cli",
+    "render": "pulumi_vllm.cli.render",
+    "size": "pulumi_vllm.cli.size",
+    "diff": "pulumi_vllm.cli.diff",
 }
 
 
@@ -57,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-
-
 def console_main() -> None:
     """Console-script entry: run, flush, and leave without interpreter-exit noise from gRPC/asyncio."""
     code = main()
@@ -67,6 +69,3 @@ def console_main() -> None:
     # The Pulumi runtime leaves an event loop whose finaliser prints a spurious error at exit.
     os._exit(code)
 
-
-if __name__ == "__main__":
-    console_main()

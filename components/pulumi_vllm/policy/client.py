@@ -103,7 +103,7 @@ def resources_from_manifests(
     manifests: Iterable[Mapping[str, Any]], project: str = "manifests", stack: str = "dev"
 ) -> list[AnalyzedResource]:
     """Kubernetes manifests as the resources Pulumi would register for them (e.g. through ``yaml/v2``)."""
-    from pulumi_vllm.workload import pulumi_type
+    from pulumi_vllm.engine.workload import pulumi_type
 
     resources = []
     seen: set[tuple[str, str]] = set()

@@ -10,12 +10,14 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from pulumi_vllm import capacity
-from pulumi_vllm.capacity import CapacityPlan, NoLayoutError, plan_capacity, suggest_layout
-from pulumi_vllm.cli import UserError
-from pulumi_vllm.facts import ModelFacts, resolve_facts
-from pulumi_vllm.gpus import lookup_gpu
-from pulumi_vllm.parallelism import TopologyError, plan_topology
+from pulumi_vllm.capacity import planner as capacity
+from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.capacity.layout import NoLayoutError, suggest_layout
+from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
+from pulumi_vllm.errors import UserError
+from pulumi_vllm.models.facts import ModelFacts
+from pulumi_vllm.models.resolve import resolve_facts
 
 _HEADER_LIMIT = 100 * 1024 * 1024
 """Largest safetensors header read (the format caps headers at 100 MB)."""
@@ -52,7 +54,7 @@ def _facts(model: str) -> tuple[ModelFacts, str]:
     except ValueError as error:
         raise UserError(str(error)) from None
     if facts is None:
-        from pulumi_vllm.catalog import known_models
+        from pulumi_vllm.models.catalog import known_models
 
         raise UserError(
             f"unknown model {model!r}: not in the built-in catalog and not a local folder with a "

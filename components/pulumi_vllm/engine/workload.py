@@ -3,7 +3,7 @@
 Pure functions over plain dicts in the API's camelCase: a manifest, or a Pulumi resource's inputs.
 Nothing here knows how this package builds its own workloads, so a Deployment written after vLLM's
 Kubernetes guide, a LeaderWorkerSet from its multi-node guide and a KubeRay RayCluster are read the
-same way. The vLLM command itself is found and parsed by :mod:`pulumi_vllm.commandline`; its public
+same way. The vLLM command itself is found and parsed by :mod:`pulumi_vllm.engine.commandline`; its public
 names are importable from here too.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulumi_vllm.commandline import (
+from pulumi_vllm.engine.commandline import (
     BATCH_MODULES,
     SERVE_MODULES,
     VLLM_IMAGE_REPOSITORIES,

@@ -82,7 +82,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     """Render one stack; exit 0, or 2 on invalid config, 1 on a failed check."""
-    from pulumi_vllm.cli import UserError
+    from pulumi_vllm.errors import UserError
 
     try:
         project_dir = args.project or find_project(Path.cwd())

@@ -10,7 +10,7 @@ into blocks of 16 tokens (``get_num_blocks`` in vllm/v1/core/kv_cache_utils.py: 
 page size // layers), and every worker keeps as many blocks as the tightest one.
 
 The constants and their sources, each release range's :class:`Accounting`, the weight precision
-vLLM loads and its error wording live in :mod:`pulumi_vllm.capacity_accounting`; the public
+vLLM loads and its error wording live in :mod:`pulumi_vllm.capacity.accounting`; the public
 names there are importable from here too.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pulumi_vllm.capacity_accounting import (
+from pulumi_vllm.capacity.accounting import (
     BLOCK_SIZE,
     CUDA_GRAPH_GIB_PER_LAYER,
     DEFAULT_MAX_MODEL_LEN,
@@ -45,23 +45,20 @@ from pulumi_vllm.capacity_accounting import (
     startup_message,
     too_long_message,
 )
-from pulumi_vllm.facts import ModelFacts
-from pulumi_vllm.gpus import GpuType, lookup_gpu
-from pulumi_vllm.parallelism import (
-    TopologyError,
+from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
+from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     padded_vocab_size,
-    plan_topology,
-    valid_tensor_parallel_sizes,
 )
+from pulumi_vllm.models.facts import ModelFacts
 
 __all__ = [
     "BLOCK_SIZE", "CUDA_GRAPH_GIB_PER_LAYER", "DEFAULT_MAX_MODEL_LEN", "DEFAULT_MLP_RATIO", "DOCS_LINK",
     "FORWARD_HIDDEN_COPIES", "GIB", "INT4_GROUP_OVERHEAD", "MOE_TOP_K", "PINNED_VLLM_VERSION",
     "PIPELINE_STAGE_NON_TORCH_GIB", "SAMPLER_LOGIT_COPIES_BEFORE_0_17", "SAMPLER_LOGIT_COPIES_FROM_0_17",
     "STARTUP_DISTRIBUTED_GIB", "STARTUP_IN_USE_GIB", "TENSOR_PARALLEL_PER_DOUBLING_GIB", "Accounting", "CapacityPlan",
-    "NoLayoutError", "StagePlan", "accounting_for", "estimate_num_parameters", "kv_cache_bytes_per_token",
-    "parse_vllm_version", "pipeline_stage_layers", "plan_capacity", "resolve_weight_dtype", "suggest_layout",
+    "StagePlan", "accounting_for", "estimate_num_parameters", "kv_cache_bytes_per_token",
+    "parse_vllm_version", "pipeline_stage_layers", "plan_capacity", "resolve_weight_dtype",
 ]
 
 
@@ -238,7 +235,7 @@ def plan_capacity(
 ) -> CapacityPlan:
     """Memory per GPU, KV-cache capacity and vLLM's start-up verdict for one layout.
 
-    ``gpu`` is a :class:`GpuType` or a name for :func:`pulumi_vllm.gpus.lookup_gpu`.
+    ``gpu`` is a :class:`GpuType` or a name for :func:`pulumi_vllm.capacity.gpus.lookup_gpu`.
     ``max_model_len`` defaults to the model's context length; ``max_num_seqs`` and
     ``max_num_batched_tokens`` to vLLM's defaults for ``vllm serve`` on ``gpu``.
 
@@ -324,67 +321,4 @@ def plan_capacity(
         weights_gib_per_gpu=weights_gib, kv_cache_gib_per_gpu=tightest.kv_cache_gib,
         kv_cache_tokens=blocks * BLOCK_SIZE, max_concurrency=concurrency, fits=fits, message=message,
         max_model_len_that_fits=blocks * BLOCK_SIZE, stages=tuple(stages), notes=tuple(notes),
-    )
-
-
-class NoLayoutError(ValueError):
-    """No layout within the limits fits; ``closest`` is the plan with the largest KV cache tried."""
-
-    def __init__(self, message: str, closest: CapacityPlan | None) -> None:
-        super().__init__(message)
-        self.closest = closest
-
-
-def suggest_layout(
-    facts: ModelFacts,
-    gpu: GpuType | str,
-    gpus_per_node: int,
-    min_concurrency: float = 1.0,
-    max_model_len: int | None = None,
-    gpu_memory_utilization: float = 0.9,
-    kv_cache_dtype: str = "auto",
-    weight_dtype: str | None = None,
-    vllm_version: str = PINNED_VLLM_VERSION,
-    model_id: str = "",
-    max_nodes: int = 16,
-) -> CapacityPlan:
-    """The smallest layout that passes the parallelism rules, lays out on nodes of
-    ``gpus_per_node`` GPUs, and fits with at least ``min_concurrency`` requests of max_model_len.
-
-    Fewest GPUs first; for equal counts, fewer pipeline stages (tensor parallelism stays in a node).
-
-    Raises:
-        NoLayoutError: nothing up to ``max_nodes`` nodes fits (carries the closest plan).
-        ValueError: ``gpus_per_node`` or ``max_nodes`` below 1.
-    """
-    gpu = lookup_gpu(gpu) if isinstance(gpu, str) else gpu
-    if gpus_per_node < 1 or max_nodes < 1:
-        raise ValueError(f"gpus_per_node and max_nodes must be at least 1, got {gpus_per_node}, {max_nodes}")
-    most = gpus_per_node * max_nodes
-    candidates = sorted(
-        ((t, p) for t in valid_tensor_parallel_sizes(facts, gpus_per_node)
-         for p in range(1, min(facts.num_hidden_layers, most // t) + 1)),
-        key=lambda layout: (layout[0] * layout[1], layout[1]),
-    )
-    closest: CapacityPlan | None = None
-    for t, p in candidates:
-        if any(f.verifiable for f in check_parallelism(facts, t, p, model_id)):
-            continue
-        try:
-            plan_topology(t, p, gpus_per_node=gpus_per_node)
-        except TopologyError:
-            continue
-        plan = plan_capacity(
-            facts, gpu, t, p, max_model_len, gpu_memory_utilization, kv_cache_dtype, weight_dtype,
-            vllm_version, model_id,
-        )
-        if plan.fits and plan.max_concurrency >= min_concurrency:
-            return plan
-        if closest is None or (plan.fits, plan.kv_cache_tokens) > (closest.fits, closest.kv_cache_tokens):
-            closest = plan
-    best = f" The largest KV cache found: {closest.summary_line()}" if closest else ""
-    raise NoLayoutError(
-        f"no layout of up to {max_nodes} nodes of {gpus_per_node} {gpu.name} GPUs fits "
-        f"{model_id or 'the model'} with {min_concurrency:g}x concurrency.{best}",
-        closest,
     )

@@ -167,9 +167,9 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def render_side(folder: Path, stack: str, policy: PolicyRunner | None, base: bool) -> StackSide:
     """Render ``stack`` from ``folder`` into a :class:`StackSide`; at the base a failed render is kept as a note."""
-    from pulumi_vllm.cli import UserError
+    from pulumi_vllm.cli.render import render_stack
     from pulumi_vllm.config import ConfigError
-    from pulumi_vllm.render.cli import render_stack
+    from pulumi_vllm.errors import UserError
     from pulumi_vllm.render.engine import RenderError
 
     digests = secure_digests(folder, stack)
@@ -206,19 +206,19 @@ def policy_support() -> str:
     import importlib
 
     try:
-        importlib.import_module("pulumi_vllm.policy_client")
+        importlib.import_module("pulumi_vllm.policy.client")
     except ModuleNotFoundError as error:
-        if error.name and "pulumi_vllm.policy_client".startswith(error.name):
-            return "pulumi_vllm.policy_client is not installed"
+        if error.name and "pulumi_vllm.policy.client".startswith(error.name):
+            return "pulumi_vllm.policy.client is not installed"
         raise
     return ""
 
 
 def run_policy_pack(rendered: Any, pack: Path, config: Path | None) -> tuple[Verdict, ...]:
     """Run the pack over ``rendered`` as ``pulumi preview`` would (gRPC Analyzer) and return its violations."""
-    from pulumi_vllm.cli import UserError
-    from pulumi_vllm.policy_client import PolicyPackError, resources_from_registrations
-    from pulumi_vllm.policy_client import run_policy_pack as analyze
+    from pulumi_vllm.errors import UserError
+    from pulumi_vllm.policy.client import PolicyPackError, resources_from_registrations
+    from pulumi_vllm.policy.client import run_policy_pack as analyze
     from pulumi_vllm.render.manifests import is_kubernetes_object, kubernetes_manifest
     from pulumi_vllm.review.consequences import describe
 
@@ -257,7 +257,7 @@ class PolicyRunner:
 
 def policy_runner(args: argparse.Namespace, project_dir: Path) -> tuple[PolicyRunner | None, str]:
     """The policy runner to use, or ``None`` and the reason verdicts are not available."""
-    from pulumi_vllm.cli import UserError
+    from pulumi_vllm.errors import UserError
 
     if args.no_policy:
         return None, "not run (--no-policy)"
@@ -292,7 +292,7 @@ def build_report(
     project_dir: Path, base: str, stacks: list[str] | None, policy: PolicyRunner | None, policy_note: str = ""
 ) -> DiffReport:
     """Render the selected stacks at ``base`` and in ``project_dir`` and compare them."""
-    from pulumi_vllm.cli import UserError
+    from pulumi_vllm.errors import UserError
     from pulumi_vllm.review.gitrev import RevisionError, project_at_revision
 
     try:
@@ -315,8 +315,8 @@ def build_report(
 
 def run_diff(args: argparse.Namespace) -> int:
     """Compare, write the report; exit 0 (no changes), 3 (changes), 4 (mandatory violation after)."""
-    from pulumi_vllm.cli import UserError
-    from pulumi_vllm.render.cli import find_project
+    from pulumi_vllm.cli.render import find_project
+    from pulumi_vllm.errors import UserError
     from pulumi_vllm.render.engine import RenderError
 
     try:

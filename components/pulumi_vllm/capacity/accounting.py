@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from pulumi_vllm.facts import ModelFacts
+from pulumi_vllm.models.facts import ModelFacts
 
 GIB = 1 << 30
 BLOCK_SIZE = 16

@@ -8,7 +8,7 @@ and who runs ``ray start``.
 
 The scripts read their per-node values from environment variables (the ``*_ENV`` names below), so
 one text serves every pod of a stack and runs unchanged on one machine with other values. The serve
-command (from :func:`pulumi_vllm.argv.vllm_command`) sits in the head script between two marker
+command (from :func:`pulumi_vllm.engine.argv.vllm_command`) sits in the head script between two marker
 lines, where tools that read the workload find it and where a test may put another command.
 
 Failure handling: the head waits for the expected node count with a bounded timeout, then runs vLLM
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-
-from pulumi_vllm.config import NetworkSpec
 
 RAY_PORT = 6379
 """Port of the Ray head's GCS server (Ray's default)."""
@@ -296,17 +294,4 @@ def ray_environment(
     }
     if head_host is not None:
         env[HEAD_HOST_ENV] = head_host
-    return env
-
-
-def network_env_values(network: NetworkSpec) -> dict[str, str]:
-    """NCCL and Gloo settings of the network section, as environment values (every Ray node, any target)."""
-    env: dict[str, str] = {}
-    if network.nccl_socket_ifname:
-        env["NCCL_SOCKET_IFNAME"] = network.nccl_socket_ifname
-    gloo = network.gloo_socket_ifname or network.nccl_socket_ifname
-    if gloo:
-        env["GLOO_SOCKET_IFNAME"] = gloo
-    if network.infiniband and network.ib_hca:
-        env["NCCL_IB_HCA"] = network.ib_hca
     return env

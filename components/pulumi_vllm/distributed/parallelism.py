@@ -1,0 +1,292 @@
+"""Parallelism rules: which tensor/pipeline parallel sizes a model and a cluster can take.
+
+Pure functions shared by config validation, the policy pack and the capacity planner, so each
+rule lives in one place. The rules mirror what vLLM checks (or trips over) at start-up:
+
+* tensor parallelism splits attention heads, key/value heads and the vocabulary across GPUs;
+* pipeline parallelism splits the decoder layers into stages;
+* with Ray, every pod is one Ray node, and a tensor-parallel group must not cross pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pulumi_vllm.models.facts import ModelFacts
+
+TENSOR_PARALLEL_RULE = "tensor-parallel-divides-heads"
+PIPELINE_PARALLEL_RULE = "pipeline-parallel-fits-layers"
+
+VOCAB_PADDING = 64
+"""vLLM pads the vocabulary to a multiple of this before sharding it (DEFAULT_VOCAB_PADDING_SIZE)."""
+
+_SUGGEST_UP_TO = 8
+"""Suggestions list sizes up to at least one full node of 8 GPUs."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken (or unverifiable) parallelism rule."""
+
+    rule: str
+    """Rule name, e.g. ``tensor-parallel-divides-heads``."""
+    message: str
+    """What is wrong and what would be accepted."""
+    verifiable: bool = True
+    """``False`` when the rule could not be checked because the model's facts are unknown."""
+
+
+class TopologyError(ValueError):
+    """Tensor/pipeline parallel sizes that cannot be laid out on the given pods and nodes."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How the ``tensor_parallel_size * pipeline_parallel_size`` GPUs are spread over pods."""
+
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    gpus_per_pod: int
+    pods: int
+
+    @property
+    def world_size(self) -> int:
+        """GPUs in total: tensor parallel size times pipeline parallel size."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether the deployment needs more than one pod (hence Ray across pods)."""
+        return self.pods > 1
+
+
+def padded_vocab_size(vocab_size: int, pad_to: int = VOCAB_PADDING) -> int:
+    """``vocab_size`` rounded up to a multiple of ``pad_to``, as vLLM's VocabParallelEmbedding does."""
+    return -(-vocab_size // pad_to) * pad_to
+
+
+def _tensor_parallel_problems(facts: ModelFacts, size: int) -> list[str]:
+    """The first sentence of each tensor-parallel message that ``size`` breaks (empty: fine)."""
+    problems: list[str] = []
+    heads = facts.num_attention_heads
+    if heads % size:
+        # vLLM's own wording (ModelConfig.verify_with_parallel_config), so users can search it.
+        problems.append(
+            f"Total number of attention heads ({heads}) must be divisible by "
+            f"tensor parallel size ({size})."
+        )
+    # MLA models cache one shared latent per token instead of per-head keys and values, so
+    # vLLM never shards key/value heads for them and this rule does not apply.
+    kv_heads = facts.num_key_value_heads
+    if not facts.use_mla:
+        if kv_heads >= size and kv_heads % size:
+            problems.append(
+                f"Total number of key/value heads ({kv_heads}) must be divisible by "
+                f"tensor parallel size ({size})."
+            )
+        elif kv_heads < size and size % kv_heads:
+            # Fewer kv heads than GPUs: vLLM replicates each kv head on size / kv_heads GPUs.
+            problems.append(
+                f"Tensor parallel size ({size}) must be a multiple of the total number of "
+                f"key/value heads ({kv_heads}) when it exceeds them."
+            )
+    padded = padded_vocab_size(facts.vocab_size)
+    if padded % size:
+        # vLLM shards the padded vocabulary evenly and fails with "<padded> is not divisible by <T>".
+        problems.append(
+            f"Padded vocabulary size ({padded}, vocab_size {facts.vocab_size} rounded up to a "
+            f"multiple of {VOCAB_PADDING}) must be divisible by tensor parallel size ({size})."
+        )
+    return problems
+
+
+def valid_tensor_parallel_sizes(facts: ModelFacts, up_to: int) -> list[int]:
+    """Every tensor parallel size from 1 to ``up_to`` that ``facts`` allows."""
+    return [
+        size
+        for size in range(1, up_to + 1)
+        if not _tensor_parallel_problems(facts, size)
+    ]
+
+
+def _suggestion(facts: ModelFacts, size: int) -> str:
+    up_to = max(_SUGGEST_UP_TO, size)
+    valid = ", ".join(str(s) for s in valid_tensor_parallel_sizes(facts, up_to))
+    return f"Valid tensor parallel sizes up to {up_to}: {valid}."
+
+
+def _unverifiable(rule: str, what: str, model: str) -> Finding:
+    return Finding(
+        rule, f"cannot verify {what}: no model facts for '{model}'", verifiable=False
+    )
+
+
+def check_tensor_parallel(
+    facts: ModelFacts | None, tensor_parallel_size: int, model: str = ""
+) -> list[Finding]:
+    """Findings for ``tensor_parallel_size`` against the model's heads, kv heads and vocabulary.
+
+    Returns an empty list when vLLM can shard the model that way, one finding per broken
+    condition otherwise (each ending with the valid sizes), or one unverifiable finding when
+    ``facts`` is ``None``. Never raises.
+    """
+    rule = TENSOR_PARALLEL_RULE
+    if tensor_parallel_size < 1:
+        return [
+            Finding(
+                rule,
+                f"tensor parallel size must be at least 1, got {tensor_parallel_size}.",
+            )
+        ]
+    if facts is None:
+        return [
+            _unverifiable(rule, f"tensor parallel size {tensor_parallel_size}", model)
+        ]
+    suggestion = _suggestion(facts, tensor_parallel_size)
+    return [
+        Finding(rule, f"{problem} {suggestion}")
+        for problem in _tensor_parallel_problems(facts, tensor_parallel_size)
+    ]
+
+
+def check_pipeline_parallel(
+    facts: ModelFacts | None, pipeline_parallel_size: int, model: str = ""
+) -> list[Finding]:
+    """Findings for ``pipeline_parallel_size`` against the model's layer count.
+
+    vLLM spreads layers over stages as evenly as it can (uneven splits are fine) but does not
+    check that every stage gets one; a stage without layers only fails once the workers start.
+    Never raises.
+    """
+    rule = PIPELINE_PARALLEL_RULE
+    if pipeline_parallel_size < 1:
+        return [
+            Finding(
+                rule,
+                f"pipeline parallel size must be at least 1, got {pipeline_parallel_size}.",
+            )
+        ]
+    if facts is None:
+        return [
+            _unverifiable(
+                rule, f"pipeline parallel size {pipeline_parallel_size}", model
+            )
+        ]
+    layers = facts.num_hidden_layers
+    if pipeline_parallel_size <= layers:
+        return []
+    return [
+        Finding(
+            rule,
+            f"Pipeline parallel size ({pipeline_parallel_size}) must not exceed the number of "
+            f"hidden layers ({layers}). Valid pipeline parallel sizes: 1 to {layers}.",
+        )
+    ]
+
+
+def check_parallelism(
+    facts: ModelFacts | None,
+    tensor_parallel_size: int,
+    pipeline_parallel_size: int,
+    model: str = "",
+) -> list[Finding]:
+    """Tensor and pipeline parallel findings together (see the two checks)."""
+    return check_tensor_parallel(
+        facts, tensor_parallel_size, model
+    ) + check_pipeline_parallel(facts, pipeline_parallel_size, model)
+
+
+def _pod_sizes(
+    tensor_parallel_size: int, world_size: int, gpus_per_node: int | None
+) -> list[int]:
+    """GPU counts per pod that hold whole tensor-parallel groups and split the world evenly."""
+    limit = min(world_size, gpus_per_node or world_size)
+    return [
+        size
+        for size in range(tensor_parallel_size, limit + 1, tensor_parallel_size)
+        if world_size % size == 0
+    ]
+
+
+def plan_topology(
+    tensor_parallel_size: int,
+    pipeline_parallel_size: int,
+    gpus_per_pod: int | None = None,
+    gpus_per_node: int | None = None,
+) -> Topology:
+    """Lay out ``tensor_parallel_size * pipeline_parallel_size`` GPUs over identical pods.
+
+    The rule: every pod holds whole tensor-parallel groups (``gpus_per_pod`` is a multiple of
+    ``tensor_parallel_size``) and fits on one node. With Ray each pod is one Ray node; vLLM
+    places a tensor-parallel group's ranks side by side and warns when they land on several
+    Ray nodes, and NCCL then talks between pods over the network instead of NVLink even when
+    they share a machine. Pipeline stages, which exchange only activations, may cross pods.
+
+    ``gpus_per_pod`` defaults to the largest such size up to ``gpus_per_node`` (one pod for the
+    whole model when it fits on a node).
+
+    Raises:
+        TopologyError: a size below 1, a tensor-parallel group larger than a node, or a
+            ``gpus_per_pod`` that breaks the rule above; the message lists what would work.
+    """
+    sizes = {
+        "tensor_parallel_size": tensor_parallel_size,
+        "pipeline_parallel_size": pipeline_parallel_size,
+        "gpus_per_pod": gpus_per_pod,
+        "gpus_per_node": gpus_per_node,
+    }
+    for name, value in sizes.items():
+        if value is not None and value < 1:
+            raise TopologyError(f"{name} must be at least 1, got {value}.")
+
+    world = tensor_parallel_size * pipeline_parallel_size
+    if gpus_per_node is not None and tensor_parallel_size > gpus_per_node:
+        hint = ""
+        if world % gpus_per_node == 0:
+            hint = (
+                f" For {world} GPUs use tensor_parallel_size={gpus_per_node} with "
+                f"pipeline_parallel_size={world // gpus_per_node}."
+            )
+        raise TopologyError(
+            f"tensor_parallel_size ({tensor_parallel_size}) exceeds the GPUs per node "
+            f"({gpus_per_node}): tensor parallel traffic must stay inside one node; "
+            f"split across nodes with pipeline parallelism instead.{hint}"
+        )
+    if (
+        gpus_per_node is not None
+        and gpus_per_pod is not None
+        and gpus_per_pod > gpus_per_node
+    ):
+        raise TopologyError(
+            f"gpus_per_pod ({gpus_per_pod}) exceeds the GPUs per node ({gpus_per_node}): "
+            f"a pod runs on one node. {_pod_hint(tensor_parallel_size, world, gpus_per_node)}"
+        )
+
+    if gpus_per_pod is None:
+        gpus_per_pod = max(_pod_sizes(tensor_parallel_size, world, gpus_per_node))
+    elif gpus_per_pod % tensor_parallel_size:
+        raise TopologyError(
+            f"gpus_per_pod ({gpus_per_pod}) must be a multiple of tensor_parallel_size "
+            f"({tensor_parallel_size}): a tensor-parallel group must not span pods. "
+            f"{_pod_hint(tensor_parallel_size, world, gpus_per_node)}"
+        )
+    elif world % gpus_per_pod:
+        raise TopologyError(
+            f"world size ({world} = tensor_parallel_size {tensor_parallel_size} x "
+            f"pipeline_parallel_size {pipeline_parallel_size}) is not divisible by gpus_per_pod "
+            f"({gpus_per_pod}): every pod must be full. "
+            f"{_pod_hint(tensor_parallel_size, world, gpus_per_node)}"
+        )
+    return Topology(
+        tensor_parallel_size=tensor_parallel_size,
+        pipeline_parallel_size=pipeline_parallel_size,
+        gpus_per_pod=gpus_per_pod,
+        pods=world // gpus_per_pod,
+    )
+
+
+def _pod_hint(tensor_parallel_size: int, world: int, gpus_per_node: int | None) -> str:
+    valid = ", ".join(
+        str(s) for s in _pod_sizes(tensor_parallel_size, world, gpus_per_node)
+    )
+    return f"Valid gpus_per_pod: {valid}."

@@ -1,0 +1,128 @@
+"""The one builder of vLLM command lines.
+
+Every target (the Kubernetes Deployment, the Ray head, the Docker container, the batch Job) calls
+:func:`vllm_command`; nothing else in the package writes a vLLM flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pulumi_vllm.config import StackConfig
+
+VLLM_PORT = 8000
+"""Port vLLM's OpenAI server listens on inside the container."""
+
+SERVE_COMMAND: tuple[str, ...] = ("vllm", "serve")
+"""Entrypoint of the OpenAI-compatible server (``vllm serve MODEL [flags]``)."""
+
+BATCH_COMMAND: tuple[str, ...] = ("vllm", "run-batch")
+"""Entrypoint of vLLM's offline batch mode (OpenAI batch JSONL in, JSONL out); the older
+``python -m vllm.entrypoints.openai.run_batch`` is a deprecated alias of it."""
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    """The engine settings every vLLM entrypoint shares, in vLLM's own terms."""
+
+    model: str
+    revision: str | None = None
+    served_model_name: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    kv_cache_dtype: str = "auto"
+    quantization: str | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: Literal["ray", "mp"] | None = None
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class VllmCommand:
+    """A container's ``command`` and ``args``."""
+
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+
+    @property
+    def argv(self) -> list[str]:
+        """The whole command line."""
+        return [*self.command, *self.args]
+
+
+def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) -> EngineArgs:
+    """The engine settings of a stack; ``multi_node`` selects Ray as the executor backend."""
+    return EngineArgs(
+        model=config.model.id,
+        revision=config.model.revision,
+        served_model_name=config.model.served_model_name,
+        trust_remote_code=config.model.trust_remote_code,
+        dtype=config.engine.dtype,
+        max_model_len=config.engine.max_model_len,
+        gpu_memory_utilization=config.engine.gpu_memory_utilization,
+        kv_cache_dtype=config.engine.kv_cache_dtype,
+        quantization=config.engine.quantization,
+        tensor_parallel_size=config.parallelism.tensor_parallel_size,
+        pipeline_parallel_size=config.parallelism.pipeline_parallel_size,
+        distributed_executor_backend="ray" if multi_node else None,
+        extra_args=tuple(config.engine.extra_args),
+    )
+
+
+def _format_number(value: float) -> str:
+    # repr keeps every digit the user wrote (":g" would round to six significant digits).
+    return repr(float(value))
+
+
+def _engine_flags(engine: EngineArgs) -> list[str]:
+    flags: list[str] = []
+    if engine.revision:
+        flags += ["--revision", engine.revision]
+    if engine.served_model_name:
+        flags += ["--served-model-name", engine.served_model_name]
+    if engine.trust_remote_code:
+        flags.append("--trust-remote-code")
+    if engine.dtype != "auto":
+        flags += ["--dtype", engine.dtype]
+    if engine.max_model_len is not None:
+        flags += ["--max-model-len", str(engine.max_model_len)]
+    flags += ["--gpu-memory-utilization", _format_number(engine.gpu_memory_utilization)]
+    if engine.kv_cache_dtype != "auto":
+        flags += ["--kv-cache-dtype", engine.kv_cache_dtype]
+    if engine.quantization:
+        flags += ["--quantization", engine.quantization]
+    flags += ["--tensor-parallel-size", str(engine.tensor_parallel_size)]
+    flags += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
+    if engine.distributed_executor_backend:
+        flags += ["--distributed-executor-backend", engine.distributed_executor_backend]
+    flags += list(engine.extra_args)
+    return flags
+
+
+def vllm_command(
+    engine: EngineArgs,
+    *,
+    mode: Literal["serve", "batch"] = "serve",
+    host: str = "0.0.0.0",
+    port: int = VLLM_PORT,
+    batch_input: str | None = None,
+    batch_output: str | None = None,
+) -> VllmCommand:
+    """The vLLM command line for ``engine``.
+
+    ``serve`` runs the OpenAI-compatible server on ``host:port``; ``batch`` runs offline batch
+    inference from ``batch_input`` to ``batch_output`` (both OpenAI batch JSONL files).
+    The API key is never a flag: vLLM reads it from the ``VLLM_API_KEY`` environment variable,
+    which the targets fill from a secret.
+    """
+    if mode == "serve":
+        args = [engine.model, "--host", host, "--port", str(port), *_engine_flags(engine)]
+        return VllmCommand(command=SERVE_COMMAND, args=tuple(args))
+    if not batch_input or not batch_output:
+        raise ValueError("batch mode needs batch_input and batch_output")
+    args = ["-i", batch_input, "-o", batch_output, "--model", engine.model, *_engine_flags(engine)]
+    return VllmCommand(command=BATCH_COMMAND, args=tuple(args))

@@ -1,0 +1,28 @@
+"""What every vLLM container has on any target: where the model cache is mounted, the health path,
+the size of its shared memory, and the memory quantities those sizes are written in."""
+
+from __future__ import annotations
+
+import re
+
+MODEL_CACHE_PATH = "/root/.cache/huggingface"
+"""Where the model cache is mounted; ``HF_HOME`` points here."""
+
+HEALTH_PATH = "/health"
+"""vLLM's liveness and readiness endpoint (200 once the engine has loaded the model)."""
+
+_QUANTITY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_FACTORS = {None: 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """Bytes in a Kubernetes memory quantity such as ``16Gi`` or ``500M``."""
+    match = _QUANTITY.match(quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a memory quantity")
+    return float(match.group(1)) * _FACTORS[match.group(2)]
+
+
+def default_shm_size(gpus: int) -> str:
+    """Default /dev/shm of a vLLM container: 2Gi per GPU (NCCL's intra-node buffers), at least 2Gi."""
+    return f"{max(2, 2 * gpus)}Gi"
