@@ -1,0 +1,93 @@
+"""The ``model`` and ``engine`` sections: which model vLLM serves, and how."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from pulumi_vllm.config.base import (
+    DEFAULT_IMAGE,
+    _Section,
+)
+
+
+class ModelSpec(_Section):
+    """Which model to serve."""
+
+    id: str = Field(min_length=1)
+    """Hugging Face model id (``org/name``) or an absolute path inside the container."""
+    revision: str | None = None
+    """Branch, tag or commit of the model repository (pin a commit for reproducible rollouts)."""
+    served_model_name: str | None = None
+    """Name clients use in the ``model`` field; defaults to the model id."""
+    trust_remote_code: bool = False
+    """Allow the model repository's own Python code to run (only for models you trust)."""
+    facts: dict[str, Any] | None = None
+    """Explicit architecture facts (ModelFacts fields), overriding config.json and the catalog."""
+    config_json: str | None = None
+    """Path on this machine to the model's ``config.json``, read for architecture facts."""
+
+    @field_validator("id")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if value.strip() != value or " " in value:
+            raise ValueError(f"{value!r} is not a model id or path (no spaces allowed)")
+        return value
+
+
+class EngineSpec(_Section):
+    """vLLM engine settings."""
+
+    image: str = DEFAULT_IMAGE
+    """Container image, pinned to a vLLM release tag or digest (never ``latest``)."""
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
+    """Weight and activation dtype (vLLM's ``--dtype``)."""
+    max_model_len: int | None = Field(default=None, gt=0)
+    """Longest context (prompt + output) in tokens; defaults to the model's own limit."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Fraction of each GPU's memory vLLM may use (weights, activations and KV cache)."""
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    """KV-cache dtype; fp8 roughly doubles the cache in tokens."""
+    quantization: str | None = None
+    """Weight quantization method passed as ``--quantization`` (e.g. fp8, awq); usually detected."""
+    extra_args: list[str] = Field(default_factory=list)
+    """Escape hatch: further ``vllm serve`` flags, appended verbatim."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the vLLM container (non-secret values only)."""
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if "@sha256:" in value:
+            return value
+        name, _, tag = value.rpartition(":")
+        if not name or "/" in tag or not tag:
+            raise ValueError(
+                f"{value!r} has no tag; pin a vLLM release, e.g. {DEFAULT_IMAGE}"
+            )
+        if tag == "latest":
+            raise ValueError(f"{value!r} uses 'latest'; pin a vLLM release, e.g. {DEFAULT_IMAGE}")
+        return value
+
+    @field_validator("extra_args")
+    @classmethod
+    def _flags(cls, value: list[str]) -> list[str]:
+        managed = {"--host", "--port", "--api-key", "--model"}
+        for arg in value:
+            flag = arg.split("=", 1)[0]
+            if flag in managed:
+                raise ValueError(
+                    f"{arg!r} is set by pulumi-vllm itself; use the matching config key instead"
+                )
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _no_secret_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name in {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY"}:
+                raise ValueError(
+                    f"{name} must not be a plain value; set the hfToken / apiKey secret instead"
+                )
+        return value

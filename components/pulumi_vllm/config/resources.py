@@ -1,0 +1,143 @@
+"""The sections about where and on what the model runs: ``parallelism``, ``resources``, ``cache``,
+``hfTokenSecret``, ``probes``, ``service``, ``capacity`` and ``quota``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from pulumi_vllm.config.base import (
+    _LABEL_KEY,
+    _check_quantity,
+    _Section,
+)
+
+
+class ParallelismSpec(_Section):
+    """How the model is split across GPUs."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    """GPUs one copy of the model is split across inside a node (``--tensor-parallel-size``)."""
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    """Pipeline stages across nodes (``--pipeline-parallel-size``)."""
+    gpus_per_node: int | None = Field(default=None, ge=1)
+    """GPUs on each GPU node of the cluster; bounds the GPUs of one pod."""
+    gpus_per_pod: int | None = Field(default=None, ge=1)
+    """GPUs each pod requests; defaults to the whole world size when it fits in a node."""
+    backend: Literal["plain", "leaderworkerset", "kuberay"] = "plain"
+    """Multi-node backend: plain StatefulSet, LeaderWorkerSet, or a KubeRay RayCluster."""
+    ray_wait_timeout_seconds: int = Field(default=600, ge=30)
+    """Multi-node: how long the Ray head waits for every pod to join (and a worker for the head) before
+    its container fails with a message naming what is missing; counts against probes.startupTimeoutSeconds."""
+
+
+class ResourcesSpec(_Section):
+    """Compute resources and scheduling of the vLLM pods."""
+
+    gpu_count: int | None = Field(default=None, ge=1)
+    """GPUs per pod (same as parallelism.gpusPerPod); defaults to tensor x pipeline parallel size on one node."""
+    gpu_resource_name: str = "nvidia.com/gpu"
+    """Extended resource name of the GPUs (``amd.com/gpu`` for AMD)."""
+    gpu_type: str | None = None
+    """GPU model (e.g. H100-80GB, A100-40GB, L4) for the capacity planner; optional."""
+    cpu_request: str = "4"
+    memory_request: str = "32Gi"
+    cpu_limit: str | None = None
+    """CPU limit; unset by default so tokenization and scheduling are not throttled."""
+    memory_limit: str | None = None
+    """Memory limit; defaults to the request plus the shared-memory size."""
+    shm_size: str | None = None
+    """Size of the memory-backed /dev/shm; defaults to 2Gi per GPU (at least 2Gi)."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """Pod tolerations in Kubernetes form (``key``, ``operator``, ``value``, ``effect``)."""
+    runtime_class_name: str | None = None
+    """RuntimeClass of the pods (e.g. ``nvidia`` when the GPU runtime is not the default)."""
+
+    @field_validator("cpu_request", "memory_request", "cpu_limit", "memory_limit", "shm_size")
+    @classmethod
+    def _quantities(cls, value: str | None) -> str | None:
+        return _check_quantity(value, "a resource")
+
+    @field_validator("gpu_resource_name")
+    @classmethod
+    def _resource_name(cls, value: str) -> str:
+        if not _LABEL_KEY.match(value) or "/" not in value:
+            raise ValueError(f"{value!r} is not an extended resource name such as nvidia.com/gpu")
+        return value
+
+    @field_validator("tolerations")
+    @classmethod
+    def _tolerations(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        allowed = {"key", "operator", "value", "effect", "tolerationSeconds"}
+        for index, item in enumerate(value):
+            unknown = set(item) - allowed
+            if unknown:
+                raise ValueError(
+                    f"toleration {index} has unknown field(s) {sorted(unknown)}; accepted: {sorted(allowed)}"
+                )
+        return value
+
+
+class CacheSpec(_Section):
+    """The model cache: a PersistentVolumeClaim holding the Hugging Face cache."""
+
+    size: str = "100Gi"
+    """Requested capacity; room for the weights of every model this stack will serve."""
+    storage_class: str | None = None
+    """StorageClass; the cluster default when unset."""
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteOnce"
+    """ReadWriteMany lets replicas on several nodes share one cache."""
+    existing_claim: str | None = None
+    """Use this existing claim instead of creating one (nothing is created or deleted)."""
+    protect: bool = False
+    """Pulumi ``protect``: refuse to delete the claim at all until unset."""
+    retain_on_delete: bool = True
+    """Keep the claim (and its data) in the cluster when the stack is destroyed."""
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        return _check_quantity(value, "the cache size") or value
+
+
+class SecretRef(_Section):
+    """A key of an existing Kubernetes Secret."""
+
+    name: str
+    key: str = "token"
+
+
+class ProbesSpec(_Section):
+    """Health checking of the vLLM server (all on ``/health``)."""
+
+    startup_timeout_seconds: int = Field(default=1800, ge=60)
+    """Time allowed for the first download and load of the model before the pod is restarted."""
+    readiness_period_seconds: int = Field(default=5, ge=1)
+    liveness_period_seconds: int = Field(default=10, ge=1)
+    liveness_failure_threshold: int = Field(default=3, ge=1)
+
+
+class ServiceSpec(_Section):
+    """The Service in front of the vLLM pods."""
+
+    port: int = Field(default=80, ge=1, le=65535)
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
+class CapacitySpec(_Section):
+    """The capacity check at validation (needs ``resources.gpuType`` and known model facts)."""
+
+    check: Literal["error", "warning", "off"] = "error"
+    """``error``: a config that cannot fit fails validation; ``warning``: it is reported only."""
+    min_concurrency: float = Field(default=1.0, ge=0)
+    """Minimum predicted concurrency at maxModelLen below which the check reports."""
+
+
+class QuotaSpec(_Section):
+    """A ResourceQuota on GPUs for the namespace, so the cluster enforces the ceiling outside Pulumi too."""
+
+    enabled: bool = False
+    gpus: int | None = Field(default=None, ge=0)
+    """GPUs the namespace may request in total; defaults to what this stack requests."""
