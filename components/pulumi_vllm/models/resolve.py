@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pulumi_vllm.models import catalog
 from pulumi_vllm.models.facts import ModelFacts, facts_from_config_json
 
 
@@ -28,8 +29,6 @@ def resolve_facts(
         ValueError: unknown field names in ``explicit``, incomplete explicit values with nothing
             to complete them, or an unreadable ``config_json``.
     """
-    from pulumi_vllm import catalog  # catalog imports this module
-
     explicit = dict(explicit or {})
     unknown = sorted(set(explicit) - set(ModelFacts.model_fields))
     if unknown:
