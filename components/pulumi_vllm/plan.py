@@ -56,6 +56,19 @@ class ServingPlan:
         return self.topology.world_size * self.config.replicas
 
     @property
+    def gpus_at_once(self) -> int:
+        """GPUs the stack's pods hold at the same time: the serving pods, plus the batch Job's pod when enabled."""
+        batch = self.topology.world_size if self.config.batch.enabled else 0
+        return self.total_gpus + batch
+
+    @property
+    def quota_gpus(self) -> int | None:
+        """The GPU quota the stack creates (``None`` when it creates none)."""
+        if not self.config.quota.enabled:
+            return None
+        return self.config.quota.gpus if self.config.quota.gpus is not None else self.gpus_at_once
+
+    @property
     def served_model_name(self) -> str:
         """The name clients put in the ``model`` field."""
         return self.config.model.served_model_name or self.config.model.id
@@ -99,6 +112,23 @@ def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
     except ValueError as error:
         key = "model.facts" if config.model.facts else "model.configJson"
         raise ConfigError(f"{PROJECT}:{key}: {error}") from None
+
+
+def _check_context_length(config: StackConfig, facts: ModelFacts | None) -> None:
+    """A context longer than the model's own is refused as vLLM refuses it (vllm/config/model.py,
+    ``_get_and_verify_max_len``), before the capacity check would blame the GPU."""
+    wanted = config.engine.max_model_len
+    longest = facts.max_position_embeddings if facts else None
+    if wanted is None or longest is None or wanted <= longest:
+        return
+    if config.engine.env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").lower() in ("1", "true"):
+        return  # the user asked vLLM to accept it (vLLM then only warns)
+    raise ConfigError(
+        f"{PROJECT}:engine.maxModelLen: {wanted} is not accepted for {config.model.id}: User-specified "
+        f"max_model_len ({wanted}) is greater than the derived max_model_len (max_position_embeddings="
+        f"{longest} in model's config.json). Use at most {longest}, or, knowing the risk, set "
+        "engine.env.VLLM_ALLOW_LONG_MAX_MODEL_LEN to 1"
+    )
 
 
 def _capacity(
@@ -187,6 +217,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     if topology.multi_node and config.target == "kubernetes":
         check_multinode(config)
 
+    _check_context_length(config, facts)
     capacity, warnings = _capacity(config, facts, topology)
     if config.batch.enabled and topology.multi_node:
         raise ConfigError(
@@ -194,7 +225,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
             "the batch Job runs in one pod; use a model that fits one node, or run batches against the server"
         )
     name = config.name
-    return ServingPlan(
+    plan = ServingPlan(
         config=config,
         topology=topology,
         facts=facts,
@@ -208,3 +239,20 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         hf_token_secret_name=config.hf_token_secret.name if config.hf_token_secret else f"{name}-hf-token",
         api_key_secret_name=f"{name}-api-key",
     )
+    _check_quota(plan)
+    return plan
+
+
+def _check_quota(plan: ServingPlan) -> None:
+    """A quota below the stack's own GPUs would leave its pods refused at admission (``exceeded quota``)."""
+    quota = plan.config.quota
+    needed = plan.gpus_at_once
+    if quota.enabled and quota.gpus is not None and quota.gpus < needed:
+        parts = f"{plan.config.replicas} replica(s) x {plan.topology.world_size} GPU(s)"
+        if plan.config.batch.enabled:
+            parts += f" + the batch Job's {plan.topology.world_size}"
+        raise ConfigError(
+            f"{PROJECT}:quota.gpus: {quota.gpus} is not accepted: the stack itself requests {needed} GPU(s) "
+            f"({parts}); its pods would be refused with 'exceeded quota'. Use at least {needed}, or leave "
+            "quota.gpus unset to cap the namespace at what the stack requests"
+        )

@@ -21,7 +21,10 @@ def runtime_config() -> dict[str, Any]:
 
 def read_stack_config() -> StackConfig:
     """The validated stack config; raises :class:`~pulumi_vllm.config.ConfigError` on bad input."""
-    return load_stack_config(runtime_config())
+    from pulumi.runtime import config as runtime
+
+    secret = {key for key in runtime_config() if runtime.is_config_secret(key)}
+    return load_stack_config(runtime_config(), secret_keys=secret | set(runtime.get_config_secret_keys_env()))
 
 
 def plan_notes(plan: ServingPlan) -> list[str]:
@@ -44,18 +47,6 @@ def run() -> None:
         from pulumi_vllm.kubernetes.serving import VllmServing
 
         serving = VllmServing(config.name, {"config": config})
-        if config.quota.enabled:
-            from pulumi_vllm.kubernetes.gpu_quota import GpuQuota
-
-            GpuQuota(
-                f"{config.name}-gpu-quota",
-                {
-                    "namespace": config.namespace,
-                    "gpus": config.quota.gpus if config.quota.gpus is not None else serving.plan.total_gpus,
-                    "gpu_resource_name": config.resources.gpu_resource_name,
-                },
-                pulumi.ResourceOptions(parent=serving),
-            )
         outputs = {
             "baseUrl": serving.base_url,
             "servedModelName": serving.served_model_name,

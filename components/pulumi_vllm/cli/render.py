@@ -40,7 +40,7 @@ def render_stack(project_dir: Path, stack: str, env: dict[str, str] | None = Non
     Raises :class:`ConfigError` for invalid config and :class:`RenderError` for missing files.
     """
     project, flat, secret_keys = read_stack_files(project_dir, stack, env)
-    config = load_stack_config(flat)
+    config = load_stack_config(flat, secret_keys=secret_keys)
     plan = plan_serving(config)
     # The program's own progress chatter (Pulumi's mock engine logs) is not the user's concern.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -119,7 +119,7 @@ def render_config(values: dict[str, Any], project_dir: Path | None = None, stack
     project_dir = project_dir or Path(__file__).resolve().parents[3]
     flat = flat_config(values)
     secret_keys = [f"pulumi-vllm:{key}" for key in SECRET_KEYS if key in values]
-    config = load_stack_config(flat)
+    config = load_stack_config(flat, secret_keys=secret_keys)
     plan = plan_serving(config)
     with contextlib.redirect_stdout(io.StringIO()):
         run = run_program(project_dir, stack, flat, secret_keys, "pulumi-vllm")

@@ -50,8 +50,10 @@ class ResourcesSpec(_Section):
     shm_size: str | None = None
     """Size of the memory-backed /dev/shm; defaults to 2Gi per GPU (at least 2Gi)."""
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    """Pod tolerations in Kubernetes form (``key``, ``operator``, ``value``, ``effect``)."""
+    tolerations: list[dict[str, Any]] | None = None
+    """Pod tolerations in Kubernetes form (``key``, ``operator``, ``value``, ``effect``). Unset: every GPU pod
+    tolerates the GPU resource's taint (``<gpuResourceName>`` Exists NoSchedule), as GPU node pools are commonly
+    tainted; ``[]``: no tolerations."""
     runtime_class_name: str | None = None
     """RuntimeClass of the pods (e.g. ``nvidia`` when the GPU runtime is not the default)."""
 
@@ -69,9 +71,9 @@ class ResourcesSpec(_Section):
 
     @field_validator("tolerations")
     @classmethod
-    def _tolerations(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _tolerations(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         allowed = {"key", "operator", "value", "effect", "tolerationSeconds"}
-        for index, item in enumerate(value):
+        for index, item in enumerate(value or ()):
             unknown = set(item) - allowed
             if unknown:
                 raise ValueError(

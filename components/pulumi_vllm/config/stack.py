@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -174,12 +174,30 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def load_stack_config(flat: Mapping[str, Any], secret_values: Mapping[str, str] | None = None) -> StackConfig:
+def plaintext_secret_message(key: str) -> str:
+    """The error for a secret key stored as plain text, with the command that stores it encrypted."""
+    return (
+        f"{PROJECT}:{key}: a plaintext value is not accepted: it would sit readable in Pulumi.<stack>.yaml and "
+        f"in git; store it encrypted with: pulumi config set --secret {key} <value> (it replaces the plain one)"
+    )
+
+
+def load_stack_config(
+    flat: Mapping[str, Any],
+    secret_values: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] | None = None,
+) -> StackConfig:
     """Build a :class:`StackConfig` from ``{"pulumi-vllm:key": value}`` (other namespaces ignored).
 
     Secret keys keep their string value (a token that looks like a number stays a string).
+    ``secret_keys`` is what Pulumi says is secret (``project:key`` names, as in
+    ``PULUMI_CONFIG_SECRET_KEYS``); when given, a secret key set as plain text is refused.
     """
     prefix = f"{PROJECT}:"
+    if secret_keys is not None:
+        for key in SECRET_KEYS:
+            if f"{prefix}{key}" in flat and f"{prefix}{key}" not in secret_keys:
+                raise ConfigError(plaintext_secret_message(key))
     raw: dict[str, Any] = {}
     for full_key, value in flat.items():
         if not full_key.startswith(prefix):

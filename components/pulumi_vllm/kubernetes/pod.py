@@ -124,6 +124,20 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     return container
 
 
+def gpu_tolerations(resources: ResourcesSpec, gpus: int) -> list[dict[str, Any]]:
+    """The pod's tolerations: the configured ones, or, for a GPU pod, the GPU resource's taint.
+
+    GPU node pools are commonly tainted ``nvidia.com/gpu=present:NoSchedule`` (EKS, GKE and AKS GPU pools,
+    the GPU operator's guidance) so that only GPU pods land there; without the toleration such a pod stays
+    Pending ("had untolerated taint"). ``resources.tolerations: []`` asks for none.
+    """
+    if resources.tolerations is not None:
+        return [dict(item) for item in resources.tolerations]
+    if not gpus:
+        return []
+    return [{"key": resources.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+
+
 def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
     """A pod spec running the vLLM container; ``extra`` adds pod-level fields (restartPolicy, ...)."""
     resources = settings.resources
@@ -141,8 +155,9 @@ def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
     }
     if resources.node_selector:
         spec["nodeSelector"] = dict(resources.node_selector)
-    if resources.tolerations:
-        spec["tolerations"] = [dict(item) for item in resources.tolerations]
+    tolerations = gpu_tolerations(resources, settings.gpus)
+    if tolerations:
+        spec["tolerations"] = tolerations
     if resources.runtime_class_name:
         spec["runtimeClassName"] = resources.runtime_class_name
     spec.update(extra)

@@ -62,6 +62,22 @@ class VllmServing(pulumi.ComponentResource):
         self.plan = plan
         child = pulumi.ResourceOptions(parent=self)
         labels = object_labels(config)
+        # Pods created before a ResourceQuota exists are not counted against it: the quota comes first and
+        # every workload depends on it.
+        workload = child
+        if plan.quota_gpus is not None:
+            from pulumi_vllm.kubernetes.gpu_quota import GpuQuota
+
+            self._quota = GpuQuota(
+                f"{name}-gpu-quota",
+                {
+                    "namespace": config.namespace,
+                    "gpus": plan.quota_gpus,
+                    "gpu_resource_name": config.resources.gpu_resource_name,
+                },
+                child,
+            )
+            workload = pulumi.ResourceOptions(parent=self, depends_on=[self._quota])
 
         hf_token = args.get("hf_token") or (config.hf_token.get_secret_value() if config.hf_token else None)
         api_key = args.get("api_key") or (config.api_key.get_secret_value() if config.api_key else None)
@@ -149,7 +165,7 @@ class VllmServing(pulumi.ComponentResource):
                     "labels": labels,
                     "pod_annotations": annotations,
                 },
-                child,
+                workload,
             )
             # Only the Ray head serves the OpenAI API.
             service_selector = self._server.head_selector  # type: ignore[attr-defined]
@@ -168,7 +184,7 @@ class VllmServing(pulumi.ComponentResource):
                     "strategy": "RollingUpdate" if config.cache.access_mode == "ReadWriteMany" else "Recreate",
                     "startup_timeout_seconds": config.probes.startup_timeout_seconds,
                 },
-                child,
+                workload,
             )
         if config.batch.enabled:
             from pulumi_vllm.kubernetes.batch import BatchInference
@@ -183,7 +199,7 @@ class VllmServing(pulumi.ComponentResource):
                     "batch": config.batch,
                     "labels": object_labels(config, "batch"),
                 },
-                child,
+                workload,
             )
         self._service = VllmService(
             f"{name}-service",

@@ -134,7 +134,8 @@ def read_stack_files(project_dir: Path, stack: str, env: dict[str, str] | None =
     for short in SECRET_KEYS:
         full = f"{project}:{short}"
         variable = env_name_for_secret(short)
-        if env.get(variable):
+        # A plain value in the stack file stays plain, so the program refuses it as `pulumi up` would.
+        if env.get(variable) and (full not in flat or full in secret_keys):
             flat[full] = env[variable]
             if full not in secret_keys:
                 secret_keys.append(full)
