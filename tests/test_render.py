@@ -137,7 +137,7 @@ def test_no_secret_in_files_or_outputs(tmp_path: Path, capsys: pytest.CaptureFix
     assert TOKEN not in printed.out + printed.err and API_KEY not in printed.out + printed.err
     secrets = [yaml.safe_load(path.read_text()) for path in out.glob("secret-*.yaml")]
     assert {tuple(doc["stringData"].values()) for doc in secrets} == {(REDACTED,)}
-    outputs = yaml.safe_load((out / "_pulumi" / "outputs.yaml").read_text())
+    outputs = yaml.safe_load((out / "_pulumi" / "outputs.txt").read_text())
     assert outputs["baseUrl"] == "http://llama-8b.vllm-dev.svc.cluster.local/v1"
 
 

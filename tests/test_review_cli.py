@@ -172,7 +172,7 @@ def test_program_at_the_base_is_that_revisions_own(project: Path, capsys: pytest
     main_py.write_text(main_py.read_text() + '\nimport pulumi\npulumi.export("reviewed", "yes")\n')
     code, out, _ = diff(capsys, "--base", "HEAD", "--stack", "dev")
     assert code == 3
-    assert "changed  stack outputs (_pulumi/outputs.yaml)" in out
+    assert "changed  stack outputs (_pulumi/outputs.txt)" in out
     assert "+reviewed: 'yes'" in out
 
 

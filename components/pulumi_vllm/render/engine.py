@@ -51,6 +51,8 @@ class Registration:
     provider: str = ""
     aliases: list[str] = field(default_factory=list)
     """Former names of the resource (``aliases`` option), so a rename is not read as a replacement."""
+    dependencies: list[str] = field(default_factory=list)
+    """URNs the resource waits for (``depends_on``; a component stands for its children)."""
 
     def options(self) -> dict[str, Any]:
         """The resource options a reviewer cares about, in Pulumi's spelling, only those that are set."""
@@ -214,6 +216,7 @@ def run_program(
                         additional_secret_outputs=list(request.additionalSecretOutputs),
                         provider=request.provider,
                         aliases=_alias_names(request),
+                        dependencies=sorted(request.dependencies),
                     )
                 )
             return response

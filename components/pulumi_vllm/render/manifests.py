@@ -151,6 +151,8 @@ def rendered_documents(run: ProgramRun) -> list[tuple[str, Any]]:
 
     for extra in extra_documents:
         documents.extend(extra(run))
-    documents.append(("_pulumi/resources.yaml", resource_index(run)))
-    documents.append(("_pulumi/outputs.yaml", plain(run.outputs)))
+    # Pulumi's metadata is YAML too, but not a Kubernetes object: its ``.txt`` extension keeps it out of
+    # ``kubectl apply -R -f DIR``, which reads every .json, .yaml and .yml file under DIR.
+    documents.append(("_pulumi/resources.txt", resource_index(run)))
+    documents.append(("_pulumi/outputs.txt", plain(run.outputs)))
     return documents

@@ -46,7 +46,7 @@ class Consequence:
 
 @dataclass(frozen=True)
 class ResourceEntry:
-    """One row of ``_pulumi/resources.yaml``: a Pulumi resource and the options a reviewer cares about."""
+    """One row of ``_pulumi/resources.txt``: a Pulumi resource and the options a reviewer cares about."""
 
     type: str
     name: str

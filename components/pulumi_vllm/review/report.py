@@ -39,7 +39,7 @@ EXIT_MANDATORY_VIOLATION = 4
 COMMENT_MARKER = "<!-- pulumi-vllm-diff -->"
 """First line of the markdown report: how the pull-request workflow finds its comment to update it."""
 
-INDEX_FILE = "_pulumi/resources.yaml"
+INDEX_FILE = "_pulumi/resources.txt"
 """The render's index of every Pulumi resource (type, name, parent, protect, retainOnDelete...)."""
 
 MARKDOWN_LIMIT = 60_000
@@ -161,7 +161,7 @@ def unified_diff(filename: str, old: Any, new: Any) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-_SUBJECTS = {INDEX_FILE: "Pulumi resources (names and options)", "_pulumi/outputs.yaml": "stack outputs"}
+_SUBJECTS = {INDEX_FILE: "Pulumi resources (names and options)", "_pulumi/outputs.txt": "stack outputs"}
 
 
 def _subject(filename: str, document: Any) -> str:
