@@ -7,6 +7,7 @@ render summary and the Docker target all read the same plan.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
@@ -114,6 +115,32 @@ def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
         raise ConfigError(f"{PROJECT}:{key}: {error}") from None
 
 
+VLLM_TO_STACK_KEYS = {
+    "gpu_memory_utilization": "engine.gpuMemoryUtilization",
+    "max_model_len": "engine.maxModelLen",
+    "kv_cache_dtype": "engine.kvCacheDtype",
+    "tensor_parallel_size": "parallelism.tensorParallelSize",
+    "pipeline_parallel_size": "parallelism.pipelineParallelSize",
+}
+"""vLLM's engine argument names and the stack keys that set them."""
+
+
+_ENGINE_NAME = re.compile(r"(`?)\b(" + "|".join(VLLM_TO_STACK_KEYS) + r")\b(`?)")
+
+
+def in_stack_terms(message: str) -> str:
+    """A message in the user's terms: a quoted vLLM engine argument (```gpu_memory_utilization```, vLLM's own
+    wording) is kept and followed by the stack key that sets it; a bare one becomes the stack key."""
+
+    def replace(match: re.Match[str]) -> str:
+        key = VLLM_TO_STACK_KEYS[match.group(2)]
+        if match.group(1) and match.group(3):
+            return f"`{match.group(2)}` ({key})"
+        return f"{match.group(1)}{key}{match.group(3)}"
+
+    return _ENGINE_NAME.sub(replace, message)
+
+
 def _check_context_length(config: StackConfig, facts: ModelFacts | None) -> None:
     """A context longer than the model's own is refused as vLLM refuses it (vllm/config/model.py,
     ``_get_and_verify_max_len``), before the capacity check would blame the GPU."""
@@ -159,6 +186,7 @@ def _capacity(
             f"predicted concurrency {capacity.max_concurrency:.2f}x at {capacity.max_model_len} tokens is below "
             f"capacity.minConcurrency ({config.capacity.min_concurrency:g})"
         )
+    problem = in_stack_terms(problem)
     if problem and config.capacity.check == "error":
         raise ConfigError(
             f"{PROJECT}:resources.gpuType: {gpu_type!r} is not accepted for this layout: {problem} "
@@ -181,7 +209,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
             else "parallelism.tensorParallelSize"
         )
         given = pipeline if key.endswith("pipelineParallelSize") else tensor
-        details = "\n  ".join(finding.message for finding in errors)
+        details = "\n  ".join(in_stack_terms(finding.message) for finding in errors)
         raise ConfigError(f"{PROJECT}:{key}: {given} is not accepted for {config.model.id}:\n  {details}")
 
     gpus_per_pod = parallel.gpus_per_pod
@@ -199,7 +227,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         topology = plan_topology(tensor, pipeline, gpus_per_pod, parallel.gpus_per_node)
     except TopologyError as error:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
-        raise ConfigError(f"{PROJECT}:{key}: {error}") from None
+        raise ConfigError(f"{PROJECT}:{key}: {in_stack_terms(str(error))}") from None
     if config.target == "docker":
         check_docker_hosts(config, topology)
     if (
