@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
 DEMO_SECRETS := PULUMI_VLLM_SECRET_HF_TOKEN=demo-hf-token PULUMI_VLLM_SECRET_API_KEY=demo-api-key
 
-.PHONY: demo test install install-test lint bench clean
+.PHONY: demo test install install-test lint bench schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: install-test lint
 lint: install-test
 	$(BIN)/ruff check .
 	cd components && ../$(BIN)/mypy -p pulumi_vllm
+
+# The upstream schemas (CRDs, the Compose spec) the tests validate against, downloaded into
+# .cache/schemas and checked against the sha256 pinned in tools/schemas.lock. The tests read
+# $PULUMI_VLLM_SCHEMAS first, then ../shared beside the checkout, then this cache; `make test`
+# itself never downloads anything.
+schemas:
+	$(PYTHON) tools/fetch_schemas.py
 
 bench: install-test
 	PYTHONPATH=components $(BIN)/python bench/capacity_bench.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,38 @@ def observe_class() -> Any:
     return _OBSERVED.append
 
 
+# How tests/schemas.py begins the reason of a skip (or, under $CI, a failure) for a missing schema file.
+SCHEMA_MISSING_PREFIX = "schema missing:"
+# Anchored: a failure whose message merely quotes such a reason (say, a child pytest's output) is not one.
+_SCHEMA_MISSING = re.compile(r"(?:Skipped: )?" + re.escape(SCHEMA_MISSING_PREFIX) + r" (\S+)")
+
+
+def schema_summary(stats: dict[str, list[Any]]) -> list[str]:
+    """One line per outcome (skipped, or failed/errored under $CI) of tests that lacked a schema file, else none."""
+    lines = []
+    for outcome, word in (("skipped", "skipped"), ("failed", "failed"), ("error", "errored")):
+        tests: set[str] = set()
+        missing: set[str] = set()
+        for report in stats.get(outcome, []):
+            longrepr = getattr(report, "longrepr", None)
+            text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+            found = _SCHEMA_MISSING.match(text.lstrip())
+            if found:
+                tests.add(getattr(report, "nodeid", ""))
+                missing.add(found.group(1))
+        if tests:
+            lines.append(
+                f"schemas: {len(tests)} test(s) {word}, missing: {', '.join(sorted(missing))} "
+                "(run make schemas, or set PULUMI_VLLM_SCHEMAS)"
+            )
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the figures tests observed, so CI logs carry them without -s."""
+    """Print the figures tests observed, so CI logs carry them without -s; and any schema-less tests."""
     if _OBSERVED:
         terminalreporter.section("observed timings")
         for line in _OBSERVED:
             terminalreporter.write_line(line)
+    for line in schema_summary(terminalreporter.stats):
+        terminalreporter.write_line(line, yellow=True, bold=True)

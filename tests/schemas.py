@@ -1,27 +1,93 @@
-"""Validation of rendered objects against the real schemas: Kubernetes OpenAPI (strict) and the CRDs."""
+"""Validation of rendered objects against the real schemas: Kubernetes OpenAPI (strict) and the CRDs.
+
+The upstream schema files (CRDs, the Compose spec) are not part of the repository. They are read
+from the first folder that has them, each laid out as ``crds/<name>.yaml`` and
+``schemas/compose-spec.json``:
+
+1. the folder named by ``$PULUMI_VLLM_SCHEMAS``;
+2. ``../shared`` beside the checkout;
+3. ``.cache/schemas`` in the checkout, which ``make schemas`` fills from the upstream releases
+   pinned (URL and sha256) in ``tools/schemas.lock``.
+
+A test whose schema is in none of them is skipped with a reason naming the file, or fails when
+``$CI`` is set, so a CI run never passes without the schemas.
+"""
 
 from __future__ import annotations
 
-import gzip
+import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pytest
 import yaml
 
 KUBERNETES_VERSION = "1.37.0"
 """The Kubernetes release whose official schemas rendered objects must satisfy."""
 
-CRD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
-"""The CRDs beside the repository (read first when present)."""
-CRD_COPIES = Path(__file__).resolve().parent / "data" / "crds"
-"""Gzipped copies of the same files, for a checkout without ../shared (e.g. GitHub Actions)."""
+REPO = Path(__file__).resolve().parents[1]
+SCHEMAS_ENV = "PULUMI_VLLM_SCHEMAS"
+"""Environment variable naming a schema folder, searched first."""
+SHARED_DIR = REPO.parent / "shared"
+"""The shared folder beside the checkout, searched second."""
+CACHE_DIR = REPO / ".cache" / "schemas"
+"""The folder ``make schemas`` fills, searched last."""
+MANIFEST = REPO / "tools" / "schemas.lock"
+"""Every schema file with its upstream URL and sha256: ``<relative path> <sha256> <url>`` per line."""
+MISSING_PREFIX = "schema missing:"
+"""How every skip (or, under CI, failure) for a missing schema begins; conftest counts them."""
+
 CRD_FILES = {
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): "leaderworkerset.x-k8s.io_leaderworkersets.yaml",
     ("ray.io/v1", "RayCluster"): "ray.io_rayclusters.yaml",
 }
+
+
+def schema_dirs(
+    environ: Mapping[str, str] | None = None, shared: Path | None = None, cache_dir: Path | None = None
+) -> list[Path]:
+    """The folders searched, in order: ``$PULUMI_VLLM_SCHEMAS`` (when set), ../shared, the cache."""
+    environ = os.environ if environ is None else environ
+    dirs = [Path(environ[SCHEMAS_ENV])] if environ.get(SCHEMAS_ENV) else []
+    return [*dirs, SHARED_DIR if shared is None else shared, CACHE_DIR if cache_dir is None else cache_dir]
+
+
+def schema_path(relative: str, dirs: list[Path] | None = None) -> Path | None:
+    """The first existing ``<folder>/<relative>`` of :func:`schema_dirs` (or ``dirs``), else None."""
+    for folder in schema_dirs() if dirs is None else dirs:
+        candidate = folder / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_reason(relative: str) -> str:
+    """Why ``relative`` cannot be read: the file, the three places searched, and how to get it."""
+    override = os.environ.get(SCHEMAS_ENV)
+    places = [f"${SCHEMAS_ENV}={override}" if override else f"${SCHEMAS_ENV} (not set)", str(SHARED_DIR), str(CACHE_DIR)]
+    return (
+        f"{MISSING_PREFIX} {relative} is in none of: {', '.join(places)}; "
+        f"run `make schemas` to download it, or set {SCHEMAS_ENV} to a folder holding it"
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_schema(relative: str) -> Path:
+    """The schema file ``relative``; skips the test when it is missing (fails it when ``$CI`` is set)."""
+    path = schema_path(relative)
+    if path is not None:
+        return path
+    reason = missing_reason(relative)
+    if _in_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def _strict(schema: Any) -> Any:
@@ -40,11 +106,8 @@ def _strict(schema: Any) -> Any:
 
 
 def crd_text(filename: str) -> str:
-    """A CRD file's text: from ../shared/crds when present, else the gzipped copy under tests/data/crds."""
-    shared = CRD_DIR / filename
-    if shared.is_file():
-        return shared.read_text()
-    return gzip.decompress((CRD_COPIES / f"{filename}.gz").read_bytes()).decode()
+    """A CRD file's text (``crds/<filename>`` of the first schema folder that has it; see :func:`require_schema`)."""
+    return require_schema(f"crds/{filename}").read_text()
 
 
 @cache
@@ -55,7 +118,7 @@ def _crd_validator(api_version: str, kind: str) -> Any:
 
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    """The strict JSON schema of a custom resource, from the CRD file in ../shared/crds."""
+    """The strict JSON schema of a custom resource, from its CRD file (see :func:`crd_text`)."""
     document = yaml.safe_load(crd_text(CRD_FILES[(api_version, kind)]))
     version = api_version.split("/")[1]
     for entry in document["spec"]["versions"]:

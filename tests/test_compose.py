@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
+from schemas import require_schema
 
 import pulumi_vllm.render.docker_files  # noqa: F401 - registers the Docker render files
 from pulumi_vllm.cli.render import render_config, render_stack
@@ -19,8 +20,6 @@ from pulumi_vllm.docker.compose import compose_escape
 from pulumi_vllm.render.manifests import dump_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
-SCHEMA_COPY = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 TOKEN = "hf_COMPOSETOKEN_8f14e45fceea167a"
 API_KEY = "sk-COMPOSEKEY-c9f0f895fb98ab91"
 CONTAINER = "docker:index/container:Container"
@@ -29,9 +28,8 @@ SECRETS_ENV = {"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY
 
 @cache
 def compose_validator() -> Draft7Validator:
-    """The Compose schema (../shared first, the copy under tests/data otherwise)."""
-    path = SHARED_SCHEMA if SHARED_SCHEMA.is_file() else SCHEMA_COPY
-    schema = json.loads(path.read_text())
+    """The Compose schema (``schemas/compose-spec.json`` of the first schema folder that has it)."""
+    schema = json.loads(require_schema("schemas/compose-spec.json").read_text())
     Draft7Validator.check_schema(schema)
     return Draft7Validator(schema)
 
@@ -55,12 +53,6 @@ def single() -> Any:
 @pytest.fixture(scope="module")
 def two_hosts() -> Any:
     return render_stack(REPO, "docker-2host", env=SECRETS_ENV)
-
-
-def test_the_schema_copy_matches_the_shared_schema() -> None:
-    if not SHARED_SCHEMA.is_file():
-        pytest.skip(f"{SHARED_SCHEMA} is not beside this clone; the copy is used")
-    assert json.loads(SCHEMA_COPY.read_text()) == json.loads(SHARED_SCHEMA.read_text())
 
 
 def test_the_validator_rejects_what_compose_rejects() -> None:

@@ -133,7 +133,7 @@ def test_hosts_split_the_world_evenly_or_are_refused(tensor: int, pipeline: int,
         plan = plan_serving(config)
     except ConfigError as error:
         # A tensor-parallel group would span hosts: refused, with the layout rule's message.
-        assert per_host % tensor and "tensor_parallel_size" in str(error)
+        assert per_host % tensor and "parallelism.tensorParallelSize" in str(error)
         return
     assert plan.topology.pods == hosts and plan.topology.gpus_per_pod == per_host
 

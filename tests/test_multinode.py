@@ -366,17 +366,3 @@ def test_component_registers_one_custom_resource(mocks: Any, backend: str, kind:
         assert not mocks.of_type("kubernetes:apps/v1:StatefulSet")
 
     return server.workload_names.apply(check)
-
-
-@pytest.mark.parametrize("filename", ["leaderworkerset.x-k8s.io_leaderworkersets.yaml", "ray.io_rayclusters.yaml"])
-def test_the_crd_copies_match_the_shared_crds(filename: str) -> None:
-    """The gzipped copies (for checkouts without ../shared, such as GitHub Actions) are the shared files."""
-    import gzip
-
-    from schemas import CRD_COPIES, CRD_DIR
-
-    copy = gzip.decompress((CRD_COPIES / f"{filename}.gz").read_bytes()).decode()
-    shared = CRD_DIR / filename
-    if shared.is_file():
-        assert copy == shared.read_text()
-    assert "openAPIV3Schema" in copy

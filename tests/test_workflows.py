@@ -102,6 +102,7 @@ def test_pull_request_posts_one_comment_and_fails_on_mandatory_violations() -> N
     review = document["jobs"]["review"]
     names = [step.get("run", step.get("uses", "")) for step in steps(review)]
     make_test = names.index("make test")
+    assert names.index("make schemas") < make_test, "GitHub runners have no ../shared: fetch the schemas first"
     [diff_step] = [step for step in steps(review) if ".venv/bin/pulumi-vllm diff" in step.get("run", "")]
     assert steps(review).index(diff_step) > make_test
     assert '.venv/bin/pulumi-vllm diff --base "origin/$BASE_REF" --format markdown --out diff.md' in diff_step["run"]

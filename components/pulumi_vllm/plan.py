@@ -121,8 +121,10 @@ VLLM_TO_STACK_KEYS = {
     "kv_cache_dtype": "engine.kvCacheDtype",
     "tensor_parallel_size": "parallelism.tensorParallelSize",
     "pipeline_parallel_size": "parallelism.pipelineParallelSize",
+    "gpus_per_pod": "parallelism.gpusPerPod",
+    "gpus_per_node": "parallelism.gpusPerNode",
 }
-"""vLLM's engine argument names and the stack keys that set them."""
+"""Engine argument names (vLLM's and the rules') and the stack keys that set them."""
 
 
 _ENGINE_NAME = re.compile(r"(`?)\b(" + "|".join(VLLM_TO_STACK_KEYS) + r")\b(`?)")
