@@ -196,3 +196,84 @@ def test_every_file_kubectl_apply_recursive_reads_is_a_kubernetes_object(tmp_pat
         assert {"apiVersion", "kind", "metadata"} <= set(document), path.relative_to(out)
         assert document["metadata"].get("name"), path.relative_to(out)
     assert (out / "_pulumi" / "resources.txt").is_file()  # Pulumi's metadata stays, out of kubectl's way
+
+
+# 2. Fields whose values Kubernetes fixes
+
+
+@pytest.mark.parametrize(
+    ("toleration", "field", "value"),
+    [({"key": "a", "operator": "Exists", "effect": "NoSchedul"}, "effect", "NoSchedul"),
+     ({"key": "a", "operator": "exists"}, "operator", "exists")],
+)
+def test_a_misspelt_toleration_is_refused_with_the_apis_values(toleration: dict[str, Any], field: str, value: str) -> None:
+    from pulumi_vllm.config.kubernetes_enums import accepted_values
+
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config({**LLAMA_8B, "resources": {"tolerations": [toleration]}})
+    supported = ", ".join(f'"{item}"' for item in accepted_values(f"io.k8s.api.core.v1.Toleration.{field}"))
+    assert (
+        f'pulumi-vllm:resources.tolerations[0].{field}: Unsupported value: "{value}": supported values: {supported}'
+        in str(error.value)
+    )
+
+
+def test_the_schema_check_alone_would_pass_that_toleration() -> None:
+    """What kubernetes-validate (the official OpenAPI schemas) says of the same value: nothing."""
+    from schemas import validate_object
+
+    rendered = render_config({**LLAMA_8B, "resources": {"tolerations": []}})
+    (deployment,) = [doc for _, doc in rendered.documents if isinstance(doc, dict) and doc.get("kind") == "Deployment"]
+    deployment["spec"]["template"]["spec"]["tolerations"] = [{"key": "a", "operator": "Exists", "effect": "NoSchedul"}]
+    validate_object(deployment)  # accepted: only the API server (and now the config) refuses it
+
+
+def test_the_service_types_offered_are_ones_the_api_accepts() -> None:
+    import typing
+
+    from pulumi_vllm.config import ServiceSpec
+    from pulumi_vllm.config.kubernetes_enums import accepted_values
+
+    offered = set(typing.get_args(ServiceSpec.model_fields["type"].annotation))
+    # ExternalName is left out on purpose: it aliases a DNS name and selects no pods.
+    assert offered == set(accepted_values("io.k8s.api.core.v1.ServiceSpec.type")) - {"ExternalName"}
+
+
+ENUM_FIELDS = {
+    "containers": [("imagePullPolicy", "io.k8s.api.core.v1.Container.imagePullPolicy")],
+    "pod": [("restartPolicy", "io.k8s.api.core.v1.PodSpec.restartPolicy"),
+            ("dnsPolicy", "io.k8s.api.core.v1.PodSpec.dnsPolicy")],
+    "ports": [("protocol", "io.k8s.api.core.v1.ContainerPort.protocol")],
+}
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if "docker" not in s])
+def test_every_enumerated_field_rendered_holds_a_value_the_api_accepts(stack: str) -> None:
+    from pulumi_vllm.config.kubernetes_enums import check_value
+
+    rendered = render_stack(REPO, stack, env={})
+    checked = 0
+    for _, document in rendered.documents:
+        if not isinstance(document, dict) or "kind" not in document:
+            continue
+        if document["kind"] == "Service":
+            check_value("io.k8s.api.core.v1.ServiceSpec.type", document["spec"].get("type", "ClusterIP"), stack)
+            checked += 1
+        for spec in _pod_specs(document):
+            for field, field_id in ENUM_FIELDS["pod"]:
+                if field in spec:
+                    check_value(field_id, spec[field], f"{stack} {document['kind']} {field}")
+                    checked += 1
+            for toleration in spec.get("tolerations", []):
+                for field in ("operator", "effect"):
+                    check_value(f"io.k8s.api.core.v1.Toleration.{field}", toleration[field], stack)
+                    checked += 1
+            for container in spec["containers"]:
+                for field, field_id in ENUM_FIELDS["containers"]:
+                    if field in container:
+                        check_value(field_id, container[field], stack)
+                        checked += 1
+                for port in container.get("ports", []):
+                    check_value(ENUM_FIELDS["ports"][0][1], port.get("protocol", "TCP"), stack)
+                    checked += 1
+    assert checked >= 4

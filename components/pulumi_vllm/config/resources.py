@@ -9,9 +9,11 @@ from pydantic import Field, field_validator
 
 from pulumi_vllm.config.base import (
     _LABEL_KEY,
+    PROJECT,
     _check_quantity,
     _Section,
 )
+from pulumi_vllm.config.kubernetes_enums import check_value
 
 
 class ParallelismSpec(_Section):
@@ -79,6 +81,13 @@ class ResourcesSpec(_Section):
                 raise ValueError(
                     f"toleration {index} has unknown field(s) {sorted(unknown)}; accepted: {sorted(allowed)}"
                 )
+            # The API server refuses these with "Unsupported value"; the lists are the API's own.
+            for field in ("operator", "effect"):
+                if item.get(field) not in (None, ""):
+                    check_value(
+                        f"io.k8s.api.core.v1.Toleration.{field}", item[field],
+                        f"{PROJECT}:resources.tolerations[{index}].{field}",
+                    )
         return value
 
 

@@ -147,6 +147,9 @@ def format_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> s
             lines.append(f"{key}: unknown key (check the spelling; see the README's config table)")
         elif item["type"] == "missing":
             lines.append(f"{key}: required but not set")
+        elif message.startswith(f"{PROJECT}:"):
+            # The check named a key deeper than pydantic's location (e.g. one toleration's effect).
+            lines.append(message)
         elif not loc or loc[-1] in SECRET_KEYS or isinstance(given, dict):
             # Whole-config rules and secrets: never echo values back (they may hold a token).
             lines.append(f"{key}: {message}")
