@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
 DEMO_SECRETS := PULUMI_VLLM_SECRET_HF_TOKEN=demo-hf-token PULUMI_VLLM_SECRET_API_KEY=demo-api-key
 
-.PHONY: demo test install install-test lint bench schemas clean
+.PHONY: demo test install install-test lint bench schemas kubernetes-enums vllm-flags clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ lint: install-test
 # itself never downloads anything.
 schemas:
 	$(PYTHON) tools/fetch_schemas.py
+
+# Regenerate the data files read from upstream definitions (tests check that they are current).
+kubernetes-enums: install-test
+	$(BIN)/python tools/kubernetes_enums.py
+
+vllm-flags: install-test
+	$(BIN)/python tools/vllm_flags.py
 
 bench: install-test
 	PYTHONPATH=components $(BIN)/python bench/capacity_bench.py
