@@ -361,8 +361,9 @@ def test_bad_version_is_rejected() -> None:
     ],
 )
 def test_suggested_layout_is_valid_and_smallest(model_id: str, gpu: str, min_concurrency: float) -> None:
+    """Without a node size the advice keeps to the fewest GPUs (on nodes of 8)."""
     model = facts(model_id)
-    plan = suggest_layout(model, lookup_gpu(gpu), 8, min_concurrency, max_model_len=8192, model_id=model_id)
+    plan = suggest_layout(model, lookup_gpu(gpu), None, min_concurrency, max_model_len=8192, model_id=model_id)
     tp, pp = plan.tensor_parallel_size, plan.pipeline_parallel_size
     assert plan.fits and plan.max_concurrency >= min_concurrency
     assert check_parallelism(model, tp, pp, model_id) == []
@@ -387,3 +388,161 @@ def test_concurrency_is_blocks_per_request() -> None:
     plan = plan_capacity(facts(LLAMA_8B), H100, max_model_len=1000)
     blocks = plan.kv_cache_tokens // BLOCK_SIZE
     assert plan.max_concurrency == pytest.approx(blocks / math.ceil(1000 / BLOCK_SIZE))
+
+
+# --- layout advice on nodes: tensor parallelism inside a node, pipeline stages across nodes ----
+
+LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+LLAMA_405B = "meta-llama/Llama-3.1-405B-Instruct"
+
+
+def _layout(plan) -> tuple[int, int]:
+    return plan.tensor_parallel_size, plan.pipeline_parallel_size
+
+
+def advise_layout(*args, **kwargs):  # type: ignore[no-untyped-def]
+    from pulumi_vllm.capacity.layout import advise_layout as advise
+
+    return advise(*args, **kwargs)
+
+
+def test_70b_on_a_node_of_8_h100_uses_tensor_parallel_8() -> None:
+    # The fewest-GPUs rule picked TP 1 x PP 3 here: three pipeline stages inside one NVLink node.
+    advice = advise_layout(facts(LLAMA_70B), H100, 8, max_model_len=32768, model_id=LLAMA_70B)
+    assert _layout(advice.plan) == (8, 1)
+    assert advice.plan.fits
+    assert advice.reason.startswith("tensor parallel 8 inside one node: fits with ")
+    assert advice.reason.endswith("x concurrency at 32,768 tokens; pipeline stages only across nodes")
+    weighed = {(c.tensor_parallel_size, c.pipeline_parallel_size): c for c in advice.candidates}
+    assert weighed[(1, 3)].fits  # smaller layouts fit too, and are listed, but not chosen
+    assert weighed[(4, 1)].fits
+
+
+def test_suggest_layout_returns_the_advice_plan() -> None:
+    plan = suggest_layout(facts(LLAMA_70B), H100, 8, max_model_len=32768, model_id=LLAMA_70B)
+    assert _layout(plan) == (8, 1)
+
+
+def test_heads_that_do_not_divide_the_node_take_the_largest_valid_tensor_parallel_size() -> None:
+    model = facts(QWEN_7B)
+    assert model.num_attention_heads == 28
+    advice = advise_layout(model, L4, 8, max_model_len=32768, model_id=QWEN_7B)
+    assert _layout(advice.plan) == (4, 1)
+    assert advice.reason.startswith("tensor parallel 4, not 8: 8 does not divide the model's 28 attention heads; fits")
+    rejected = advice.candidates[0]
+    assert (rejected.tensor_parallel_size, rejected.pipeline_parallel_size) == (8, 1)
+    assert rejected.plan is None and rejected.nodes is None and not rejected.fits
+    assert rejected.reason == "8 does not divide the model's 28 attention heads"
+
+
+def test_heads_that_do_not_divide_the_node_fall_back_to_stages_inside_the_node() -> None:
+    model = facts(LLAMA_70B).model_copy(update={"num_attention_heads": 60, "num_key_value_heads": 4})
+    advice = advise_layout(model, lookup_gpu("A100-40GB"), 8, max_model_len=8192)
+    assert _layout(advice.plan) == (4, 2)
+    assert advice.candidates[1].tensor_parallel_size == 4 and not advice.candidates[1].fits  # TP 4 x PP 1
+    chosen = next(c for c in advice.candidates if c.fits)
+    assert chosen.nodes == 1
+    assert advice.reason.startswith(
+        "tensor parallel 4, not 8: 8 does not divide the model's 60 attention heads, "
+        "2 pipeline stages inside the node: one stage is not enough (TP 4 x PP 1: no memory left for the KV cache"
+    )
+
+
+@pytest.mark.parametrize("gpus_per_node", [8, 4])
+def test_model_too_big_for_one_node_pipelines_across_nodes_with_a_full_node_of_tensor_parallel(
+    gpus_per_node: int,
+) -> None:
+    model = facts(LLAMA_405B)
+    advice = advise_layout(model, H100, gpus_per_node, max_model_len=8192, model_id=LLAMA_405B)
+    tp, pp = _layout(advice.plan)
+    assert tp == gpus_per_node and pp > 1
+    assert plan_topology(tp, pp, gpus_per_node=gpus_per_node).pods == pp  # one stage per node
+    for fewer in range(1, pp):
+        assert not plan_capacity(model, H100, tp, fewer, 8192).fits
+    # Across nodes smaller tensor parallel sizes are not weighed: they would only add stages inside nodes.
+    assert [_layout(c.plan) for c in advice.candidates] == [(tp, stages) for stages in range(1, pp + 1)]
+    assert advice.reason.startswith(
+        f"tensor parallel {gpus_per_node} inside each node, pipeline {pp} across {pp} nodes: "
+        f"one node is not enough (TP {gpus_per_node} x PP 1: "
+    )
+
+
+def test_required_concurrency_adds_nodes_not_stages_inside_a_node() -> None:
+    advice = advise_layout(facts(LLAMA_70B), H100, 8, 50, max_model_len=32768, model_id=LLAMA_70B)
+    assert _layout(advice.plan) == (8, 2)
+    assert advice.plan.max_concurrency >= 50
+    assert "one node is not enough (TP 8 x PP 1: 38.81x concurrency, below the required 50x)" in advice.reason
+
+
+@pytest.mark.parametrize("model_id", [LLAMA_8B, QWEN_7B, LLAMA_70B, LLAMA_405B, "Qwen/Qwen3-32B", "facebook/opt-125m"])
+@pytest.mark.parametrize("gpu", ["H100", "L4"])
+@pytest.mark.parametrize("gpus_per_node", [8, 4, 2])
+def test_tensor_parallelism_fills_the_node_before_any_pipeline_stage(
+    model_id: str, gpu: str, gpus_per_node: int,
+) -> None:
+    model = facts(model_id)
+    if (model_id, gpu, gpus_per_node) == (LLAMA_405B, "L4", 2):  # 16 x 2 L4s: 705 GiB, under the 756 GiB of weights
+        with pytest.raises(NoLayoutError):
+            advise_layout(model, gpu, gpus_per_node, max_model_len=8192, model_id=model_id)
+        return
+    advice = advise_layout(model, gpu, gpus_per_node, max_model_len=8192, model_id=model_id)
+    tp, pp = _layout(advice.plan)
+    largest = max(size for size in range(1, gpus_per_node + 1) if not check_parallelism(model, size, 1))
+    assert tp == largest  # every model here fits with its largest valid size on some number of nodes
+    if pp > 1:  # only when the largest valid size on one stage does not fit
+        assert not plan_capacity(model, gpu, tp, 1, 8192).fits
+    if tp == gpus_per_node:
+        assert plan_topology(tp, pp, gpus_per_node=gpus_per_node).pods == pp
+
+
+def test_every_layout_sized_is_listed_once_in_the_order_weighed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi_vllm.capacity import layout
+
+    sized: list[tuple[int, int]] = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        plan = plan_capacity(*args, **kwargs)
+        sized.append(_layout(plan))
+        return plan
+
+    monkeypatch.setattr(layout, "plan_capacity", recording)
+    advice = layout.advise_layout(facts(LLAMA_70B), H100, 8, max_model_len=32768, model_id=LLAMA_70B)
+    listed = [(c.tensor_parallel_size, c.pipeline_parallel_size) for c in advice.candidates]
+    assert listed == sized == [(8, 1), (4, 1), (2, 1), (2, 2), (1, 1), (1, 2), (1, 3)]
+    for candidate in advice.candidates:
+        assert candidate.plan is not None
+        assert candidate.fits == (candidate.plan.fits and candidate.plan.max_concurrency >= 1)
+        assert (candidate.reason == "") == candidate.fits
+    assert [c.reason for c in advice.candidates if not c.fits] == [
+        "no memory left for the KV cache after 65.78 GiB of weights per GPU",
+        "no memory left for the KV cache after 131.53 GiB of weights per GPU",
+        "the KV cache holds 15,104 tokens, less than one request of 32,768",
+    ]
+
+
+def test_without_a_node_size_the_fewest_gpus_win() -> None:
+    advice = advise_layout(facts(LLAMA_70B), H100, None, max_model_len=32768, model_id=LLAMA_70B)
+    assert _layout(advice.plan) == (1, 3)
+    assert advice.reason.startswith(
+        "fewest GPUs: tensor parallel 1 x pipeline 3 on 3 GPUs is the smallest valid layout that fits"
+    )
+    assert [(c.tensor_parallel_size, c.pipeline_parallel_size) for c in advice.candidates] == [
+        (1, 1), (2, 1), (1, 2), (1, 3),
+    ]
+
+
+def test_no_layout_lists_what_was_weighed() -> None:
+    with pytest.raises(NoLayoutError) as error:
+        advise_layout(facts(LLAMA_405B), L4, 4, max_model_len=8192, max_nodes=1)
+    weighed = error.value.candidates
+    assert weighed and not any(c.fits for c in weighed)
+    assert all(c.gpus <= 4 for c in weighed)
+    assert error.value.closest in [c.plan for c in weighed]
+
+
+@pytest.mark.parametrize("gpus_per_node", [8, None])
+def test_layouts_weighed_stay_within_max_nodes(gpus_per_node: int | None) -> None:
+    with pytest.raises(NoLayoutError) as error:
+        advise_layout(facts(LLAMA_405B), L4, gpus_per_node, max_model_len=8192, max_nodes=2)
+    nodes = [c.nodes for c in error.value.candidates if c.nodes is not None]
+    assert nodes and max(nodes) <= 2

@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from pulumi_vllm.cli import main
 from pulumi_vllm.cli.size import parameters_in_checkpoint
 from pulumi_vllm.distributed.parallelism import check_parallelism, plan_topology
 from pulumi_vllm.models import catalog
+
+if TYPE_CHECKING:
+    from pulumi_vllm.capacity.layout import LayoutAdvice
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 JSON_KEYS = {
@@ -109,7 +113,8 @@ def test_suggestion_is_announced_in_the_human_output(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "H100", "--gpus", "8",
                        "--max-model-len", "8192")
     assert code == 0
-    assert "the smallest valid layout that fits" in out
+    assert "tensor_parallel_size=8, pipeline_parallel_size=1 (8 x H100-80GB), suggested\n" in out
+    assert "\nwhy:          tensor parallel 8 inside one node: fits with " in out
 
 
 def test_no_layout_found_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,6 +123,9 @@ def test_no_layout_found_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     assert figures["fits"] is False
     assert figures["message"].startswith("no layout of up to 16 nodes of 1 custom-4GiB GPUs")
+    assert figures["layout_reason"] == figures["message"]
+    assert [entry["pipeline_parallel_size"] for entry in figures["layouts"]] == list(range(1, 17))
+    assert not any(entry["fits"] or entry["chosen"] for entry in figures["layouts"])
 
 
 def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
@@ -175,3 +183,113 @@ def test_module_entry_point(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)) == JSON_KEYS
+
+
+LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+LAYOUT_KEYS = {
+    "tensor_parallel_size", "pipeline_parallel_size", "gpus", "nodes", "kv_cache_tokens", "max_concurrency", "fits",
+    "reason", "chosen",
+}
+
+
+def _advice(model: str, gpu: str, gpus: int, max_model_len: int) -> LayoutAdvice:
+    from pulumi_vllm.capacity.layout import advise_layout
+
+    return advise_layout(catalog.lookup(model), gpu, gpus, max_model_len=max_model_len, model_id=model)
+
+
+def test_70b_on_8_h100_at_32k_suggests_tensor_parallel_8(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--max-model-len", "32768",
+                       "--json")
+    figures = json.loads(out)
+    assert code == 0
+    assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (8, 1)  # was 1 x 3
+    assert set(figures) == JSON_KEYS | {"layouts", "layout_reason"}  # the old keys stay
+    assert figures["layout_reason"] == (
+        f"tensor parallel 8 inside one node: fits with {figures['max_concurrency']:.2f}x concurrency at 32,768 "
+        "tokens; pipeline stages only across nodes"
+    )
+    chosen = [entry for entry in figures["layouts"] if entry["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["fits"]
+    assert (chosen[0]["tensor_parallel_size"], chosen[0]["pipeline_parallel_size"]) == (8, 1)
+    assert chosen[0]["kv_cache_tokens"] == figures["kv_cache_tokens"]
+
+
+def test_json_lists_every_layout_weighed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--max-model-len", "32768",
+                       "--json")
+    advice = _advice(LLAMA_70B, "H100", 8, 32768)
+    assert code == 0
+    layouts = json.loads(out)["layouts"]
+    assert all(set(entry) == LAYOUT_KEYS for entry in layouts)
+    assert layouts == [candidate.as_json(candidate.plan is advice.plan) for candidate in advice.candidates]
+    assert [(e["tensor_parallel_size"], e["pipeline_parallel_size"]) for e in layouts] == [
+        (8, 1), (4, 1), (2, 1), (2, 2), (1, 1), (1, 2), (1, 3),
+    ]
+    assert all(entry["gpus"] == entry["tensor_parallel_size"] * entry["pipeline_parallel_size"] for entry in layouts)
+    assert all((entry["reason"] == "") == entry["fits"] for entry in layouts)
+
+
+def test_text_output_tables_every_layout_weighed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--max-model-len", "32768")
+    advice = _advice(LLAMA_70B, "H100", 8, 32768)
+    assert code == 0
+    title = "weighed:      nodes of 8 H100-80GB GPUs, at least 1x concurrency at 32,768 tokens per request\n"
+    rows = out.split(title, 1)[1].splitlines()
+    assert rows[0].split() == ["TP", "x", "PP", "GPUs", "nodes", "KV-cache", "tokens", "concurrency", "fits"]
+    assert len(rows) == 1 + len(advice.candidates)
+    for row, candidate in zip(rows[1:], advice.candidates):
+        assert candidate.plan is not None
+        cells = row.split(maxsplit=7)
+        assert cells[:6] == [
+            str(candidate.tensor_parallel_size), "x", str(candidate.pipeline_parallel_size), str(candidate.gpus),
+            str(candidate.nodes), f"{candidate.plan.kv_cache_tokens:,}",
+        ]
+        assert cells[6] == f"{candidate.plan.max_concurrency:.2f}x"
+        assert cells[7] == ("yes, chosen" if candidate.plan is advice.plan else "yes" if candidate.fits
+                            else f"no: {candidate.reason}")
+    assert rows[1].endswith("yes, chosen") and rows[1].startswith("  8 x 1 ")
+    assert "no: the KV cache holds 15,104 tokens, less than one request of 32,768" in rows[6]
+
+
+def test_heads_not_dividing_the_node_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "L4", "--gpus", "8",
+                       "--max-model-len", "32768")
+    assert code == 0
+    assert "tensor_parallel_size=4, pipeline_parallel_size=1 (4 x L4), suggested" in out
+    reason = "tensor parallel 4, not 8: 8 does not divide the model's 28 attention heads; fits with "
+    assert f"\nwhy:          {reason}" in out
+    rejected = next(row for row in out.splitlines() if row.startswith("  8 x 1 "))
+    assert rejected.split() == ["8", "x", "1", "8", "-", "-", "-", "no:", "8", "does", "not", "divide", "the",
+                                "model's", "28", "attention", "heads"]
+
+
+def test_model_too_big_for_one_node_pipelines_across_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "H100", "--gpus", "8",
+                       "--max-model-len", "8192", "--json")
+    figures = json.loads(out)
+    assert code == 0
+    assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (8, 2)
+    assert figures["layout_reason"].startswith(
+        "tensor parallel 8 inside each node, pipeline 2 across 2 nodes: one node is not enough (TP 8 x PP 1: "
+    )
+    assert [(e["tensor_parallel_size"], e["pipeline_parallel_size"], e["nodes"]) for e in figures["layouts"]] == [
+        (8, 1, 1), (8, 2, 2),
+    ]
+
+
+def test_no_layout_found_tables_the_closest_without_a_reason_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", LLAMA_8B, "--gpu", "custom:4", "--gpus", "1")
+    assert code == 1
+    assert "(12 x custom-4GiB), the closest of the layouts weighed\n" in out
+    assert "\nwhy:" not in out
+    assert out.count("  no: Free memory on device") == 16
+
+
+def test_given_layout_is_not_advised(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--tensor-parallel-size", "4",
+                       "--json")
+    assert code == 0
+    assert set(json.loads(out)) == JSON_KEYS
+    code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--tensor-parallel-size", "4")
+    assert "weighed:" not in out and "why:" not in out and "suggested" not in out

@@ -12,7 +12,7 @@ from typing import Any
 
 from pulumi_vllm.capacity import planner as capacity
 from pulumi_vllm.capacity.gpus import lookup_gpu
-from pulumi_vllm.capacity.layout import NoLayoutError, suggest_layout
+from pulumi_vllm.capacity.layout import LayoutAdvice, LayoutCandidate, NoLayoutError, advise_layout
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
 from pulumi_vllm.errors import UserError
@@ -67,8 +67,8 @@ def _facts(model: str) -> tuple[ModelFacts, str]:
     return facts, origin
 
 
-def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, bool]:
-    """The plan, and whether its layout was suggested (``--gpus`` without parallel sizes)."""
+def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, LayoutAdvice | None]:
+    """The plan, and the advice behind it when the layout was suggested (``--gpus`` without parallel sizes)."""
     gpu = lookup_gpu(args.gpu)
     common: dict[str, Any] = {
         "max_model_len": args.max_model_len,
@@ -80,15 +80,17 @@ def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, bo
     }
     layout_given = args.tensor_parallel_size is not None or args.pipeline_parallel_size is not None
     if args.gpus is not None and not layout_given:
-        return suggest_layout(facts, gpu, args.gpus, min_concurrency=args.min_concurrency, **common), True
+        advice = advise_layout(facts, gpu, args.gpus, min_concurrency=args.min_concurrency, **common)
+        return advice.plan, advice
     tp = args.tensor_parallel_size or 1
     pp = args.pipeline_parallel_size or 1
     if args.gpus is not None:
         plan_topology(tp, pp, gpus_per_node=args.gpus)
-    return plan_capacity(facts, gpu, tp, pp, **common), False
+    return plan_capacity(facts, gpu, tp, pp, **common), None
 
 
-def _human(plan: CapacityPlan, origin: str, suggested: bool) -> list[str]:
+def _human(plan: CapacityPlan, origin: str, how: str = "") -> list[str]:
+    """The plan in aligned lines; ``how`` says where the layout comes from (empty: the user's)."""
     worst = min(plan.stages, key=lambda stage: stage.kv_cache_blocks)
     gpus = plan.tensor_parallel_size * plan.pipeline_parallel_size
     lines = [
@@ -96,7 +98,7 @@ def _human(plan: CapacityPlan, origin: str, suggested: bool) -> list[str]:
         (
             f"layout:       tensor_parallel_size={plan.tensor_parallel_size}, "
             f"pipeline_parallel_size={plan.pipeline_parallel_size} ({gpus} x {plan.gpu})"
-            + (", the smallest valid layout that fits" if suggested else "")
+            + (f", {how}" if how else "")
         ),
         (
             f"vLLM:         {plan.vllm_version} accounting, gpu_memory_utilization={plan.gpu_memory_utilization}, "
@@ -118,22 +120,73 @@ def _human(plan: CapacityPlan, origin: str, suggested: bool) -> list[str]:
     return lines
 
 
+def _is_chosen(plan: CapacityPlan, candidate: LayoutCandidate) -> bool:
+    return plan.fits and (candidate.tensor_parallel_size, candidate.pipeline_parallel_size) == (
+        plan.tensor_parallel_size, plan.pipeline_parallel_size,
+    )
+
+
+def _weighed(plan: CapacityPlan, candidates: tuple[LayoutCandidate, ...], args: argparse.Namespace) -> list[str]:
+    """The layouts weighed, one table row each, in the order they were weighed."""
+    header = ("TP x PP", "GPUs", "nodes", "KV-cache tokens", "concurrency", "fits")
+    rows = [header]
+    for candidate in candidates:
+        sized = candidate.plan
+        verdict = f"no: {candidate.reason}"
+        if candidate.fits:
+            verdict = "yes, chosen" if _is_chosen(plan, candidate) else "yes"
+        rows.append((
+            f"{candidate.tensor_parallel_size} x {candidate.pipeline_parallel_size}",
+            str(candidate.gpus),
+            str(candidate.nodes) if candidate.nodes is not None else "-",
+            f"{sized.kv_cache_tokens:,}" if sized else "-",
+            f"{sized.max_concurrency:.2f}x" if sized else "-",
+            verdict,
+        ))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    title = (
+        f"weighed:      nodes of {args.gpus} {plan.gpu} GPUs, at least {args.min_concurrency:g}x concurrency at "
+        f"{plan.max_model_len:,} tokens per request"
+    )
+    lines = [title]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:])]
+        lines.append("  " + "  ".join([*cells, row[-1]]))
+    return lines
+
+
 def run_size(args: argparse.Namespace) -> int:
     """Print the plan; 0 when the model fits, 1 when it does not."""
     facts, origin = _facts(args.model)
-    suggested = False
+    advice: LayoutAdvice | None = None
+    candidates: tuple[LayoutCandidate, ...] = ()
+    reason = ""
     try:
-        plan, suggested = _plan(args, facts)
+        plan, advice = _plan(args, facts)
     except NoLayoutError as error:
         if error.closest is None:
             raise UserError(str(error)) from None
         plan = dataclasses.replace(error.closest, fits=False, message=str(error))
+        candidates, reason = error.candidates, str(error)
     except (ValueError, TopologyError) as error:
         raise UserError(str(error)) from None
+    if advice is not None:
+        candidates, reason = advice.candidates, advice.reason
+    suggested = bool(candidates)
     if args.json:
-        print(json.dumps(plan.as_json(), indent=2))
+        figures = plan.as_json()
+        if suggested:
+            figures["layout_reason"] = reason
+            figures["layouts"] = [candidate.as_json(_is_chosen(plan, candidate)) for candidate in candidates]
+        print(json.dumps(figures, indent=2))
     else:
-        print("\n".join(_human(plan, origin, suggested)))
+        how = "suggested" if advice else "the closest of the layouts weighed" if suggested else ""
+        lines = _human(plan, origin, how)
+        if advice:  # without a fitting layout the verdict says why
+            lines.insert(2, f"why:          {reason}")
+        if suggested:
+            lines += _weighed(plan, candidates, args)
+        print("\n".join(lines))
     return 0 if plan.fits else 1
 
 
@@ -162,7 +215,9 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Follow vLLM's own memory accounting to size the KV cache per GPU, the tokens it holds and "
             "the requests of max_model_len it serves at once. With --gpus (GPUs per node) and no "
-            "parallel sizes, suggest the smallest valid layout that fits. Exit 0 if it fits, 1 if not."
+            "parallel sizes, suggest a layout as vLLM advises: tensor parallelism over one node's GPUs "
+            "(the largest size the model's heads allow), pipeline stages only across nodes when one node "
+            "is not enough; the layouts weighed are listed. Exit 0 if it fits, 1 if not."
         ),
     )
     parser.add_argument("--model", required=True, help="Hugging Face id, or a local folder with config.json")
