@@ -1,4 +1,5 @@
-"""The README stays true: its demo output is what the demo command prints, its commands exist."""
+"""The README and the manual stay true: the demo output is what the demo command prints, the
+documented commands exist, the import example runs and every link between the pages resolves."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pulumi_vllm.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def _makefile_demo_command() -> list[str]:
@@ -40,23 +42,25 @@ def test_demo_summary_in_readme_is_what_make_demo_prints(
 
 
 def _documented_commands() -> list[str]:
-    """Every ``pulumi-vllm ...`` command line of the README, continuation lines joined."""
-    commands, pending = [], ""
-    for raw in README.splitlines():
-        line = pending + raw.strip()
-        if line.endswith("\\"):
-            pending = line[:-1] + " "
-            continue
+    """Every ``pulumi-vllm ...`` command line of the README and docs/*.md, continuation lines joined."""
+    commands = []
+    for page in PAGES:
         pending = ""
-        if re.match(r"^(\.venv/bin/)?pulumi-vllm \w", line):
-            commands.append(line.split("  #", 1)[0].strip())
+        for raw in page.read_text().splitlines():
+            line = pending + raw.strip()
+            if line.endswith("\\"):
+                pending = line[:-1] + " "
+                continue
+            pending = ""
+            if re.match(r"^(\.venv/bin/)?pulumi-vllm \w", line):
+                commands.append(line.split("  #", 1)[0].strip())
     return commands
 
 
 COMMANDS = _documented_commands()
 
 
-def test_the_readme_documents_the_commands() -> None:
+def test_the_manual_documents_the_commands() -> None:
     assert {command.split()[1] for command in COMMANDS} >= {"render", "size", "diff"}
 
 
@@ -65,18 +69,113 @@ def test_every_documented_pulumi_vllm_command_parses(line: str) -> None:
     try:
         build_parser().parse_args(shlex.split(line)[1:])
     except SystemExit as error:  # argparse exits on an unknown flag or a missing argument
-        raise AssertionError(f"README command does not parse: {line}") from error
+        raise AssertionError(f"documented command does not parse: {line}") from error
 
 
 def test_the_import_example_runs_as_a_program(tmp_path: Path) -> None:
-    """The README's example of importing the components, run as another project's Pulumi program."""
+    """The manual's example of importing the components, run as another project's Pulumi program."""
     from pulumi_vllm.render.engine import run_program
 
-    section = README.split("## Importing the components", 1)[1]
-    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    page = (REPO / "docs" / "importing.md").read_text()
+    assert page.startswith("# Importing the components\n")
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "Pulumi.yaml").write_text("name: my-llm-platform\nruntime: python\n")
     (tmp_path / "__main__.py").write_text(example)
     run = run_program(tmp_path, "dev", {"my-llm-platform:apiKey": "k-123"}, ["my-llm-platform:apiKey"], "my-llm-platform")
     kinds = sorted(reg.type.rsplit(":", 1)[-1] for reg in run.registrations if reg.custom)
     assert kinds == ["Deployment", "PersistentVolumeClaim", "Secret", "Service"]
     assert run.outputs == {"qwen_url": "http://qwen.llm.svc.cluster.local/v1"}
+
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _prose(text: str) -> list[str]:
+    """The lines of a markdown text outside fenced code blocks (a fence closes with its own kind and length)."""
+    kept, fence = [], ""
+    for line in text.splitlines():
+        marker = FENCE.match(line)
+        if not fence and marker:
+            fence = marker.group(1)
+        elif fence and marker and line.strip() == fence[0] * len(line.strip()) and len(line.strip()) >= len(fence):
+            fence = ""
+        elif not fence:
+            kept.append(line)
+    return kept
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (but '-' and '_'), spaces to '-'."""
+    text = re.sub(r"<[^>]+>", "", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings; GitHub numbers repeated ones ``-1``, ``-2``, ..."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in _prose(page.read_text()):
+        heading = re.match(r"^ {0,3}#{1,6} +(.*?)(?: +#+)? *$", line)
+        if heading:
+            anchor = _anchor(heading.group(1))
+            anchors.add(f"{anchor}-{seen[anchor]}" if anchor in seen else anchor)
+            seen[anchor] = seen.get(anchor, 0) + 1
+    return anchors
+
+
+def _relative_links(page: Path) -> list[str]:
+    """Targets of the page's links to other markdown pages or to its own headings (code left out)."""
+    return [
+        target
+        for line in _prose(page.read_text())
+        for target in LINK.findall(re.sub(r"(`+).+?\1", "", line))
+        if not re.match(r"^[a-z][a-z0-9+.-]*:", target) and (target.startswith("#") or ".md" in target.split("#")[0])
+    ]
+
+
+def _broken_links(page: Path) -> list[str]:
+    broken = []
+    for target in _relative_links(page):
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.is_file():
+            broken.append(f"{target}: no such file")
+        elif anchor and anchor not in _anchors(linked):
+            broken.append(f"{target}: no heading with that anchor in {linked.name}")
+    return broken
+
+
+def test_the_anchor_rule_is_githubs() -> None:
+    assert _anchor("Models larger than one node (Ray across pods)") == "models-larger-than-one-node-ray-across-pods"
+    assert _anchor("Policy pack: vLLM rules at preview time") == "policy-pack-vllm-rules-at-preview-time"
+    assert _anchor("kubectl habits, mapped") == "kubectl-habits-mapped"
+    assert _anchor("Stack `dev`: 1 changed") == "stack-dev-1-changed"
+
+
+def test_a_broken_link_is_found(tmp_path: Path) -> None:
+    (tmp_path / "target.md").write_text(
+        "# Target\n\n## A section, named\n\n## A section, named\n\n````\n```\n## In a code block\n```\n````\n"
+    )
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n[ok](target.md) [ok](target.md#a-section-named-1) [ok](#page) [web](https://example.com/x.md)\n"
+        "[no file](missing.md#page) [no anchor](target.md#nowhere) [code only](target.md#in-a-code-block)\n"
+        "`[inline code](missing.md)`\n\n```\n[inside a code block](missing.md)\n```\n"
+    )
+    assert [entry.split(":", 1)[0] for entry in _broken_links(page)] == [
+        "missing.md#page",
+        "target.md#nowhere",
+        "target.md#in-a-code-block",
+    ]
+
+
+def test_the_readme_links_every_page_of_the_manual() -> None:
+    linked = {(REPO / target.split("#", 1)[0]).resolve() for target in _relative_links(REPO / "README.md")}
+    assert len(PAGES) > 5
+    assert {page.resolve() for page in PAGES[1:]} <= linked
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
+def test_every_relative_link_points_to_a_file_and_a_heading(page: Path) -> None:
+    assert _broken_links(page) == []

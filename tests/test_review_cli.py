@@ -253,7 +253,7 @@ def test_scrub_replaces_secret_values() -> None:
 def test_the_documented_example_is_what_the_command_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The README shows the report for the dev stack with its image moved to v0.33.0.
+    # docs/review.md shows the report for the dev stack with its image moved to v0.33.0.
     folder = tmp_path / "example"
     folder.mkdir()
     for name in ("Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml"):
@@ -274,7 +274,7 @@ def test_the_documented_example_is_what_the_command_writes(
     code, _, err = diff(capsys, "--base", "main", "--format", "markdown", "--out", "diff.md", *pack)
     assert code == 3, err
     written = (folder / "diff.md").read_text().rstrip("\n")
-    documented = (REPO / "README.md").read_text().split("````markdown\n", 1)[1].split("\n````", 1)[0]
+    documented = (REPO / "docs" / "review.md").read_text().split("````markdown\n", 1)[1].split("\n````", 1)[0]
 
     def without_commit(text: str) -> str:
         # The commit id differs per run; hunk line numbers move whenever the manifest grows.
