@@ -65,7 +65,7 @@ class StackConfig(_Section):
     api_key: SecretStr | None = None
     """API key (a Pulumi secret); clients must send ``Authorization: Bearer <key>``."""
     docker: DockerSpec | None = None
-    """Docker GPU hosts to run on when ``target`` is ``docker`` (see the README's Docker section)."""
+    """Docker GPU hosts to run on when ``target`` is ``docker`` (see docs/docker.md)."""
 
     @field_validator("name", "namespace")
     @classmethod
@@ -144,7 +144,7 @@ def format_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> s
         given = _lookup(raw, loc)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; see the README's config table)")
+            lines.append(f"{key}: unknown key (check the spelling; see the config table in docs/kubernetes.md)")
         elif item["type"] == "missing":
             lines.append(f"{key}: required but not set")
         elif message.startswith(f"{PROJECT}:"):
