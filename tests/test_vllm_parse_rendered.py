@@ -229,7 +229,7 @@ def test_render_check_vllm_accepts_the_example_stacks(tmp_path: Path, capsys: py
 def test_render_check_vllm_refuses_a_bad_extra_arg_with_vllms_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """engine.extraArgs are passed verbatim, so only vLLM itself can tell a misspelt one."""
+    """A misspelt extra flag is refused before the render, in vLLM's words, from the pinned release's flags."""
     from pulumi_vllm.cli import main
 
     project = tmp_path / "project"
@@ -241,7 +241,8 @@ def test_render_check_vllm_refuses_a_bad_extra_arg_with_vllms_message(
         "  pulumi-vllm:engine:\n    extraArgs: [--enable-prefix-cahing]\n"
     )
     code = main(["render", "--stack", "typo", "--out", str(tmp_path / "out"), "--project", str(project), "--check-vllm"])
-    printed = capsys.readouterr().out
-    assert code == 1
-    assert "Deployment default/vllm, container 'vllm': vLLM refuses" in printed
-    assert "unrecognized arguments: --enable-prefix-cahing" in printed
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pulumi-vllm:engine.extraArgs" in err
+    assert "unrecognized arguments: --enable-prefix-cahing" in err
+    assert not (tmp_path / "out").exists()

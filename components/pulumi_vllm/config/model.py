@@ -10,6 +10,7 @@ from pulumi_vllm.config.base import (
     DEFAULT_IMAGE,
     _Section,
 )
+from pulumi_vllm.engine.flags import check_extra_args
 
 
 class ModelSpec(_Section):
@@ -80,6 +81,8 @@ class EngineSpec(_Section):
                 raise ValueError(
                     f"{arg!r} is set by pulumi-vllm itself; use the matching config key instead"
                 )
+        # The pinned release's own flags, without vLLM installed (vLLM's wording).
+        check_extra_args(value)
         return value
 
     @field_validator("env")
