@@ -10,7 +10,7 @@ from pulumi_vllm.config.base import (
     DEFAULT_IMAGE,
     _Section,
 )
-from pulumi_vllm.engine.flags import check_extra_args
+from pulumi_vllm.engine.flags import check_extra_args, flag_name
 
 
 class ModelSpec(_Section):
@@ -76,7 +76,8 @@ class EngineSpec(_Section):
     def _flags(cls, value: list[str]) -> list[str]:
         managed = {"--host", "--port", "--api-key", "--model"}
         for arg in value:
-            flag = arg.split("=", 1)[0]
+            # vLLM reads --api_key as --api-key: compare the flag vLLM would see.
+            flag = flag_name(arg) or arg.split("=", 1)[0]
             if flag in managed:
                 raise ValueError(
                     f"{arg!r} is set by pulumi-vllm itself; use the matching config key instead"
