@@ -15,14 +15,13 @@ from schemas import validate_object
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import ConfigError, NetworkSpec, parse_stack_config
 from pulumi_vllm.distributed import ray
+from pulumi_vllm.distributed.multinode import check_multinode, multinode_problems
 from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.kubernetes.multinode import MultiNodeServer
 from pulumi_vllm.kubernetes.pod import HEALTH_PATH, MODEL_CACHE_PATH, ContainerSettings
 from pulumi_vllm.kubernetes.ray_pods import (
     KUBERAY_OVERWRITE_COMMAND_ANNOTATION,
-    check_multinode,
     head_selector,
-    multinode_problems,
     worker_selector,
 )
 from pulumi_vllm.plan import plan_serving

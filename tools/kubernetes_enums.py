@@ -50,6 +50,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this script, however it is loaded
+from generated import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "components" / "pulumi_vllm" / "config" / "kubernetes_enums.json"
 PACKAGE = "kubernetes-validate"
@@ -322,14 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         for field, item in found.items():
             print(f"{field}: {list(item.values)} <- {item.form}: {item.evidence}", file=sys.stderr)
-    if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.is_file() else None
-        if current != text:
-            print(f"{args.out}: not what {Path(__file__).name} writes now; run make kubernetes-enums", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    code = write_or_check(args.out, text, Path(__file__).name, "kubernetes-enums", args.check)
+    if args.check or code:
+        return code
     print(f"wrote {len(found)} fields of Kubernetes {document['_source']['kubernetes']} to {args.out}")
     return 0
 

@@ -53,6 +53,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helper beside this script, however it is loaded
+from generated import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "components" / "pulumi_vllm" / "engine" / "serve_flags.json"
 DEFAULT_DEVICE_TYPE = "cuda"
@@ -238,14 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     document = build(args.device_type)
     text = render(document)
-    if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.is_file() else None
-        if current != text:
-            print(f"{args.out}: not what {Path(__file__).name} writes now; run make vllm-flags", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    code = write_or_check(args.out, text, Path(__file__).name, "vllm-flags", args.check)
+    if args.check or code:
+        return code
     flags = document["flags"]
     with_choices = sum(1 for record in flags.values() if record["choices"] is not None)
     print(

@@ -118,13 +118,9 @@ class HostContainers:
     containers: tuple[ContainerSpec, ...]
 
 
-def _docker(config: StackConfig) -> DockerSpec:
-    return docker_spec(config)
-
-
 def cache_volume_name(config: StackConfig) -> str | None:
     """Name of the cache volume on every host (``None`` when the cache is a host path)."""
-    docker = _docker(config)
+    docker = docker_spec(config)
     if docker.cache_host_path is not None:
         return None
     return docker.cache_volume or f"{config.name}-hf-cache"
@@ -202,7 +198,7 @@ def docker_containers(
     ``plan_labels`` are stamped on every container (e.g. the model facts the rules used);
     ``secrets`` names the secret config keys that have a value (default: those the config sets).
     """
-    docker = _docker(config)
+    docker = docker_spec(config)
     present = configured_secrets(config) if secrets is None else frozenset(secrets)
     secret_env = tuple(SecretEnv(variable, key) for key, variable in SECRET_VARIABLES.items() if key in present)
     # Workers download their own share of the weights (the token) but never serve the API (no key).

@@ -22,11 +22,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from pulumi_vllm.distributed import ray
+from pulumi_vllm.distributed.multinode import check_multinode
 from pulumi_vllm.engine.argv import EngineArgs
 from pulumi_vllm.kubernetes.pod import ContainerSettings
 from pulumi_vllm.kubernetes.ray_pods import (
     RayPodTemplates,
-    check_multinode,
     group_workload,
     group_workload_name,
     head_selector,

@@ -18,7 +18,6 @@ from typing import Any
 
 from pulumi_vllm.config import NetworkSpec, StackConfig
 from pulumi_vllm.distributed import ray
-from pulumi_vllm.distributed.multinode import MAX_NAME_LENGTH, check_multinode, multinode_problems  # noqa: F401 - their old home
 from pulumi_vllm.distributed.network import network_env_values
 from pulumi_vllm.engine.argv import EngineArgs, vllm_command
 from pulumi_vllm.kubernetes.pod import ContainerSettings, selector_labels, vllm_pod_spec
