@@ -131,8 +131,12 @@ _ENGINE_NAME = re.compile(r"(`?)\b(" + "|".join(VLLM_TO_STACK_KEYS) + r")\b(`?)"
 
 
 def in_stack_terms(message: str) -> str:
-    """A message in the user's terms: a quoted vLLM engine argument (```gpu_memory_utilization```, vLLM's own
-    wording) is kept and followed by the stack key that sets it; a bare one becomes the stack key."""
+    """A message in the user's terms: an engine argument quoted in backticks (vLLM's own wording) is kept and
+    followed by the stack key that sets it; a bare one becomes the stack key.
+
+    Applied where the plan turns the rules' messages into config errors: the same rules speak of vLLM flags
+    when the policy pack judges other people's manifests, so they keep their own names.
+    """
 
     def replace(match: re.Match[str]) -> str:
         key = VLLM_TO_STACK_KEYS[match.group(2)]
