@@ -223,9 +223,14 @@ def test_catalog_agrees_with_config_json(config: dict[str, Any], model_id: str) 
             "meta-llama/Llama-3.1-70B-Instruct",
             "fp8",
         ),
-        ("Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4", "Qwen/Qwen2.5-72B-Instruct", "gptq"),
-        ("Qwen/Qwen3-8B-FP8", "Qwen/Qwen3-8B", "fp8"),
+        ("Qwen/Qwen2.5-14B-Instruct-GPTQ-Int4", "Qwen/Qwen2.5-14B-Instruct", "gptq"),
+        ("Qwen/Qwen3-14B-FP8", "Qwen/Qwen3-14B", "fp8"),
         ("google/gemma-2-27b", "google/gemma-2-27b-it", None),
+        ("RedHatAI/gemma-3-27b-it-quantized.w4a16", "google/gemma-3-27b-it", "compressed-tensors"),
+        ("RedHatAI/Qwen3-32B-W4A16", "Qwen/Qwen3-32B", "compressed-tensors"),
+        ("nm-testing/Mistral-Small-24B-Instruct-2501-FP8-dynamic", "mistralai/Mistral-Small-24B-Instruct-2501", "fp8"),
+        ("unsloth/DeepSeek-R1-Distill-Llama-8B-bnb-4bit", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "bitsandbytes"),
+        ("nvidia/Llama-3.3-70B-Instruct-FP4", "meta-llama/Llama-3.3-70B-Instruct", "modelopt_fp4"),
         # Meta's own FP8 checkpoint is a catalog entry with the quantization its config declares.
         (
             "meta-llama/Llama-3.1-405B-Instruct-FP8",

@@ -17,7 +17,7 @@ from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.engine.workload import VllmCommand, count
 from pulumi_vllm.models.facts import ModelFacts
-from vllm_policies.common import config_value, gpu_types, model_facts, vllm_targets
+from vllm_policies.common import config_value, gpu_choices, model_facts, vllm_targets
 from vllm_policies.pods import image_tag
 
 _RELEASE = re.compile(r"^v?(\d+\.\d+\.\d+)")
@@ -63,6 +63,7 @@ def plan_for(command: VllmCommand, facts: ModelFacts, gpu: GpuType, model: str, 
         "model_id": model,
         "max_num_seqs": count(command.value("--max-num-seqs")),
         "max_num_batched_tokens": count(command.value("--max-num-batched-tokens")),
+        "hybrid_kv_cache_manager": not command.has("--disable-hybrid-kv-cache-manager"),
     }
     release = vllm_release(image)
     for version in ([release] if release else []) + [None]:
@@ -79,7 +80,8 @@ def validate_capacity(args: ResourceValidationArgs, report: ReportViolation) -> 
     """Servers whose KV cache holds fewer than ``minConcurrency`` full-length requests, on a known GPU type."""
     minimum = float(config_value(args, "minConcurrency", 1))
     for target in vllm_targets(args):
-        gpu = known_gpu(gpu_types(target.workload, target.group))
+        choices = gpu_choices(target.workload, target.group)
+        gpu = next((choices[name] for name in sorted(choices) if choices[name] is not None), None)
         if gpu is None:
             continue
         for index, command in enumerate(target.commands.vllm):

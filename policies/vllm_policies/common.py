@@ -8,6 +8,7 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
+from pulumi_vllm.capacity.gpus import GpuType, gpu_from_node_label
 from pulumi_vllm.engine.workload import PodGroup, VllmContainer, Workload, read_workload, vllm_containers
 from pulumi_vllm.models.catalog import lookup
 from pulumi_vllm.models.facts import ModelFacts
@@ -162,11 +163,20 @@ def node_selections(group: PodGroup) -> dict[str, set[str]]:
 
 def gpu_types(workload: Workload, group: PodGroup) -> set[str]:
     """The GPU types a pod group may run on: the gpu-type annotation, else GPU node labels it selects."""
+    return set(gpu_choices(workload, group))
+
+
+def gpu_choices(workload: Workload, group: PodGroup) -> dict[str, GpuType | None]:
+    """Each GPU type value a pod group may run on (annotation or node label value), with the
+    catalog GPU it names (``None`` when the catalog does not know it)."""
     annotation = {**workload.annotations, **group.annotations}.get(GPU_TYPE_ANNOTATION)
     if annotation:
-        return {str(annotation)}
+        return {str(annotation): gpu_from_node_label(GPU_TYPE_ANNOTATION, str(annotation))}
     selections = node_selections(group)
-    return {value for label in GPU_TYPE_LABELS for value in selections.get(label, set())}
+    return {
+        value: gpu_from_node_label(label, value)
+        for label in GPU_TYPE_LABELS for value in sorted(selections.get(label, set()))
+    }
 
 
 class CannotVerify(UnknownValueError):

@@ -16,7 +16,7 @@ from pulumi_policy import (
 
 from pulumi_vllm.capacity.gpus import lookup_gpu
 from pulumi_vllm.engine.workload import VllmCommand, Workload, count, is_gpu_resource, ray_roles, vllm_containers
-from vllm_policies.common import config_value, gpu_types, plain, stack_workloads
+from vllm_policies.common import config_value, gpu_choices, plain, stack_workloads
 
 PAIRING_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app")
 """Pod labels that tie Ray worker pods to their head: the first of these the head's pods carry must match."""
@@ -185,7 +185,8 @@ def validate_gpu_quota(args: StackValidationArgs, report: ReportViolation) -> No
             for group in workload.groups:
                 if not group.gpus_per_pod:
                     continue
-                types = gpu_types(workload, group)
+                choices = gpu_choices(workload, group)
+                types = set(choices)
                 role = "" if group.role == "pod" else f" ({group.role})"
                 if not types:
                     report(
@@ -194,7 +195,10 @@ def validate_gpu_quota(args: StackValidationArgs, report: ReportViolation) -> No
                         "node label) or a vllm.pulumi.com/gpu-type annotation.",
                         urn,
                     )
-                elif not {canonical_gpu_type(t) for t in types} <= accepted:
+                elif not all(
+                    canonical_gpu_type(t) in accepted or (gpu is not None and gpu.name in accepted)
+                    for t, gpu in choices.items()
+                ):
                     report(
                         f"{workload.label}{role} may run on {', '.join(sorted(types))}; allowedGpuTypes is "
                         f"{', '.join(allowed)}.",

@@ -39,6 +39,8 @@ class GpuType:
     """Where ``total_memory_gib`` comes from."""
     device_name: str = field(default="")
     """What CUDA calls the device (vLLM keys some defaults on it, e.g. the A100 exception)."""
+    resource: str = "nvidia.com/gpu"
+    """The Kubernetes extended resource its device plugin advertises."""
 
     @property
     def large_batch_defaults(self) -> bool:
@@ -76,9 +78,20 @@ _CATALOG: tuple[GpuType, ...] = (
         "estimated: nvidia-smi 95830 MiB less the H100 driver reserve", "NVIDIA H100 NVL",
     ),
     GpuType(
-        "H200", 139.72, ("H200-141GB", "H200-SXM", "H200-NVL"),
-        "vLLM start-up error 'Free memory on device (7.34/139.72 GiB)' "
+        "H200", 139.80, ("H200-141GB", "H200-SXM", "H200-NVL"),
+        "measured on an H200: torch.cuda.mem_get_info total 139.80 GiB (driver 580, CUDA 13); an "
+        "older driver's vLLM start-up error shows 'Free memory on device (7.34/139.72 GiB)' "
         "(github.com/vllm-project/vllm/issues/23192)", "NVIDIA H200",
+    ),
+    GpuType(
+        "H20", _from_nvidia_smi(97871), ("H20-96GB",),
+        "estimated: nvidia-smi 97871 MiB (as H20 nodes report it; not measured here) less the H100 "
+        "driver reserve", "NVIDIA H20",
+    ),
+    GpuType(
+        "GB200", _from_nvidia_smi(189471), ("GB200-186GB", "B200-GB200"),
+        "estimated: nvidia-smi 189471 MiB per Blackwell GPU of a GB200 superchip (as reported; "
+        "not measured here) less the H100 driver reserve", "NVIDIA GB200",
     ),
     GpuType(
         "B200", 178.35, ("B200-180GB", "B200-192GB"),
@@ -103,6 +116,16 @@ _CATALOG: tuple[GpuType, ...] = (
         "(github.com/vllm-project/vllm/issues/15598)", "NVIDIA L40S",
     ),
     GpuType(
+        "L20", _from_nvidia_smi(46068), ("L20-48GB",),
+        "estimated: nvidia-smi 46068 MiB (the L40S's size, same 48 GB GDDR6; not measured here) "
+        "less the H100 driver reserve", "NVIDIA L20",
+    ),
+    GpuType(
+        "RTX-6000-Ada", _from_nvidia_smi(49140), ("RTX6000-Ada", "RTX-6000-Ada-Generation", "RTX-6000-Ada-48GB"),
+        "estimated: nvidia-smi 49140 MiB (as reported; not measured here) less the H100 driver reserve",
+        "NVIDIA RTX 6000 Ada Generation",
+    ),
+    GpuType(
         "L4", 22.04, ("L4-24GB",),
         "vLLM start-up error 'Free memory on device cuda:0 (15.32/22.04 GiB)' on an L4; "
         "22.05 GiB in github.com/pytorch/pytorch/issues/175666", "NVIDIA L4",
@@ -120,6 +143,20 @@ _CATALOG: tuple[GpuType, ...] = (
         "RTX-4090", 23.52, ("RTX4090", "4090", "GeForce-RTX-4090"),
         "PyTorch out-of-memory report on an RTX 4090 'total capacity of 23.52 GiB' "
         "(github.com/Soul-AILab/SoulX-FlashTalk/issues/5)", "NVIDIA GeForce RTX 4090",
+    ),
+)
+
+# AMD Instinct GPUs are scheduled as amd.com/gpu; ROCm's HIP reports the whole VRAM as the total.
+_CATALOG += (
+    GpuType(
+        "MI300X", round(205822885888 / (1 << 30), 2), ("MI300X-192GB", "Instinct-MI300X", "AMD-Instinct-MI300X"),
+        "rocm-smi 'VRAM Total Memory (B): 205822885888' on an MI300X (as reported; not measured "
+        "here), which HIP returns as the device total", "AMD Instinct MI300X", "amd.com/gpu",
+    ),
+    GpuType(
+        "MI325X", 256.0, ("MI325X-256GB", "Instinct-MI325X", "AMD-Instinct-MI325X"),
+        "AMD's specification: 256 GB HBM3E (taken as 256 GiB as rocm-smi reports the MI325X; not "
+        "measured here)", "AMD Instinct MI325X", "amd.com/gpu",
     ),
 )
 
@@ -190,3 +227,52 @@ def lookup_gpu(name: str) -> GpuType:
         f"unknown GPU type {name!r}. Accepted (case-insensitive): {', '.join(known_gpus())}; "
         "or custom:<GiB> for another GPU, giving the total memory CUDA reports"
     )
+
+
+# Node labels that name a GPU, and how their values map to the catalog. GKE's
+# cloud.google.com/gke-accelerator values (cloud.google.com/kubernetes-engine/docs/how-to/gpus)
+# drop "nvidia-" in lookup_gpu; the ones whose remainder is not a catalog name are listed here.
+GKE_ACCELERATORS: dict[str, str] = {
+    "nvidia-tesla-a100": "A100-40GB",
+    "nvidia-a100-80gb": "A100-80GB",
+    "nvidia-h100-80gb": "H100-80GB",
+    "nvidia-h100-mega-80gb": "H100-80GB",
+    "nvidia-h200-141gb": "H200",
+    "nvidia-b200": "B200",
+    "nvidia-gb200": "GB200",
+    "nvidia-l4": "L4",
+}
+INSTANCE_TYPE_GPUS: dict[str, str] = {
+    # EKS / EC2 (node.kubernetes.io/instance-type): the GPU of each accelerated instance family.
+    # A small mapping for the common GPU families; the cloud instance table extends it.
+    "p4d": "A100-40GB",
+    "p4de": "A100-80GB",
+    "p5": "H100-80GB",
+    "p5e": "H200",
+    "p5en": "H200",
+    "p6-b200": "B200",
+    "g6e": "L40S",
+    "g6": "L4",
+    "g5": "A10G",
+}
+
+
+def gpu_from_node_label(key: str, value: str) -> GpuType | None:
+    """The GPU a node label names, or ``None``.
+
+    ``nvidia.com/gpu.product`` (NVIDIA GPU feature discovery, e.g. ``NVIDIA-H100-80GB-HBM3``),
+    ``cloud.google.com/gke-accelerator`` (``nvidia-l4``, ``nvidia-h100-80gb``, ``nvidia-tesla-a100``),
+    ``karpenter.k8s.aws/instance-gpu-name`` (``h100``) and ``node.kubernetes.io/instance-type``
+    (``p5.48xlarge``: by instance family).
+    """
+    name = str(value).strip()
+    if key == "cloud.google.com/gke-accelerator" and name.lower() in GKE_ACCELERATORS:
+        return lookup_gpu(GKE_ACCELERATORS[name.lower()])
+    if key in ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"):
+        family = name.lower().split(".", 1)[0]
+        mapped = INSTANCE_TYPE_GPUS.get(family)
+        return lookup_gpu(mapped) if mapped else None
+    try:
+        return lookup_gpu(name)
+    except ValueError:
+        return None

@@ -16,7 +16,6 @@ names there are importable from here too.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pulumi_vllm.capacity.accounting import (
@@ -46,6 +45,7 @@ from pulumi_vllm.capacity.accounting import (
     too_long_message,
 )
 from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
+from pulumi_vllm.capacity.kv_layout import KvCacheLayout, kv_cache_layout
 from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     padded_vocab_size,
@@ -53,12 +53,34 @@ from pulumi_vllm.distributed.parallelism import (
 from pulumi_vllm.models.facts import ModelFacts
 
 __all__ = [
-    "BLOCK_SIZE", "CUDA_GRAPH_GIB_PER_LAYER", "DEFAULT_MAX_MODEL_LEN", "DEFAULT_MLP_RATIO", "DOCS_LINK",
-    "FORWARD_HIDDEN_COPIES", "GIB", "INT4_GROUP_OVERHEAD", "MOE_TOP_K", "PINNED_VLLM_VERSION",
-    "PIPELINE_STAGE_NON_TORCH_GIB", "SAMPLER_LOGIT_COPIES_BEFORE_0_17", "SAMPLER_LOGIT_COPIES_FROM_0_17",
-    "STARTUP_DISTRIBUTED_GIB", "STARTUP_IN_USE_GIB", "TENSOR_PARALLEL_PER_DOUBLING_GIB", "Accounting", "CapacityPlan",
-    "StagePlan", "accounting_for", "estimate_num_parameters", "kv_cache_bytes_per_token",
-    "parse_vllm_version", "pipeline_stage_layers", "plan_capacity", "resolve_weight_dtype",
+    "BLOCK_SIZE",
+    "CUDA_GRAPH_GIB_PER_LAYER",
+    "DEFAULT_MAX_MODEL_LEN",
+    "DEFAULT_MLP_RATIO",
+    "DOCS_LINK",
+    "FORWARD_HIDDEN_COPIES",
+    "GIB",
+    "INT4_GROUP_OVERHEAD",
+    "MOE_TOP_K",
+    "PINNED_VLLM_VERSION",
+    "PIPELINE_STAGE_NON_TORCH_GIB",
+    "SAMPLER_LOGIT_COPIES_BEFORE_0_17",
+    "SAMPLER_LOGIT_COPIES_FROM_0_17",
+    "STARTUP_DISTRIBUTED_GIB",
+    "STARTUP_IN_USE_GIB",
+    "TENSOR_PARALLEL_PER_DOUBLING_GIB",
+    "Accounting",
+    "CapacityPlan",
+    "KvCacheLayout",
+    "StagePlan",
+    "accounting_for",
+    "estimate_num_parameters",
+    "kv_cache_bytes_per_token",
+    "kv_cache_layout",
+    "parse_vllm_version",
+    "pipeline_stage_layers",
+    "plan_capacity",
+    "resolve_weight_dtype",
 ]
 
 
@@ -135,7 +157,9 @@ class StagePlan:
     kv_cache_gib: float
     """Requested memory minus the rest, as vLLM logs "Available KV cache memory" (may be negative)."""
     kv_cache_blocks: int
-    """Blocks of 16 tokens this stage's memory holds for all its layers."""
+    """Blocks this stage's memory holds (each block: one page for every layer of a KV-cache group)."""
+    kv: KvCacheLayout
+    """How vLLM groups this stage's layers in the KV cache, and what one request takes."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +226,7 @@ class CapacityPlan:
 
 def _verdict(
     era: Accounting, stages: list[StagePlan], free_gib: float, gpu: GpuType, utilization: float,
-    requested_gib: float, max_len: int, page: int,
+    requested_gib: float, max_len: int,
 ) -> str:
     """vLLM's start-up error for these stages, in the order vLLM meets them; empty when it starts."""
     if requested_gib > free_gib:  # Worker.init_device
@@ -210,10 +234,11 @@ def _verdict(
     if any(stage.kv_cache_gib <= 0 for stage in stages):  # check_enough_kv_cache_memory, per worker
         return no_blocks_message(era)
     for stage in stages:
-        needed = math.ceil(max_len / BLOCK_SIZE) * page * stage.layers
+        # _max_memory_usage_bytes_from_groups: one request's blocks in every group x bytes per block.
+        needed = stage.kv.blocks_per_request * stage.kv.bytes_per_block
         if needed > stage.kv_cache_gib * GIB:
-            # vLLM's estimate: the longest length whose blocks fit, i.e. all of this stage's blocks.
-            longest = stage.kv_cache_blocks * BLOCK_SIZE
+            # vLLM's estimate: the longest length whose blocks fit (_estimate_max_model_len_from_groups).
+            longest = stage.kv.longest_request(stage.kv_cache_blocks, max_len)
             return too_long_message(era, max_len, needed, stage.kv_cache_gib * GIB, longest)
     return ""
 
@@ -232,12 +257,15 @@ def plan_capacity(
     *,
     max_num_seqs: int | None = None,
     max_num_batched_tokens: int | None = None,
+    hybrid_kv_cache_manager: bool = True,
 ) -> CapacityPlan:
     """Memory per GPU, KV-cache capacity and vLLM's start-up verdict for one layout.
 
     ``gpu`` is a :class:`GpuType` or a name for :func:`pulumi_vllm.capacity.gpus.lookup_gpu`.
     ``max_model_len`` defaults to the model's context length; ``max_num_seqs`` and
     ``max_num_batched_tokens`` to vLLM's defaults for ``vllm serve`` on ``gpu``.
+    ``hybrid_kv_cache_manager`` false is ``--disable-hybrid-kv-cache-manager`` (sliding-window
+    layers then hold the whole context, see :mod:`pulumi_vllm.capacity.kv_layout`).
 
     Raises:
         ValueError: a layout vLLM rejects (the parallelism rules' messages), a utilization outside
@@ -263,7 +291,7 @@ def plan_capacity(
 
     hidden, vocab, layers = facts.hidden_size, facts.vocab_size, facts.num_hidden_layers
     act_bytes = 4 if dtype == "float32" else 2
-    page = kv_cache_bytes_per_token(facts, tp, kv_cache_dtype, 1, act_bytes) * BLOCK_SIZE
+    token_bytes = kv_cache_bytes_per_token(facts, tp, kv_cache_dtype, 1, act_bytes)
     quantized = dtype in ("fp8", "int8", "int4", "fp4")
     layer_params = max(params - 2 * vocab * hidden, 0) / layers
     layer_bytes = layer_params * _WEIGHT_BYTES[dtype]
@@ -279,10 +307,14 @@ def plan_capacity(
     sampler = era.sampler_logit_copies * requests * padded_vocab_size(vocab) * 4 + tokens * hidden * act_bytes
     experts = facts.num_experts or 1
     mlp_width = max(layer_params - _attention_parameters(facts), 0) / (3 * hidden) / experts
-    active_width = mlp_width * min(MOE_TOP_K, experts)
-    hidden_copies = FORWARD_HIDDEN_COPIES + (MOE_TOP_K if experts > 1 else 0)
+    # The fused-MoE kernel (fused_experts_impl, vllm/model_executor/layers/fused_moe/fused_moe.py)
+    # allocates its intermediate caches as tokens x top_k x width: the model's own router top-k.
+    top_k = min(facts.num_experts_per_token or MOE_TOP_K, experts) if experts > 1 else 1
+    active_width = mlp_width * top_k
+    hidden_copies = FORWARD_HIDDEN_COPIES + (top_k if experts > 1 else 0)
     forward = tokens * (hidden * hidden_copies + 3 * active_width / tp) * act_bytes
 
+    in_flight = tokens * (pp if pp > 1 else 2)  # VllmConfig.max_in_flight_tokens, async scheduling on
     requested = gpu.total_memory_gib * gpu_memory_utilization * GIB
     non_torch = non_torch_gib(era, tp, pp) * GIB
     stages: list[StagePlan] = []
@@ -292,14 +324,21 @@ def plan_capacity(
         activation = max(forward, sampler) if index == pp - 1 else forward
         graphs = CUDA_GRAPH_GIB_PER_LAYER * stage_layers * GIB if era.cuda_graphs_in_budget else 0.0
         available = requested - weights - activation - non_torch - graphs
-        blocks = int(available) // page // stage_layers if available > 0 else 0
+        kv = kv_cache_layout(facts, stage_layers, tp, token_bytes, act_bytes, max_len, in_flight, hybrid_kv_cache_manager)
+        blocks = int(available) // kv.bytes_per_block if available > 0 else 0
         stages.append(StagePlan(
             stage_layers, weights / GIB, activation / GIB, non_torch / GIB, graphs / GIB, available / GIB, blocks,
+            kv,
         ))
 
-    tightest = min(stages, key=lambda s: s.kv_cache_blocks)
+    tightest = min(stages, key=lambda s: s.kv_cache_blocks / s.kv.blocks_per_request)
     blocks = tightest.kv_cache_blocks
-    concurrency = blocks / math.ceil(max_len / BLOCK_SIZE)
+    concurrency = blocks / tightest.kv.blocks_per_request
+    if tightest.kv.hybrid:
+        notes.append(tightest.kv.describe())
+    # get_kv_cache_capacity: tokens are concurrency x max_model_len; with one uniform group that is
+    # the blocks' tokens (as logged before the hybrid manager).
+    cache_tokens = int(concurrency * max_len) if tightest.kv.hybrid else blocks * tightest.kv.block_size
     free = gpu.total_memory_gib - STARTUP_IN_USE_GIB - (STARTUP_DISTRIBUTED_GIB if tp * pp > 1 else 0)
     weights_gib = max(s.weights_gib for s in stages)
     if weights_gib > gpu.total_memory_gib:
@@ -307,11 +346,11 @@ def plan_capacity(
             f"the weights alone ({weights_gib:.2f} GiB per GPU) exceed the GPU's {gpu.total_memory_gib} GiB: "
             "loading fails with CUDA out of memory before vLLM sizes the cache"
         )
-    message = _verdict(era, stages, free, gpu, gpu_memory_utilization, requested / GIB, max_len, page)
+    message = _verdict(era, stages, free, gpu, gpu_memory_utilization, requested / GIB, max_len)
     fits = not message
     if fits:
         message = (
-            f"GPU KV cache size: {blocks * BLOCK_SIZE:,} tokens. Maximum concurrency for "
+            f"GPU KV cache size: {cache_tokens:,} tokens. Maximum concurrency for "
             f"{max_len:,} tokens per request: {concurrency:.2f}x"
         )
     return CapacityPlan(
@@ -319,6 +358,6 @@ def plan_capacity(
         pipeline_parallel_size=pp, max_model_len=max_len, gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype, weight_dtype=dtype, requested_gib_per_gpu=requested / GIB,
         weights_gib_per_gpu=weights_gib, kv_cache_gib_per_gpu=tightest.kv_cache_gib,
-        kv_cache_tokens=blocks * BLOCK_SIZE, max_concurrency=concurrency, fits=fits, message=message,
-        max_model_len_that_fits=blocks * BLOCK_SIZE, stages=tuple(stages), notes=tuple(notes),
+        kv_cache_tokens=cache_tokens, max_concurrency=concurrency, fits=fits, message=message,
+        max_model_len_that_fits=tightest.kv.longest_request(blocks, max_len), stages=tuple(stages), notes=tuple(notes),
     )

@@ -25,8 +25,10 @@ _K8S_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][-._A-Za-z0-9]*)\)")
 _SHELL_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
-SERVE_MODULES = ("vllm.entrypoints.openai.api_server",)
-"""``python -m`` modules that run vLLM's OpenAI-compatible server."""
+SERVE_MODULES = ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
+"""``python -m`` modules that run a vLLM server: the OpenAI-compatible one, and the older demo
+server ``vllm.entrypoints.api_server`` (``/generate``) that model-garden images still run; both take
+the engine's flags, the model as ``--model``."""
 BATCH_MODULES = ("vllm.entrypoints.openai.run_batch", "vllm.entrypoints.launchers.run_batch")
 """``python -m`` modules that run vLLM's offline batch runner."""
 VLLM_IMAGE_REPOSITORIES = ("vllm-openai",)
@@ -208,12 +210,16 @@ class ContainerCommands:
 
 
 def literal_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """The container's environment variables that have a literal ``value`` (not a Secret or ConfigMap reference)."""
+    """The container's environment variables that have a literal ``value`` (not a Secret or ConfigMap reference).
+
+    As the kubelet does, a value's ``$(VAR)`` references to variables defined earlier in the list
+    are expanded (``$$`` escapes, other references stay as written).
+    """
     values: dict[str, str] = {}
     for item in _list(container.get("env")):
         item = _mapping(item)
         if isinstance(item.get("name"), str) and isinstance(item.get("value"), (str, int, float)):
-            values[item["name"]] = str(item["value"])
+            values[item["name"]] = expand_kubernetes(str(item["value"]), values)
     return values
 
 

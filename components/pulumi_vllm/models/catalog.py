@@ -1,241 +1,67 @@
 """Built-in catalog of architecture facts for widely deployed open models.
 
-Every entry copies its numbers from the model's Hugging Face ``config.json`` (linked in
-``source``); ``num_parameters`` is the count published on the model card / safetensors index.
+The facts are data, in ``catalog.json`` beside this module: every entry copies its numbers from
+the model's Hugging Face ``config.json`` (linked in ``source``); ``num_parameters`` is the count
+published on the model card / safetensors index. Adding a model is one line there.
 The catalog is only the last resort: explicit stack config and a local ``config.json`` win (see
 :func:`pulumi_vllm.models.resolve.resolve_facts`).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pulumi_vllm.models.facts import ModelFacts
+
+_DATA = Path(__file__).with_name("catalog.json")
+"""The catalog as data: ``shapes`` (architectures shared by several checkpoints) and ``models``
+(one entry per Hugging Face id: its shape, and any field that differs from it)."""
 
 
 def _config_url(model_id: str) -> str:
     return f"https://huggingface.co/{model_id}/blob/main/config.json"
 
 
-# Shared shapes: Instruct and base checkpoints of one model have identical architectures.
-_LLAMA_31_8B: dict[str, Any] = {
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "hidden_size": 4096,
-    "vocab_size": 128256,
-    "num_parameters": 8.03e9,
-    "max_position_embeddings": 131072,
-}
-_LLAMA_70B: dict[str, Any] = {
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "hidden_size": 8192,
-    "vocab_size": 128256,
-    "num_parameters": 70.6e9,
-    "max_position_embeddings": 131072,
-}
-_LLAMA_31_405B: dict[str, Any] = {
-    "num_hidden_layers": 126,
-    "num_attention_heads": 128,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "hidden_size": 16384,
-    "vocab_size": 128256,
-    "num_parameters": 405.9e9,
-    "max_position_embeddings": 131072,
-}
-_LLAMA_32_1B: dict[str, Any] = {
-    "num_hidden_layers": 16,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 64,
-    "hidden_size": 2048,
-    "vocab_size": 128256,
-    "num_parameters": 1.24e9,
-    "max_position_embeddings": 131072,
-}
-_LLAMA_32_3B: dict[str, Any] = {
-    "num_hidden_layers": 28,
-    "num_attention_heads": 24,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "hidden_size": 3072,
-    "vocab_size": 128256,
-    "num_parameters": 3.21e9,
-    "max_position_embeddings": 131072,
-}
-_QWEN25_7B: dict[str, Any] = {
-    "num_hidden_layers": 28,
-    "num_attention_heads": 28,
-    "num_key_value_heads": 4,
-    "head_dim": 128,
-    "hidden_size": 3584,
-    "vocab_size": 152064,
-    "num_parameters": 7.62e9,
-    "max_position_embeddings": 32768,
-}
-_QWEN25_72B: dict[str, Any] = {
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "hidden_size": 8192,
-    "vocab_size": 152064,
-    "num_parameters": 72.7e9,
-    "max_position_embeddings": 32768,
-}
+def _entry_facts(entry: dict[str, Any], shapes: dict[str, dict[str, Any]]) -> ModelFacts:
+    """One model's facts: its shape, its own fields over it, ``head_dim`` derived as config.json does."""
+    fields = {**shapes[entry["shape"]], **{k: v for k, v in entry.items() if k not in ("id", "shape")}}
+    fields.setdefault("head_dim", fields["hidden_size"] // fields["num_attention_heads"])
+    return ModelFacts(**{"torch_dtype": "bfloat16", **fields, "source": _config_url(entry["id"])})
 
-_ENTRIES: list[tuple[str, dict[str, Any]]] = [
-    ("meta-llama/Llama-3.1-8B-Instruct", _LLAMA_31_8B),
-    ("meta-llama/Llama-3.1-8B", _LLAMA_31_8B),
-    ("meta-llama/Llama-3.1-70B-Instruct", _LLAMA_70B),
-    ("meta-llama/Llama-3.1-70B", _LLAMA_70B),
-    ("meta-llama/Llama-3.3-70B-Instruct", _LLAMA_70B),
-    ("meta-llama/Llama-3.1-405B-Instruct", _LLAMA_31_405B),
-    ("meta-llama/Llama-3.1-405B", _LLAMA_31_405B),
-    # Meta's own FP8 release: weights in fp8 with per-channel scales (quant_method fbgemm_fp8).
-    (
-        "meta-llama/Llama-3.1-405B-Instruct-FP8",
-        {**_LLAMA_31_405B, "quantization": "fbgemm_fp8"},
-    ),
-    ("meta-llama/Llama-3.1-405B-FP8", {**_LLAMA_31_405B, "quantization": "fbgemm_fp8"}),
-    ("meta-llama/Llama-3.2-1B-Instruct", _LLAMA_32_1B),
-    ("meta-llama/Llama-3.2-1B", _LLAMA_32_1B),
-    ("meta-llama/Llama-3.2-3B-Instruct", _LLAMA_32_3B),
-    ("meta-llama/Llama-3.2-3B", _LLAMA_32_3B),
-    ("Qwen/Qwen2.5-7B-Instruct", _QWEN25_7B),
-    ("Qwen/Qwen2.5-7B", {**_QWEN25_7B, "max_position_embeddings": 131072}),
-    ("Qwen/Qwen2.5-72B-Instruct", _QWEN25_72B),
-    ("Qwen/Qwen2.5-72B", {**_QWEN25_72B, "max_position_embeddings": 131072}),
-    (
-        "Qwen/Qwen3-8B",
-        {
-            "num_hidden_layers": 36,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 8,
-            "head_dim": 128,
-            "hidden_size": 4096,
-            "vocab_size": 151936,
-            "num_parameters": 8.19e9,
-            "max_position_embeddings": 40960,
-        },
-    ),
-    # Qwen3 sets head_dim explicitly: 128, not hidden_size / heads (5120 / 40 = 128 here by chance).
-    (
-        "Qwen/Qwen3-14B",
-        {
-            "num_hidden_layers": 40,
-            "num_attention_heads": 40,
-            "num_key_value_heads": 8,
-            "head_dim": 128,
-            "hidden_size": 5120,
-            "vocab_size": 151936,
-            "num_parameters": 14.8e9,
-            "max_position_embeddings": 40960,
-        },
-    ),
-    # 64 heads x 128 = 8192 != hidden 5120: the explicit head_dim matters.
-    (
-        "Qwen/Qwen3-32B",
-        {
-            "num_hidden_layers": 64,
-            "num_attention_heads": 64,
-            "num_key_value_heads": 8,
-            "head_dim": 128,
-            "hidden_size": 5120,
-            "vocab_size": 151936,
-            "num_parameters": 32.8e9,
-            "max_position_embeddings": 40960,
-        },
-    ),
-    (
-        "mistralai/Mistral-7B-Instruct-v0.3",
-        {
-            "num_hidden_layers": 32,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 8,
-            "head_dim": 128,
-            "hidden_size": 4096,
-            "vocab_size": 32768,
-            "num_parameters": 7.25e9,
-            "max_position_embeddings": 32768,
-        },
-    ),
-    (
-        "mistralai/Mixtral-8x7B-Instruct-v0.1",
-        {
-            "num_hidden_layers": 32,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 8,
-            "head_dim": 128,
-            "hidden_size": 4096,
-            "vocab_size": 32000,
-            "num_parameters": 46.7e9,
-            "max_position_embeddings": 32768,
-            "num_experts": 8,
-        },
-    ),
-    # Gemma 2 27B: head_dim 128 although hidden_size / heads = 144.
-    (
-        "google/gemma-2-27b-it",
-        {
-            "num_hidden_layers": 46,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 16,
-            "head_dim": 128,
-            "hidden_size": 4608,
-            "vocab_size": 256000,
-            "num_parameters": 27.2e9,
-            "max_position_embeddings": 8192,
-        },
-    ),
-    # MLA: the cache holds one latent (kv_lora_rank) plus the rotary key part per token and layer.
-    # head_dim is the query/key head size qk_nope_head_dim + qk_rope_head_dim = 128 + 64.
-    # 671B main-model weights (the checkpoint adds a 14B multi-token-prediction module).
-    (
-        "deepseek-ai/DeepSeek-V3",
-        {
-            "num_hidden_layers": 61,
-            "num_attention_heads": 128,
-            "num_key_value_heads": 128,
-            "head_dim": 192,
-            "hidden_size": 7168,
-            "vocab_size": 129280,
-            "num_parameters": 671e9,
-            "max_position_embeddings": 163840,
-            "use_mla": True,
-            "kv_lora_rank": 512,
-            "qk_rope_head_dim": 64,
-            "num_experts": 256,
-            "quantization": "fp8",
-        },
-    ),
-    (
-        "facebook/opt-125m",
-        {
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "num_key_value_heads": 12,
-            "head_dim": 64,
-            "hidden_size": 768,
-            "vocab_size": 50272,
-            "num_parameters": 125e6,
-            "max_position_embeddings": 2048,
-            "torch_dtype": "float16",
-        },
-    ),
-]
 
-_CATALOG: dict[str, ModelFacts] = {
-    model_id: ModelFacts(
-        **{"torch_dtype": "bfloat16", **fields, "source": _config_url(model_id)}
-    )
-    for model_id, fields in _ENTRIES
-}
+def load_catalog(path: Path = _DATA) -> dict[str, ModelFacts]:
+    """Hugging Face id -> facts for every model of the catalog file at ``path``.
+
+    Raises:
+        ValueError: an entry names an unknown shape, repeats an id, or has facts
+            :class:`ModelFacts` refuses (the message names the id).
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    shapes: dict[str, dict[str, Any]] = data["shapes"]
+    found: dict[str, ModelFacts] = {}
+    for entry in data["models"]:
+        model_id = entry["id"]
+        if entry.get("shape") not in shapes:
+            raise ValueError(f"{path}: {model_id} names unknown shape {entry.get('shape')!r}")
+        if model_id in found:
+            raise ValueError(f"{path}: {model_id} is listed twice")
+        try:
+            found[model_id] = _entry_facts(entry, shapes)
+        except ValueError as error:
+            raise ValueError(f"{path}: {model_id}: {error}") from None
+    return found
+
+
+def shape_fields(model_id: str, path: Path = _DATA) -> dict[str, Any]:
+    """The fields the catalog file itself gives for ``model_id`` (shape and overrides, before defaults)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entry = next(e for e in data["models"] if e["id"] == model_id)
+    return {**data["shapes"][entry["shape"]], **{k: v for k, v in entry.items() if k not in ("id", "shape")}}
+
+
+_CATALOG: dict[str, ModelFacts] = load_catalog()
 
 # Lower-cased full id and bare name (after the org) -> canonical id.
 _INDEX: dict[str, str] = {}
@@ -247,12 +73,22 @@ for _model_id in _CATALOG:
 # (None: no change). Stripped longest first, repeatedly: "-Instruct-AWQ" loses both parts.
 _SUFFIX_QUANTIZATION: dict[str, str | None] = {
     "-fp8-dynamic": "fp8",
+    "-fp8-block": "fp8",
     "-fp8": "fp8",
     "-awq-int4": "awq",
     "-awq": "awq",
     "-gptq-int4": "gptq",
     "-gptq-int8": "gptq",
     "-gptq": "gptq",
+    # llm-compressor's names (RedHatAI, neuralmagic): compressed-tensors checkpoints.
+    "-quantized.w4a16": "compressed-tensors",
+    "-quantized.w8a8": "compressed-tensors",
+    "-quantized.w8a16": "compressed-tensors",
+    "-w4a16": "compressed-tensors",
+    "-w8a8": "compressed-tensors",
+    "-nvfp4": "modelopt_fp4",
+    "-fp4": "modelopt_fp4",
+    "-bnb-4bit": "bitsandbytes",
     "-instruct": None,
     "-it": None,
 }

@@ -42,12 +42,49 @@ class ModelFacts(BaseModel):
     """MLA rotary part of the key, cached beside the latent."""
     num_experts: int | None = Field(default=None, gt=0)
     """Routed experts of a mixture-of-experts model, if any."""
+    num_experts_per_token: int | None = Field(default=None, gt=0)
+    """Experts the router picks per token (``num_experts_per_tok``; Mixtral 2, DeepSeek-V3 8, gpt-oss 4)."""
+    sliding_window: int | None = Field(default=None, gt=0)
+    """Tokens a sliding-window attention layer attends to (Gemma 2/3, gpt-oss, Mistral 7B v0.1)."""
+    sliding_window_layers: int | None = Field(default=None, ge=0)
+    """How many layers use ``sliding_window`` (the rest attend to the full context); ``None``: all."""
+    linear_attention_layers: int | None = Field(default=None, ge=0)
+    """Layers with linear attention (Gated DeltaNet in Qwen3-Next): a fixed state per request, no per-token KV."""
+    linear_num_key_heads: int | None = Field(default=None, gt=0)
+    """Key heads of a linear-attention layer."""
+    linear_num_value_heads: int | None = Field(default=None, gt=0)
+    """Value heads of a linear-attention layer."""
+    linear_key_head_dim: int | None = Field(default=None, gt=0)
+    """Key head size of a linear-attention layer."""
+    linear_value_head_dim: int | None = Field(default=None, gt=0)
+    """Value head size of a linear-attention layer."""
+    linear_conv_kernel_dim: int | None = Field(default=None, gt=0)
+    """Width of a linear-attention layer's short convolution (its conv state keeps width - 1 tokens)."""
     torch_dtype: str = "bfloat16"
     """Dtype the checkpoint is stored in."""
     quantization: str | None = None
     """Weight quantization of the checkpoint (``fp8``, ``awq``, ``gptq``, ...), if any."""
     source: str = ""
     """Where these numbers come from (a URL or ``config.json`` path)."""
+
+    @property
+    def window_layers(self) -> int:
+        """Layers that hold only ``sliding_window`` tokens in the KV cache (0 without a window)."""
+        if self.sliding_window is None:
+            return 0
+        if self.sliding_window_layers is None:
+            return self.num_hidden_layers
+        return self.sliding_window_layers
+
+    @property
+    def linear_layers(self) -> int:
+        """Layers with linear attention (0 for pure-attention models)."""
+        return self.linear_attention_layers or 0
+
+    @property
+    def full_attention_layers(self) -> int:
+        """Layers that keep the KV of every token of the context."""
+        return self.num_hidden_layers - self.window_layers - self.linear_layers
 
 
 # Alternative spellings of the same quantity in older or non-Llama config.json files (GPT-2,
@@ -180,6 +217,16 @@ def facts_from_config_json(
     # transformers 5 writes "dtype"; older releases "torch_dtype".
     dtype = top.get("torch_dtype") or top.get("dtype") or config.get("torch_dtype")
 
+    max_positions = number("max_position_embeddings", _first(config, "max_position_embeddings"))
+    window, window_layers, linear_layers = _layer_kinds(config, layers, max_positions, number)
+    linear = {
+        name: number(name, config.get(name))
+        for name in (
+            "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
+            "linear_value_head_dim", "linear_conv_kernel_dim",
+        )
+    } if linear_layers else {}
+
     return ModelFacts(
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -187,14 +234,50 @@ def facts_from_config_json(
         head_dim=head_dim,
         hidden_size=hidden,
         vocab_size=vocab,
-        max_position_embeddings=number(
-            "max_position_embeddings", _first(config, "max_position_embeddings")
-        ),
+        max_position_embeddings=max_positions,
         use_mla=use_mla,
         kv_lora_rank=kv_lora_rank,
         qk_rope_head_dim=qk_rope_head_dim if use_mla else None,
         num_experts=number("num_experts", experts),
+        num_experts_per_token=number("num_experts_per_tok", config.get("num_experts_per_tok")) if experts else None,
+        sliding_window=window,
+        sliding_window_layers=window_layers,
+        linear_attention_layers=linear_layers or None,
+        **linear,
         torch_dtype=dtype if isinstance(dtype, str) else "bfloat16",
         quantization=quantization,
         source=source or where,
     )
+
+
+def _layer_kinds(
+    config: dict[str, Any], layers: int, max_positions: int | None, number: Any
+) -> tuple[int | None, int | None, int]:
+    """``(sliding window, layers using it, linear-attention layers)`` as the config describes them.
+
+    ``layer_types`` (gpt-oss, recent Gemma 3 and Qwen3-Next configs) names each layer's kind;
+    older configs give a pattern instead: Gemma 2 alternates sliding and full layers starting
+    with a sliding one, Gemma 3 makes every ``sliding_window_pattern``-th layer full, Qwen3-Next
+    every ``full_attention_interval``-th. A window that covers the whole context (or
+    ``use_sliding_window: false``, Qwen2) is no window.
+    """
+    kinds = config.get("layer_types")
+    linear = 0
+    window = number("sliding_window", config.get("sliding_window")) if config.get("use_sliding_window", True) else None
+    window_layers: int | None = None
+    if isinstance(kinds, list) and len(kinds) == layers:
+        linear = sum(kind == "linear_attention" for kind in kinds)
+        window_layers = sum(kind == "sliding_attention" for kind in kinds)
+    else:
+        model_type = str(config.get("model_type") or "")
+        interval = number("full_attention_interval", config.get("full_attention_interval"))
+        if interval:
+            linear = layers - layers // interval
+        if model_type == "gemma2":
+            window_layers = (layers + 1) // 2
+        elif model_type.startswith("gemma3"):
+            pattern = number("sliding_window_pattern", config.get("sliding_window_pattern")) or 6
+            window_layers = layers - layers // pattern
+    if window is None or (max_positions is not None and window >= max_positions) or window_layers == 0:
+        return None, None, linear
+    return window, window_layers, linear
