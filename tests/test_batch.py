@@ -36,8 +36,12 @@ def test_job_shares_the_server_pod_and_runs_run_batch() -> None:
     args = job_container["args"]
     assert args[:6] == ["-i", "/batch/input/input.jsonl", "-o", "/root/.cache/huggingface/batch-output.jsonl", "--model",
                         "meta-llama/Llama-3.1-8B-Instruct"]
-    # Same engine flags as the server (the same builder): everything after the server's --port value.
-    assert args[6:] == server_container["args"][5:]
+    # Same engine flags as the server (the same builder): everything after the server's --port value, but the
+    # server's drain on SIGTERM (availability.drainSeconds), which a batch run has no use for.
+    server_flags = list(server_container["args"][5:])
+    at = server_flags.index("--shutdown-timeout")
+    assert server_flags[at + 1] == "45"
+    assert args[6:] == server_flags[:at] + server_flags[at + 2:]
     for field in ("image", "resources", "env"):
         assert job_container[field] == server_container[field]
     assert job_pod["restartPolicy"] == "Never"

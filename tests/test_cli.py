@@ -17,4 +17,4 @@ def test_version_names_the_pinned_vllm(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_every_sub_command_is_registered() -> None:
     subparsers = next(action for action in build_parser()._actions if action.dest == "command")
-    assert set(subparsers.choices) == {"render", "size", "diff"}  # type: ignore[attr-defined]
+    assert set(subparsers.choices) == {"render", "size", "diff", "bench"}  # type: ignore[attr-defined]

@@ -213,6 +213,12 @@ def test_every_docker_resource_has_a_readable_file(single: Any) -> None:
     assert container_file["inputs"]["ports"][0]["external"] == 8000
 
 
+def without_drain(argv: list[str]) -> list[str]:
+    """A pod's vLLM command without its drain on SIGTERM, sized to the pod's grace period (Kubernetes only)."""
+    at = argv.index("--shutdown-timeout")
+    return argv[:at] + argv[at + 2:]
+
+
 def test_container_runs_the_same_vllm_command_as_the_kubernetes_target() -> None:
     shared = {
         "name": "llm",
@@ -225,7 +231,7 @@ def test_container_runs_the_same_vllm_command_as_the_kubernetes_target() -> None
     deployment = next(reg for reg in kubernetes.run.registrations if reg.type == "kubernetes:apps/v1:Deployment")
     pod_container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
     inputs = _one(docker, CONTAINER).inputs
-    assert inputs["entrypoints"] + inputs["command"] == pod_container["command"] + pod_container["args"]
+    assert inputs["entrypoints"] + inputs["command"] == without_drain(pod_container["command"] + pod_container["args"])
     assert "--enable-prefix-caching" in inputs["command"]
 
 
@@ -453,7 +459,7 @@ def test_ray_head_serves_what_the_kubernetes_ray_head_serves() -> None:
         {**shared, "target": "docker", "docker": {"hosts": hosts, "publishAddress": "0.0.0.0", "port": 8000}}
     )
     head = _containers_by_role(docker)["ray-head"]
-    assert _serve_argv(head["command"][0]) == _serve_argv(pod_container["command"][-1])
+    assert _serve_argv(head["command"][0]) == without_drain(_serve_argv(pod_container["command"][-1]))
     pod_env = {item["name"]: item.get("value") for item in pod_container["env"]}
     docker_env = _env(head) if SECRET_SIG in head["envs"] else dict(item.split("=", 1) for item in head["envs"])
     for name in ("RAY_EXPECTED_NODES", "RAY_HEAD_PORT", "RAY_NODE_WAIT_SECONDS", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"):

@@ -24,6 +24,7 @@ from pulumi_vllm.kubernetes.ray_pods import (
     head_selector,
     worker_selector,
 )
+from pulumi_vllm.kubernetes.safety_pods import graceful_engine
 from pulumi_vllm.plan import plan_serving
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +124,9 @@ def test_the_head_serves_the_one_vllm_command_with_ray_and_is_probed_on_health(r
     (head,) = [template for role, _, template in pod_groups(rendered) if role == "head"]
     (container,) = head["spec"]["containers"]
     argv = head_serve_argv(container)
-    assert argv == vllm_command(engine_args_from_config(config, multi_node=True)).argv
+    # The one builder, with the drain on SIGTERM the pods' grace period covers (availability.drainSeconds).
+    assert argv == vllm_command(graceful_engine(engine_args_from_config(config, multi_node=True), config)).argv
+    assert argv[argv.index("--shutdown-timeout") + 1] == str(config.availability.drain_seconds)
     assert argv[argv.index("--distributed-executor-backend") + 1] == "ray"
     assert argv[argv.index("--tensor-parallel-size") + 1] == "8"
     assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
@@ -212,7 +215,12 @@ def test_leaderworkerset_infiniband_pods() -> None:
     assert network.infiniband
     for _, _, template in pod_groups(stack):
         (container,) = template["spec"]["containers"]
-        assert container["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+        # Hardened as every pod, with the one capability RDMA needs kept.
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["IPC_LOCK"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         for section in ("requests", "limits"):
             assert container["resources"][section][network.rdma_resource_name] == str(network.rdma_resource_count)
         env = env_of(container)
@@ -224,7 +232,7 @@ def test_no_infiniband_settings_unless_asked() -> None:
     stack = render_stack(REPO, STACKS["plain"], env={})
     for _, _, template in pod_groups(stack):
         (container,) = template["spec"]["containers"]
-        assert "securityContext" not in container
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}  # no IPC_LOCK
         assert not any(name.startswith("rdma/") for name in container["resources"]["limits"])
         assert "NCCL_IB_HCA" not in env_of(container)
 

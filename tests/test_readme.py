@@ -87,6 +87,21 @@ def test_the_import_example_runs_as_a_program(tmp_path: Path) -> None:
     assert run.outputs == {"qwen_url": "http://qwen.llm.svc.cluster.local/v1"}
 
 
+def test_the_platform_import_example_runs_as_a_program(tmp_path: Path) -> None:
+    """The manual's GpuPlatform example: the releases it names, and the serving waiting for the platform."""
+    from pulumi_vllm.render.engine import run_program
+
+    page = (REPO / "docs" / "importing.md").read_text()
+    example = page.split("## The GPU platform in your program", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "Pulumi.yaml").write_text("name: my-llm-platform\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(example)
+    run = run_program(tmp_path, "dev", {}, [], "my-llm-platform")
+    assert run.outputs == {"releases": ["nvidia-device-plugin", "dcgm-exporter", "lws"]}
+    platform = {reg.urn for reg in run.registrations if reg.name.startswith("gpu-") and reg.custom}
+    deployment = next(reg for reg in run.registrations if reg.type == "kubernetes:apps/v1:Deployment")
+    assert platform and platform <= set(deployment.dependencies)
+
+
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stacks import SERVING_STACKS, STACKS
 
 from pulumi_vllm.cli import main
 from pulumi_vllm.cli.render import render_config, render_stack
@@ -19,7 +20,6 @@ from pulumi_vllm.config import ConfigError, load_stack_config, parse_stack_confi
 from pulumi_vllm.plan import plan_serving
 
 REPO = Path(__file__).resolve().parents[1]
-STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
 LLAMA_8B = {"model": {"id": "meta-llama/Llama-3.1-8B-Instruct"}}
 BATCH = {"enabled": True, "inputLines": [{"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
                                          "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}]}
@@ -154,7 +154,7 @@ def _gpu_pods(rendered: Any) -> list[dict[str, Any]]:
     return pods
 
 
-@pytest.mark.parametrize("stack", [s for s in STACKS if "docker" not in s])
+@pytest.mark.parametrize("stack", [s for s in SERVING_STACKS if "docker" not in s])
 def test_every_gpu_pod_of_every_example_stack_tolerates_the_gpu_taint(stack: str) -> None:
     rendered = render_stack(REPO, stack, env={})
     pods = _gpu_pods(rendered)
@@ -186,16 +186,22 @@ KUBECTL_EXTENSIONS = (".json", ".yaml", ".yml")
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if "docker" not in s])
-def test_every_file_kubectl_apply_recursive_reads_is_a_kubernetes_object(tmp_path: Path, stack: str) -> None:
+def test_every_file_kubectl_apply_reads_is_a_kubernetes_object(tmp_path: Path, stack: str) -> None:
     out = tmp_path / stack
     assert main(["render", "--stack", stack, "--out", str(out), "--project", str(REPO)]) == 0
-    read = [path for path in out.rglob("*") if path.is_file() and path.suffix in KUBECTL_EXTENSIONS]
+    read = [path for path in out.glob("*") if path.is_file() and path.suffix in KUBECTL_EXTENSIONS]
     assert read
     for path in read:
         document = yaml.safe_load(path.read_text())
         assert {"apiVersion", "kind", "metadata"} <= set(document), path.relative_to(out)
         assert document["metadata"].get("name"), path.relative_to(out)
     assert (out / "_pulumi" / "resources.txt").is_file()  # Pulumi's metadata stays, out of kubectl's way
+    # Below the top level (what `kubectl apply -R` would add), only the Helm releases and the cloud resources are
+    # YAML, and they are not Kubernetes objects: docs/kubernetes.md says to apply without -R then.
+    nested = {path.parent.name for path in out.rglob("*") if path.parent != out and path.suffix in KUBECTL_EXTENSIONS}
+    assert nested <= {"helm", "aws", "gcp"}  # helm/ and cloud/<provider>/: not Kubernetes objects
+    for path in out.glob("helm/*.yaml"):
+        assert {"chart", "repository", "version", "namespace", "values"} <= set(yaml.safe_load(path.read_text()))
 
 
 # 2. Fields whose values Kubernetes fixes
@@ -247,7 +253,7 @@ ENUM_FIELDS = {
 }
 
 
-@pytest.mark.parametrize("stack", [s for s in STACKS if "docker" not in s])
+@pytest.mark.parametrize("stack", [s for s in SERVING_STACKS if "docker" not in s])
 def test_every_enumerated_field_rendered_holds_a_value_the_api_accepts(stack: str) -> None:
     from pulumi_vllm.config.kubernetes_enums import check_value
 

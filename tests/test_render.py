@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 from schemas import validate_object
+from stacks import SERVING_STACKS, STACKS
 
 from pulumi_vllm.cli import main
 from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.render.engine import REDACTED
 
 REPO = Path(__file__).resolve().parents[1]
-STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
 TOKEN = "hf_TESTTOKEN_d41d8cd98f00b204"
 API_KEY = "sk-TESTKEY-0f343b0931126a20"
 
@@ -201,7 +201,7 @@ def _plaintext_occurrences(value: Any, secret: str, path: str = "") -> list[str]
     return [path] if isinstance(value, str) and secret in value else []
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SERVING_STACKS)
 def test_secrets_reach_the_engine_only_as_secrets(stack: str) -> None:
     """Every input that carries the token or the API key is marked secret, so state stores it encrypted."""
     rendered = render_stack(REPO, stack, env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY})

@@ -141,7 +141,9 @@ def test_all_changes_at_once_in_markdown(project: Path, capsys: pytest.CaptureFi
     assert out.strip() == f"wrote {out_file}: changes in dev"
     text = out_file.read_text()
     assert text.startswith(COMMENT_MARKER)
-    assert "| `dev` | 3 changed | data loss | 1 -> 2 |" in text
+    # A second replica brings a PodDisruptionBudget (availability.podDisruptionBudget), listed in resources.txt too.
+    assert "| `dev` | 1 added, 4 changed | data loss | 1 -> 2 |" in text
+    assert "+- type: kubernetes:policy/v1:PodDisruptionBudget" in text
     assert "| `prod` | no changes |" in text and "### Stack `prod`" not in text
     assert 'deployment_llama_8b["Deployment llama-8b<br/>2 pods × 1 GPU"]' in text
     assert "tensor parallel 1 × pipeline parallel 1; 2 replicas × 1 pod × 1 GPU" in text

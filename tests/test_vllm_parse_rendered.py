@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stacks import SERVING_STACKS, STACKS
 
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import StackConfig
@@ -27,7 +28,6 @@ from pulumi_vllm.render.checks import vllm_invocations as find_invocations
 pytestmark = pytest.mark.vllm
 
 REPO = Path(__file__).resolve().parents[1]
-STACKS = sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
 
 _LINE = {
     "custom_id": "request-1",
@@ -175,14 +175,19 @@ def check_stack(rendered: RenderedStack) -> None:
     """Parse every vLLM command of ``rendered`` with vLLM and compare it with the stack's config."""
     invocations = vllm_invocations(rendered)
     config = rendered.config
-    # One server (a Deployment, a Ray head or a Docker container) and, when enabled, one batch Job.
+    # Per model (one, or each entry of `models`): one server (a Deployment, a Ray head or a Docker
+    # container) and, when enabled, one batch Job.
+    members = list(config.models.values()) or [config]
     modes = sorted(invocation.command.mode for invocation in invocations)
-    expected_modes = sorted(["serve", *(["batch"] if config.batch.enabled else [])])
+    expected_modes = sorted(mode for member in members for mode in ["serve", *(["batch"] if member.batch.enabled else [])])
     found = [f"{invocation.where}: {invocation.command.describe()}" for invocation in invocations]
     assert modes == expected_modes, f"expected vLLM commands {expected_modes}, found:\n" + "\n".join(found)
     for invocation in invocations:
         namespace = parse_with_vllm(invocation)
-        assert_reads_the_config(namespace, config, invocation.where)
+        # The model group whose objects carry this command (objects are named after the group).
+        (member,) = [m for m in members if len(members) == 1 or any(
+            f"/{m.name}{suffix}," in invocation.where for suffix in ("", "-batch"))]
+        assert_reads_the_config(namespace, member, invocation.where)
         if invocation.command.mode == "batch":
             assert namespace.input_file and namespace.output_file, invocation.where
         else:
@@ -195,7 +200,7 @@ def test_every_example_stack_is_found() -> None:
     assert len(STACKS) == len(list(REPO.glob("Pulumi.*.yaml")))
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", SERVING_STACKS)
 def test_example_stack_commands_parse_with_vllm(stack: str) -> None:
     check_stack(render_stack(REPO, stack, env={}))
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
-from pulumi_vllm.config import PROJECT, ConfigError, StackConfig
+from pulumi_vllm.config import PROJECT, ClusterSpec, ConfigError, StackConfig
 from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host
 from pulumi_vllm.distributed.multinode import check_multinode
 from pulumi_vllm.distributed.parallelism import Finding, Topology, TopologyError, check_parallelism, plan_topology
@@ -274,7 +274,34 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         api_key_secret_name=f"{name}-api-key",
     )
     _check_quota(plan)
+    if config.cluster is not None:
+        check_platform(plan, config.cluster)
     return plan
+
+
+def check_platform(plan: ServingPlan, cluster: ClusterSpec) -> None:
+    """Refuse a serving stack whose GPU pods no GPU node of the platform could take (taint, label, quota)."""
+    from pulumi_vllm.cluster.agreement import ServingPods, serving_problems
+
+    config = plan.config
+    if config.target != "kubernetes":
+        raise ConfigError(
+            f"{PROJECT}:cluster: is not accepted with target {config.target!r}: the GPU platform is installed on a "
+            "Kubernetes cluster; remove the cluster section or use target kubernetes"
+        )
+    pods = ServingPods(
+        namespace=config.namespace,
+        tolerations=config.resources.pod_tolerations(plan.gpus_per_pod),
+        node_selector=config.resources.node_selector,
+        gpu_resource_name=config.resources.gpu_resource_name,
+        gpus_per_pod=plan.gpus_per_pod,
+        gpus_at_once=plan.gpus_at_once,
+        monitoring=config.monitoring.enabled,
+        autoscaling=config.autoscaling.enabled,
+    )
+    problems = serving_problems(cluster, pods)
+    if problems:
+        raise ConfigError("the serving pods do not fit the GPU platform's nodes:\n  " + "\n  ".join(problems))
 
 
 def _check_quota(plan: ServingPlan) -> None:

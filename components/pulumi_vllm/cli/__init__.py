@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "render": "pulumi_vllm.cli.render",
     "size": "pulumi_vllm.cli.size",
     "diff": "pulumi_vllm.cli.diff",
+    "bench": "pulumi_vllm.cli.bench",
 }
 
 

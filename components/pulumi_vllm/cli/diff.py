@@ -126,6 +126,8 @@ def _count(number: int, noun: str) -> str:
 def topology_line(rendered: Any) -> str:
     """``tensor parallel 8 × pipeline parallel 2; 1 replica × 2 pods × 8 GPUs (backend leaderworkerset)``."""
     plan = rendered.plan
+    if plan is None:
+        return "no serving (GPU platform only)"
     topology = plan.topology
     config = plan.config
     line = (
@@ -157,7 +159,9 @@ def _requested_gpus(rendered: Any) -> int:
     from pulumi_vllm.review.mermaid import requested_gpus
 
     counted = requested_gpus(rendered.documents)
-    return counted if counted is not None else int(rendered.plan.total_gpus)
+    if counted is not None:
+        return counted
+    return int(rendered.plan.total_gpus) if rendered.plan is not None else 0
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -303,6 +307,7 @@ def build_report(
             if unknown:
                 known = ", ".join(sorted(at_base | at_head)) or "none"
                 raise UserError(f"no stack {', '.join(unknown)} at {base} or in the working tree; stacks: {known}")
+            api = schema_changes(base_dir, project_dir)
             reports = []
             for stack in selected:
                 before = render_side(base_dir, stack, policy, base=True) if base_dir and stack in at_base else None
@@ -310,7 +315,28 @@ def build_report(
                 reports.append(compare_stack(stack, before, after))
     except RevisionError as error:
         raise UserError(str(error)) from None
-    return DiffReport(base=base, base_commit=commit, stacks=tuple(reports), policy_note=policy_note)
+    return DiffReport(
+        base=base, base_commit=commit, stacks=tuple(reports), policy_note=policy_note, api_changes=tuple(api)
+    )
+
+
+def schema_changes(base_dir: Path | None, project_dir: Path) -> list[str]:
+    """API changes between the component schema snapshots (``plugin/schema.json``) at the base and now."""
+    import json
+
+    from pulumi_vllm.review.api import api_changes
+
+    def load(folder: Path | None) -> dict[str, Any] | None:
+        path = folder / "plugin" / "schema.json" if folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            document: dict[str, Any] = json.loads(path.read_text())
+        except ValueError as error:
+            return {"resources": {}, "types": {}, "error": str(error)}
+        return document
+
+    return api_changes(load(base_dir), load(project_dir))
 
 
 def run_diff(args: argparse.Namespace) -> int:

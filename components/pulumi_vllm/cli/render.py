@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulumi_vllm.config import ConfigError, StackConfig, load_stack_config
+from pulumi_vllm.config import PROJECT, ClusterSpec, ConfigError, StackConfig, load_program_config
 from pulumi_vllm.plan import ServingPlan, plan_serving
-from pulumi_vllm.render import docker_files  # noqa: F401 - registers the Docker target's files
+from pulumi_vllm.render import (
+    cloud_files,  # noqa: F401 - registers the cloud resources' files
+    docker_files,  # noqa: F401 - registers the Docker target's files
+    helm_files,  # noqa: F401 - registers the Helm releases' files
+)
 from pulumi_vllm.render.engine import ProgramRun, RenderError, read_stack_files, run_program
 from pulumi_vllm.render.manifests import rendered_documents, write_documents
 
@@ -22,10 +26,13 @@ class RenderedStack:
     """A stack rendered in memory: the program run, its files, and the plan behind them."""
 
     stack: str
-    config: StackConfig
-    plan: ServingPlan
+    config: StackConfig | None
+    """The serving config; ``None`` for a stack that only provisions the GPU platform."""
+    plan: ServingPlan | None
     run: ProgramRun
     documents: list[tuple[str, Any]]
+    cluster: ClusterSpec | None = None
+    """The GPU platform section, when the stack has one."""
 
     def summary(self) -> list[str]:
         """The short terminal summary: model, GPUs, image, URL (and more where known)."""
@@ -34,18 +41,35 @@ class RenderedStack:
         return summary_lines(self)
 
 
-def render_stack(project_dir: Path, stack: str, env: dict[str, str] | None = None) -> RenderedStack:
+def render_stack(
+    project_dir: Path, stack: str, env: dict[str, str] | None = None, overrides: dict[str, str] | None = None
+) -> RenderedStack:
     """Validate the stack's config, run its program under mocks and build its files (nothing written).
 
+    Any Pulumi Python program renders, with its own project name and config; ``overrides`` are
+    ``--config key=value`` pairs (a key without ``project:`` is the program's own). The config is
+    validated against this project's stack schema only when the program is this project's
+    (``name: pulumi-vllm``); another program's components validate their own Args as they run.
     Raises :class:`ConfigError` for invalid config and :class:`RenderError` for missing files.
     """
     project, flat, secret_keys = read_stack_files(project_dir, stack, env)
-    config = load_stack_config(flat, secret_keys=secret_keys)
-    plan = plan_serving(config)
+    for key, value in (overrides or {}).items():
+        flat[key if ":" in key else f"{project}:{key}"] = value
+    return _render(project_dir, stack, flat, secret_keys, project)
+
+
+def _render(project_dir: Path, stack: str, flat: dict[str, str], secret_keys: list[str], project: str) -> RenderedStack:
+    config: StackConfig | None = None
+    cluster: ClusterSpec | None = None
+    if project == PROJECT:
+        config, cluster = load_program_config(flat, secret_keys=secret_keys)
+    plan = plan_serving(config) if config is not None else None
     # The program's own progress chatter (Pulumi's mock engine logs) is not the user's concern.
     with contextlib.redirect_stdout(io.StringIO()):
         run = run_program(project_dir, stack, flat, secret_keys, project)
-    return RenderedStack(stack=stack, config=config, plan=plan, run=run, documents=rendered_documents(run))
+    return RenderedStack(
+        stack=stack, config=config, plan=plan, run=run, documents=rendered_documents(run), cluster=cluster
+    )
 
 
 def find_project(start: Path) -> Path:
@@ -71,6 +95,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
     parser.add_argument("--project", type=Path, default=None, help="project folder (default: nearest Pulumi.yaml)")
     parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value over the stack file's (repeatable; KEY without 'project:' is the program's own)",
+    )
+    parser.add_argument(
         "--check-vllm",
         action="store_true",
         help="parse every rendered vLLM command with the installed vLLM (needs the 'vllm' extra; slow to import)",
@@ -86,11 +117,13 @@ def run_render(args: argparse.Namespace) -> int:
 
     try:
         project_dir = args.project or find_project(Path.cwd())
-        rendered = render_stack(project_dir, args.stack)
+        rendered = render_stack(project_dir, args.stack, overrides=config_overrides(args.config))
     except (ConfigError, RenderError) as error:
         raise UserError(str(error)) from None
     written = write_documents(args.out, rendered.documents)
     print(f"rendered stack '{args.stack}': {len(written)} files in {os.path.relpath(args.out)}")
+    if rendered.run.project != PROJECT:
+        print(f"  program:  project '{rendered.run.project}', {len(rendered.run.registrations)} resources")
     for line in rendered.summary():
         print(f"  {line}")
     status = 0
@@ -103,6 +136,19 @@ def run_render(args: argparse.Namespace) -> int:
 
         status = max(status, check_policies(rendered, args.policy_pack, args.policy_pack_config))
     return status
+
+
+def config_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["replicas=2", "other:key=x"]`` -> ``{"replicas": "2", "other:key": "x"}``; a pair without ``=`` is refused."""
+    from pulumi_vllm.errors import UserError
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--config {pair!r}: expected KEY=VALUE")
+        overrides[key] = value
+    return overrides
 
 
 def flat_config(values: dict[str, Any], project: str = "pulumi-vllm") -> dict[str, str]:
@@ -119,8 +165,4 @@ def render_config(values: dict[str, Any], project_dir: Path | None = None, stack
     project_dir = project_dir or Path(__file__).resolve().parents[3]
     flat = flat_config(values)
     secret_keys = [f"pulumi-vllm:{key}" for key in SECRET_KEYS if key in values]
-    config = load_stack_config(flat, secret_keys=secret_keys)
-    plan = plan_serving(config)
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = run_program(project_dir, stack, flat, secret_keys, "pulumi-vllm")
-    return RenderedStack(stack=stack, config=config, plan=plan, run=run, documents=rendered_documents(run))
+    return _render(project_dir, stack, flat, secret_keys, "pulumi-vllm")

@@ -13,9 +13,11 @@ the bottom of the package: pure pydantic, importing nothing else of ``pulumi_vll
 
 from pulumi_vllm.config.base import DEFAULT_IMAGE, PROJECT, SECRET_KEYS, VLLM_VERSION, ConfigError
 from pulumi_vllm.config.batch import BatchSpec
+from pulumi_vllm.config.cluster import ClusterSpec
 from pulumi_vllm.config.docker import DockerHostSpec, DockerSpec
 from pulumi_vllm.config.model import EngineSpec, ModelSpec
 from pulumi_vllm.config.network import NetworkSpec
+from pulumi_vllm.config.operations import AlertThresholds, AutoscalingSpec, MonitoringSpec, PrometheusSource
 from pulumi_vllm.config.resources import (
     CacheSpec,
     CapacitySpec,
@@ -26,11 +28,54 @@ from pulumi_vllm.config.resources import (
     SecretRef,
     ServiceSpec,
 )
-from pulumi_vllm.config.stack import StackConfig, format_validation_error, load_stack_config, parse_stack_config
+from pulumi_vllm.config.safety import (
+    AvailabilitySpec,
+    LoadTestSpec,
+    NetworkPolicySpec,
+    SecuritySpec,
+    WarmupSpec,
+)
+from pulumi_vllm.config.stack import (
+    StackConfig,
+    format_validation_error,
+    load_program_config,
+    load_stack_config,
+    parse_stack_config,
+)
 
 __all__ = [
-    "DEFAULT_IMAGE", "PROJECT", "SECRET_KEYS", "VLLM_VERSION", "BatchSpec", "CacheSpec", "CapacitySpec", "ConfigError",
-    "DockerHostSpec", "DockerSpec", "EngineSpec", "ModelSpec", "NetworkSpec", "ParallelismSpec", "ProbesSpec",
-    "QuotaSpec", "ResourcesSpec", "SecretRef", "ServiceSpec", "StackConfig", "format_validation_error",
-    "load_stack_config", "parse_stack_config",
+    "DEFAULT_IMAGE",
+    "PROJECT",
+    "SECRET_KEYS",
+    "VLLM_VERSION",
+    "AlertThresholds",
+    "AutoscalingSpec",
+    "AvailabilitySpec",
+    "BatchSpec",
+    "CacheSpec",
+    "CapacitySpec",
+    "ClusterSpec",
+    "ConfigError",
+    "DockerHostSpec",
+    "DockerSpec",
+    "EngineSpec",
+    "LoadTestSpec",
+    "ModelSpec",
+    "MonitoringSpec",
+    "NetworkPolicySpec",
+    "NetworkSpec",
+    "ParallelismSpec",
+    "ProbesSpec",
+    "PrometheusSource",
+    "QuotaSpec",
+    "ResourcesSpec",
+    "SecretRef",
+    "SecuritySpec",
+    "ServiceSpec",
+    "StackConfig",
+    "WarmupSpec",
+    "format_validation_error",
+    "load_program_config",
+    "load_stack_config",
+    "parse_stack_config",
 ]

@@ -59,6 +59,19 @@ class ResourcesSpec(_Section):
     runtime_class_name: str | None = None
     """RuntimeClass of the pods (e.g. ``nvidia`` when the GPU runtime is not the default)."""
 
+    def pod_tolerations(self, gpus: int) -> list[dict[str, Any]]:
+        """The pod's tolerations: the configured ones, or, for a GPU pod, the GPU resource's taint.
+
+        GPU node pools are commonly tainted ``nvidia.com/gpu=present:NoSchedule`` (EKS, GKE and AKS GPU pools,
+        the GPU operator's guidance) so that only GPU pods land there; without the toleration such a pod stays
+        Pending ("had untolerated taint"). ``resources.tolerations: []`` asks for none.
+        """
+        if self.tolerations is not None:
+            return [dict(item) for item in self.tolerations]
+        if not gpus:
+            return []
+        return [{"key": self.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+
     @field_validator("cpu_request", "memory_request", "cpu_limit", "memory_limit", "shm_size")
     @classmethod
     def _quantities(cls, value: str | None) -> str | None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from pulumi_vllm.config.base import (
     _DNS_LABEL,
@@ -18,9 +18,13 @@ from pulumi_vllm.config.base import (
     _Section,
 )
 from pulumi_vllm.config.batch import BatchSpec
+from pulumi_vllm.config.cloud import CloudSpec
+from pulumi_vllm.config.cluster import ClusterSpec
 from pulumi_vllm.config.docker import DockerSpec
 from pulumi_vllm.config.model import EngineSpec, ModelSpec
+from pulumi_vllm.config.models import is_multi_model, parse_models, root_values
 from pulumi_vllm.config.network import NetworkSpec
+from pulumi_vllm.config.operations import AutoscalingSpec, MonitoringSpec, check_scaling_bounds
 from pulumi_vllm.config.resources import (
     CacheSpec,
     CapacitySpec,
@@ -30,6 +34,14 @@ from pulumi_vllm.config.resources import (
     ResourcesSpec,
     SecretRef,
     ServiceSpec,
+)
+from pulumi_vllm.config.routing import LoraSpec, RouterSpec, check_adapters, with_runtime_lora_env
+from pulumi_vllm.config.safety import (
+    AvailabilitySpec,
+    LoadTestSpec,
+    NetworkPolicySpec,
+    SecuritySpec,
+    WarmupSpec,
 )
 
 
@@ -56,6 +68,33 @@ class StackConfig(_Section):
     """Capacity planning of the stack's layout (see ``pulumi-vllm size``)."""
     batch: BatchSpec = Field(default_factory=BatchSpec)
     """Offline batch inference Job (off by default)."""
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    """KEDA autoscaling of the replicas on vLLM's queue and KV-cache metrics (off by default; docs/operations.md)."""
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    """Prometheus scraping, alerts and a Grafana dashboard (off by default; docs/operations.md)."""
+    availability: AvailabilitySpec = Field(default_factory=AvailabilitySpec)
+    """Disruption budget, topology spread, priority and graceful stop of the serving pods (docs/safety.md)."""
+    network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+    """NetworkPolicies: who may call the API, Ray ports within the group, optional egress (off by default)."""
+    warmup: WarmupSpec = Field(default_factory=WarmupSpec)
+    """A Job that downloads the model once before the servers start; servers then run offline (off by default)."""
+    security: SecuritySpec = Field(default_factory=SecuritySpec)
+    """Container hardening (on by default) and running as non-root (docs/safety.md)."""
+    load_test: LoadTestSpec = Field(default_factory=LoadTestSpec)
+    """A Job running ``vllm bench serve`` against the Service (off by default)."""
+    adapters: dict[str, str] = Field(default_factory=dict)
+    """LoRA adapters served beside the base model: name clients send -> Hugging Face id or absolute path (docs/routing.md)."""
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    """LoRA engine limits and runtime loading of adapters."""
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    """vLLM's router in front of the models: one endpoint, routing by model and prefix (docs/routing.md)."""
+    # Set by parse_stack_config for a `models` stack; private, so walkers of the schema never recurse into it.
+    _models: dict[str, StackConfig] = PrivateAttr(default_factory=dict)
+
+    @property
+    def models(self) -> dict[str, StackConfig]:
+        """The model groups of a multi-model stack (``pulumi-vllm:models``), each a whole stack config; empty otherwise."""
+        return self._models
     labels: dict[str, str] = Field(default_factory=lambda: {"app": "vllm", "tier": "backend"})
     """Extra labels on every object and pod: the usual ``app`` / ``tier`` labels of vLLM manifests."""
     hf_token: SecretStr | None = None
@@ -66,6 +105,10 @@ class StackConfig(_Section):
     """API key (a Pulumi secret); clients must send ``Authorization: Bearer <key>``."""
     docker: DockerSpec | None = None
     """Docker GPU hosts to run on when ``target`` is ``docker`` (see docs/docker.md)."""
+    cluster: ClusterSpec | None = None
+    """The GPU platform to install under the serving (see docs/platform.md); unset: the cluster is prepared."""
+    cloud: CloudSpec | None = None
+    """The EKS or GKE cluster to create first (see docs/clouds.md); unset: the cluster exists."""
 
     @field_validator("name", "namespace")
     @classmethod
@@ -75,6 +118,16 @@ class StackConfig(_Section):
                 f"{value!r} is not a DNS label (lower-case letters, digits and '-', at most 63 characters)"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _runtime_lora(cls, data: Any) -> Any:
+        return with_runtime_lora_env(data)  # lora.runtimeLoading is vLLM's environment switch
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapters(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_adapters(value)
 
     @field_validator("labels")
     @classmethod
@@ -99,6 +152,19 @@ class StackConfig(_Section):
                 f"replicas {self.replicas} cannot share a {self.cache.access_mode} model cache across "
                 "nodes; set cache.accessMode to ReadWriteMany (or replicas to 1)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _scaling_bounds(self) -> StackConfig:
+        check_scaling_bounds(self)  # autoscaling.maxReplicas against the cache's access mode and the GPU quota
+        return self
+
+    @model_validator(mode="after")
+    def _cloud_node_type(self) -> StackConfig:
+        if self.cloud is not None:
+            from pulumi_vllm.cloud.agreement import apply_node_type
+
+            apply_node_type(self)  # gpusPerNode, gpuType and the node selector from the node type; the fit
         return self
 
     @model_validator(mode="after")
@@ -160,6 +226,16 @@ def format_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> s
 
 def parse_stack_config(raw: Mapping[str, Any]) -> StackConfig:
     """Validate already-decoded config (top-level keys without the project prefix)."""
+    if is_multi_model(raw):
+        # One config per model (docs/routing.md); the root is the first model's, carrying all of them.
+        members = parse_models(raw, parse_stack_config)
+        root = _parse_single(root_values(raw, next(iter(members))))
+        root._models = members
+        return root
+    return _parse_single(raw)
+
+
+def _parse_single(raw: Mapping[str, Any]) -> StackConfig:
     try:
         return StackConfig.model_validate(dict(raw))
     except ValidationError as error:
@@ -196,6 +272,15 @@ def load_stack_config(
     ``secret_keys`` is what Pulumi says is secret (``project:key`` names, as in
     ``PULUMI_CONFIG_SECRET_KEYS``); when given, a secret key set as plain text is refused.
     """
+    return parse_stack_config(_decoded(flat, secret_values, secret_keys))
+
+
+def _decoded(
+    flat: Mapping[str, Any],
+    secret_values: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """This project's keys of the runtime's flat config, decoded (plaintext secrets refused)."""
     prefix = f"{PROJECT}:"
     if secret_keys is not None:
         for key in SECRET_KEYS:
@@ -209,4 +294,61 @@ def load_stack_config(
         raw[key] = value if key in SECRET_KEYS else _decode(value)
     for key, value in (secret_values or {}).items():
         raw[key] = value
-    return parse_stack_config(raw)
+    return raw
+
+
+class PlatformStackConfig(_Section):
+    """A stack that only provisions the GPU platform: ``cluster`` (and ``name``), no ``model``; or the cloud
+    cluster under it (``cloud``), with or without the platform."""
+
+    name: str = "vllm"
+    cluster: ClusterSpec | None = None
+    cloud: CloudSpec | None = None
+
+
+def is_platform_only(raw: Mapping[str, Any]) -> bool:
+    """A stack with a ``cluster`` section and no serving keys (``model`` and the rest) provisions only the platform."""
+    return bool({"cluster", "cloud"} & set(raw)) and set(raw) <= {"cluster", "cloud", "name"}
+
+
+def load_program_config(
+    flat: Mapping[str, Any],
+    secret_values: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] | None = None,
+) -> tuple[StackConfig | None, ClusterSpec | None]:
+    """The serving config (``None`` for a platform-only stack) and the platform section (``None`` when unset)."""
+    raw = _decoded(flat, secret_values, secret_keys)
+    if is_platform_only(raw):
+        try:
+            platform = PlatformStackConfig.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, raw)) from None
+        return None, platform.cluster
+    config = parse_stack_config(raw)
+    return _with_platform_defaults(config), config.cluster
+
+
+def _with_platform_defaults(config: StackConfig) -> StackConfig:
+    """A stack that installs the platform runs its pods at the platform's PriorityClass unless it names one."""
+    cluster = config.cluster
+    if cluster is None or not cluster.priority_class.enabled or config.availability.priority_class_name is not None:
+        return config
+    availability = config.availability.model_copy(update={"priority_class_name": cluster.priority_class.name})
+    return config.model_copy(update={"availability": availability})
+
+
+def load_cloud_config(
+    flat: Mapping[str, Any],
+    secret_values: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] | None = None,
+) -> CloudSpec | None:
+    """The ``cloud`` section of a serving or platform-only stack (``None`` when unset)."""
+    raw = _decoded(flat, secret_values, secret_keys)
+    if "cloud" not in raw:
+        return None
+    if is_platform_only(raw):
+        try:
+            return PlatformStackConfig.model_validate(raw).cloud
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, raw)) from None
+    return parse_stack_config(raw).cloud

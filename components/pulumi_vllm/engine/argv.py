@@ -38,6 +38,14 @@ class EngineArgs:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     distributed_executor_backend: Literal["ray", "mp"] | None = None
+    shutdown_timeout: int = 0
+    """Seconds vLLM lets in-flight requests finish after SIGTERM (``--shutdown-timeout``); 0 aborts them."""
+    lora_modules: tuple[tuple[str, str], ...] = ()
+    """LoRA adapters served beside the base model, as (name, Hugging Face id or path) (``--lora-modules``)."""
+    enable_lora: bool = False
+    """LoRA support without adapters at start (for adapters loaded at run time)."""
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -69,6 +77,10 @@ def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) ->
         tensor_parallel_size=config.parallelism.tensor_parallel_size,
         pipeline_parallel_size=config.parallelism.pipeline_parallel_size,
         distributed_executor_backend="ray" if multi_node else None,
+        lora_modules=tuple(config.adapters.items()),
+        enable_lora=config.lora.runtime_loading,
+        max_loras=config.lora.max_loras or (len(config.adapters) or None),
+        max_lora_rank=config.lora.max_lora_rank if config.adapters or config.lora.runtime_loading else None,
         extra_args=tuple(config.engine.extra_args),
     )
 
@@ -99,7 +111,23 @@ def _engine_flags(engine: EngineArgs) -> list[str]:
     flags += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
     if engine.distributed_executor_backend:
         flags += ["--distributed-executor-backend", engine.distributed_executor_backend]
+    if engine.shutdown_timeout:
+        flags += ["--shutdown-timeout", str(engine.shutdown_timeout)]
+    flags += _lora_flags(engine)
     flags += list(engine.extra_args)
+    return flags
+
+
+def _lora_flags(engine: EngineArgs) -> list[str]:
+    if not engine.lora_modules and not engine.enable_lora:
+        return []
+    flags = ["--enable-lora"]
+    if engine.lora_modules:
+        flags += ["--lora-modules", *(f"{name}={source}" for name, source in engine.lora_modules)]
+    if engine.max_loras is not None:
+        flags += ["--max-loras", str(engine.max_loras)]
+    if engine.max_lora_rank is not None:
+        flags += ["--max-lora-rank", str(engine.max_lora_rank)]
     return flags
 
 

@@ -34,10 +34,10 @@ class BatchInferenceArgs(TypedDict):
     labels: NotRequired[dict[str, str]]
 
 
-def batch_paths(batch: BatchSpec) -> tuple[str, str]:
-    """Where the Job reads its input and writes its output, inside the container."""
+def batch_paths(batch: BatchSpec, cache_path: str = MODEL_CACHE_PATH) -> tuple[str, str]:
+    """Where the Job reads its input and writes its output, inside the container (the cache is at ``cache_path``)."""
     input_path = batch.input_path or f"{INPUT_DIR}/input.jsonl"
-    output_dir = OUTPUT_DIR if batch.output_claim else MODEL_CACHE_PATH
+    output_dir = OUTPUT_DIR if batch.output_claim else cache_path
     return input_path, f"{output_dir}/{batch.output_file}"
 
 
@@ -58,10 +58,12 @@ class BatchInference(pulumi.ComponentResource):
         super().__init__(TOKEN, name, None, opts)
         batch = args["batch"]
         labels = args.get("labels", {})
-        input_path, output_path = batch_paths(batch)
+        input_path, output_path = batch_paths(batch, args["container"].cache_path)
         command = vllm_command(args["engine"], mode="batch", batch_input=input_path, batch_output=output_path)
         container = dataclasses.replace(
-            args["container"], command=command.command, args=command.args, probes=None, name="vllm-batch"
+            args["container"], command=command.command, args=command.args, probes=None, name="vllm-batch",
+            # The serving pods' pre-stop pause, priority, spread and grace period are not the Job's.
+            lifecycle=None, scheduling={},
         )
         pod = vllm_pod_spec(container, restartPolicy="Never")
         mounts: list[dict[str, Any]] = pod["containers"][0]["volumeMounts"]

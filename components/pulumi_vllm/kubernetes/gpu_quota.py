@@ -1,7 +1,5 @@
 """A GPU quota for a namespace: a ResourceQuota on the GPUs its pods may request together."""
 
-from __future__ import annotations
-
 import re
 from typing import NotRequired, TypedDict
 

@@ -1,7 +1,5 @@
 """The model cache: a PersistentVolumeClaim holding the Hugging Face cache (downloaded weights)."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 import pulumi

@@ -7,6 +7,7 @@ written in the API's own camelCase so that it serves typed resources and custom 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_
 
 CONTAINER_PORT_NAME = "http"
 STARTUP_PROBE_PERIOD_SECONDS = 10
+TMP_PATH = "/tmp"
 
 
 
@@ -44,6 +46,18 @@ class ContainerSettings:
     probes: ProbesSpec | None = None
     container_port: int = 8000
     name: str = "vllm"
+    cache_path: str = MODEL_CACHE_PATH
+    """Where the model cache is mounted (``HF_HOME``); outside /root when the container runs as non-root."""
+    security_context: dict[str, Any] | None = None
+    """The container's securityContext (camelCase), e.g. from :func:`pulumi_vllm.kubernetes.safety.container_security`."""
+    pod_security_context: dict[str, Any] | None = None
+    """The pod's securityContext (seccomp profile, user, fsGroup)."""
+    tmp_size: str | None = None
+    """A writable /tmp of this size limit (an emptyDir), also ``HOME``, for containers that run as non-root."""
+    lifecycle: dict[str, Any] | None = None
+    """Lifecycle hooks of the serving container (the pre-stop pause)."""
+    scheduling: dict[str, Any] = field(default_factory=dict)
+    """Pod fields of the serving pods only: priorityClassName, topologySpreadConstraints, the grace period."""
 
 
 def shm_size(resources: ResourcesSpec, gpus: int) -> str:
@@ -90,7 +104,10 @@ def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
 
 def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     """The vLLM container, camelCase."""
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": MODEL_CACHE_PATH}]
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": settings.cache_path}]
+    if settings.tmp_size is not None:
+        # An arbitrary uid has no home directory in the image: caches (vLLM, Triton) go under /tmp.
+        env.append({"name": "HOME", "value": TMP_PATH})
     if settings.hf_token is not None:
         env.append(_secret_env("HF_TOKEN", settings.hf_token))
     if settings.api_key is not None:
@@ -115,27 +132,24 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
             "limits": limits,
         },
         "volumeMounts": [
-            {"name": "model-cache", "mountPath": MODEL_CACHE_PATH},
+            {"name": "model-cache", "mountPath": settings.cache_path},
             {"name": "dshm", "mountPath": "/dev/shm"},
         ],
     }
+    if settings.tmp_size is not None:
+        container["volumeMounts"].append({"name": "tmp", "mountPath": TMP_PATH})
     if settings.probes is not None:
         container.update(_probes(settings.probes))
+    if settings.lifecycle is not None:
+        container["lifecycle"] = copy.deepcopy(settings.lifecycle)
+    if settings.security_context is not None:
+        container["securityContext"] = copy.deepcopy(settings.security_context)
     return container
 
 
 def gpu_tolerations(resources: ResourcesSpec, gpus: int) -> list[dict[str, Any]]:
-    """The pod's tolerations: the configured ones, or, for a GPU pod, the GPU resource's taint.
-
-    GPU node pools are commonly tainted ``nvidia.com/gpu=present:NoSchedule`` (EKS, GKE and AKS GPU pools,
-    the GPU operator's guidance) so that only GPU pods land there; without the toleration such a pod stays
-    Pending ("had untolerated taint"). ``resources.tolerations: []`` asks for none.
-    """
-    if resources.tolerations is not None:
-        return [dict(item) for item in resources.tolerations]
-    if not gpus:
-        return []
-    return [{"key": resources.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+    """The pod's tolerations (see :meth:`ResourcesSpec.pod_tolerations`)."""
+    return resources.pod_tolerations(gpus)
 
 
 def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
@@ -160,6 +174,11 @@ def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
         spec["tolerations"] = tolerations
     if resources.runtime_class_name:
         spec["runtimeClassName"] = resources.runtime_class_name
+    if settings.tmp_size is not None:
+        spec["volumes"].append({"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}})
+    if settings.pod_security_context is not None:
+        spec["securityContext"] = copy.deepcopy(settings.pod_security_context)
+    spec.update(copy.deepcopy(settings.scheduling))
     spec.update(extra)
     return spec
 

@@ -79,7 +79,9 @@ def _apply_network(spec: dict[str, Any], network: NetworkSpec) -> dict[str, Any]
     if network.infiniband:
         container = spec["containers"][0]
         # Registering RDMA memory pins pages: the container needs IPC_LOCK (and the RDMA devices).
-        container["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
+        # Kept beside the hardened settings (which drop every other capability).
+        capabilities = container.setdefault("securityContext", {}).setdefault("capabilities", {})
+        capabilities["add"] = [*capabilities.get("add", []), "IPC_LOCK"]
         for section in ("requests", "limits"):
             container["resources"][section][network.rdma_resource_name] = str(network.rdma_resource_count)
     return spec

@@ -1,7 +1,5 @@
 """A Kubernetes Secret holding one secret value (the Hugging Face token, the API key)."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 import pulumi

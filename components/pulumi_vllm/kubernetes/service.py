@@ -1,7 +1,5 @@
 """The Service in front of the vLLM pods."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 import pulumi
@@ -17,7 +15,9 @@ class VllmServiceArgs(TypedDict):
     """Arguments of :class:`VllmService`."""
 
     namespace: str
+    """Namespace of the Service."""
     service_name: str
+    """Name of the Service (clients call ``<name>.<namespace>.svc.cluster.local``)."""
     selector: dict[str, str]
     """Labels of the pods to send traffic to."""
     port: NotRequired[int]
@@ -25,6 +25,7 @@ class VllmServiceArgs(TypedDict):
     type: NotRequired[str]
     """ClusterIP (default), NodePort or LoadBalancer."""
     labels: NotRequired[dict[str, str]]
+    """Labels of the Service."""
     headless: NotRequired[bool]
     """A headless Service (clusterIP None), e.g. for stable pod DNS names of a Ray head."""
 

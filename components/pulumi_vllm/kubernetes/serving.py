@@ -1,37 +1,29 @@
 """The top-level Kubernetes component: model cache, secrets, vLLM server and Service, composed."""
 
-from __future__ import annotations
+# Real annotations (no ``from __future__ import annotations``): the multi-language schema is inferred from them.
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 import pulumi
 
-from pulumi_vllm.config import StackConfig, parse_stack_config
+from pulumi_vllm.config.component_args import stack_config_from_args
 from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.kubernetes.model_cache import ModelCache
+from pulumi_vllm.kubernetes.operations import VllmOperations, operations_options
 from pulumi_vllm.kubernetes.pod import ContainerSettings, SecretKeyRef, object_labels, selector_labels
+from pulumi_vllm.kubernetes.safety import LoadTest, ServingSafety
+from pulumi_vllm.kubernetes.safety_pods import check_safety, graceful_engine, harden
 from pulumi_vllm.kubernetes.secrets import SecretValue
 from pulumi_vllm.kubernetes.server import VllmServer
 from pulumi_vllm.kubernetes.service import VllmService
+from pulumi_vllm.kubernetes.serving_args import VllmServingArgs
 from pulumi_vllm.plan import ServingPlan, plan_serving
 
 TOKEN = "pulumi-vllm:index:VllmServing"
 
 SECRET_CHECKSUM_ANNOTATION = "pulumi-vllm/secret-checksum"
 """Pod annotation that changes when the token or API key changes, so a rotation rolls the pods."""
-
-
-class VllmServingArgs(TypedDict):
-    """Arguments of :class:`VllmServing`."""
-
-    config: StackConfig | Mapping[str, Any]
-    """The serving settings: a :class:`StackConfig` or a mapping of the same camelCase keys as the stack config."""
-    hf_token: NotRequired[pulumi.Input[str]]
-    """Hugging Face token (overrides ``hfToken`` in the config); kept secret."""
-    api_key: NotRequired[pulumi.Input[str]]
-    """API key (overrides ``apiKey`` in the config); kept secret."""
 
 
 def _checksum(*values: str | None) -> str:
@@ -50,16 +42,17 @@ class VllmServing(pulumi.ComponentResource):
     """Name clients use in the ``model`` field of requests."""
     gpus: pulumi.Output[int]
     """GPUs the serving requests in total."""
-    plan: ServingPlan
-    """The validated plan the resources were built from."""
 
     def __init__(self, name: str, args: VllmServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validation comes before registration so bad input creates nothing, not even this component.
-        raw = args["config"]
-        config = raw if isinstance(raw, StackConfig) else parse_stack_config(raw)
+        config = stack_config_from_args(args)
         plan = plan_serving(config)
+        check_safety(plan)
+        # Autoscaling and monitoring refusals; with KEDA on, the workload's replicas are left to KEDA.
+        opts = operations_options(plan, opts)
         super().__init__(TOKEN, name, None, opts)
-        self.plan = plan
+        # The validated plan the resources were built from (not an output: it is no schema type).
+        self.plan: ServingPlan = plan
         child = pulumi.ResourceOptions(parent=self)
         labels = object_labels(config)
         # Pods created before a ResourceQuota exists are not counted against it: the quota comes first and
@@ -132,7 +125,7 @@ class VllmServing(pulumi.ComponentResource):
             )
             api_key_ref = SecretKeyRef(self._api_key.secret_name, self._api_key.key)
 
-        engine = engine_args_from_config(config, multi_node=plan.topology.multi_node)
+        engine = graceful_engine(engine_args_from_config(config, multi_node=plan.topology.multi_node), config)
         command = vllm_command(engine)
         container = ContainerSettings(
             image=config.engine.image,
@@ -146,6 +139,10 @@ class VllmServing(pulumi.ComponentResource):
             env=dict(config.engine.env),
             probes=config.probes,
         )
+        # Hardening, graceful stop, spread, and the pre-download Job, PDB and NetworkPolicies the servers wait for.
+        container = harden(container, plan)
+        self._safety = ServingSafety(f"{name}-safety", {"plan": plan, "container": container}, child)
+        workload = pulumi.ResourceOptions.merge(workload, pulumi.ResourceOptions(depends_on=[self._safety]))
         annotations: dict[str, pulumi.Input[str]] = {}
         if hf_token is not None or api_key is not None:
             # A digest of secrets is itself secret: it stays encrypted in state like the values.
@@ -213,6 +210,15 @@ class VllmServing(pulumi.ComponentResource):
             },
             pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
         )
+        if config.autoscaling.enabled or config.monitoring.enabled:
+            self._operations = VllmOperations(
+                f"{name}-operations", {"plan": plan}, pulumi.ResourceOptions(parent=self, depends_on=[self._server])
+            )
+        if config.load_test.enabled:
+            self._load_test = LoadTest(
+                f"{name}-load-test", {"plan": plan, "container": container},
+                pulumi.ResourceOptions(parent=self, depends_on=[self._server, self._service]),
+            )
         self.base_url = pulumi.Output.from_input(plan.base_url)
         self.served_model_name = pulumi.Output.from_input(plan.served_model_name)
         self.gpus = pulumi.Output.from_input(plan.total_gpus)

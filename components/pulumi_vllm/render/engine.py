@@ -133,7 +133,9 @@ def read_stack_files(project_dir: Path, stack: str, env: dict[str, str] | None =
             flat[full] = _to_config_string(value)
     from pulumi_vllm.config import SECRET_KEYS
 
-    for short in SECRET_KEYS:
+    # A stack without a model (the GPU platform alone) has no use for the serving's secrets.
+    serving = f"{project}:model" in flat or f"{project}:models" in flat
+    for short in SECRET_KEYS if serving else ():
         full = f"{project}:{short}"
         variable = env_name_for_secret(short)
         # A plain value in the stack file stays plain, so the program refuses it as `pulumi up` would.
@@ -179,6 +181,11 @@ def run_program(
                 resource_id = f"{state['metadata'].get('namespace', 'default')}/{state['metadata']['name']}"
             else:
                 resource_id = f"{args.name}-id"
+                if args.typ.startswith(("aws:", "gcp:")):
+                    from pulumi_vllm.cloud.placeholders import placeholder_outputs
+
+                    # What the program reads back of a cloud resource (a cluster's endpoint, a role's ARN).
+                    state = placeholder_outputs(args.typ, args.name, state)
                 if args.typ == "docker:index/remoteImage:RemoteImage":
                     # The provider answers with the pulled image's id; the pinned reference stands in
                     # for it, so rendered containers show which image they run.
@@ -272,7 +279,9 @@ def _alias_names(request: Any) -> list[str]:
         elif alias.urn:
             names.append(alias.urn.rsplit("::", 1)[-1])
     names += [urn.rsplit("::", 1)[-1] for urn in request.aliasURNs]
-    return names
+    # The Kubernetes SDK aliases some kinds to their older API versions under the same name (a type
+    # alias, not a rename); only former names matter to a reviewer.
+    return [alias for alias in names if alias != request.name]
 
 
 def _wire_struct(struct: Any) -> dict[str, Any]:

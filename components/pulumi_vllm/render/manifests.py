@@ -13,7 +13,7 @@ import yaml
 from pulumi_vllm.render.engine import REDACTED, SECRET_SIG, ProgramRun, Registration
 
 _KIND_ORDER = {
-    "Namespace": 0, "ResourceQuota": 1, "Secret": 2, "ConfigMap": 3, "PersistentVolumeClaim": 4,
+    "Namespace": 0, "ResourceQuota": 1, "LimitRange": 1, "Secret": 2, "ConfigMap": 3, "PersistentVolumeClaim": 4,
     "Service": 5, "Deployment": 6, "StatefulSet": 7, "LeaderWorkerSet": 8, "RayCluster": 9, "Job": 10,
 }
 
@@ -62,6 +62,8 @@ def is_kubernetes_object(registration: Registration) -> bool:
         registration.custom
         and registration.type.startswith("kubernetes:")
         and not registration.type.startswith("pulumi:providers:")
+        # A Helm release is not an object of the API: render writes it to helm/<release>.yaml.
+        and not registration.type.startswith("kubernetes:helm.sh/")
     )
 
 

@@ -6,9 +6,12 @@ from typing import Any
 
 
 def summary_lines(rendered: Any) -> list[str]:
-    """Model, GPUs, image, URL, topology, capacity and warnings of a rendered stack."""
+    """Model, GPUs, image, URL, topology, capacity and warnings of a rendered stack (and its GPU platform)."""
+    platform = platform_lines(rendered)
     config = rendered.config
     plan = rendered.plan
+    if config is None or plan is None:
+        return platform
     topology = plan.topology
     outputs = rendered.run.outputs
     gpu_name = config.resources.gpu_resource_name
@@ -40,4 +43,18 @@ def summary_lines(rendered: Any) -> list[str]:
     from pulumi_vllm.program import plan_notes
 
     lines += [f"warning:  {note}" for note in plan_notes(plan)]
-    return lines
+    return platform + lines
+
+
+def platform_lines(rendered: Any) -> list[str]:
+    """``platform: nvidia-device-plugin 0.20.0, kuberay-operator 1.7.0`` (empty without a platform)."""
+    if getattr(rendered, "cluster", None) is None:
+        return []
+    from pulumi_vllm.render.helm_files import HELM_DIR
+
+    releases = sorted(
+        f"{document['chart']} {document['version']}"
+        for filename, document in rendered.documents
+        if filename.startswith(f"{HELM_DIR}/") and isinstance(document, dict)
+    )
+    return [f"platform: {', '.join(releases) or 'no Helm releases'} (files in {HELM_DIR}/)"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pulumi_vllm.review.cloud import cloud_changed, cloud_removed, is_cloud_document
 from pulumi_vllm.review.field_rules import IMMUTABLE, PVC_REPLACING, pod_templates, template_changes
 from pulumi_vllm.review.fields import (
     ABSENT,
@@ -22,6 +23,7 @@ from pulumi_vllm.review.fields import (
     short_value,
     startswith,
 )
+from pulumi_vllm.review.helm import helm_changed, helm_removed, is_helm_document
 
 DATA_LOSS = "data loss"
 REPLACE = "replaced"
@@ -140,6 +142,10 @@ def _pvc_consequences(
 
 def changed_object(old: dict[str, Any], new: dict[str, Any], entry: ResourceEntry | None = None) -> list[Consequence]:
     """Consequences of changing one object from ``old`` to ``new`` (both rendered manifests)."""
+    if is_helm_document(old) and is_helm_document(new):
+        return [Consequence(*item) for item in helm_changed(old, new)]
+    if is_cloud_document(old) and is_cloud_document(new):
+        return [Consequence(*item) for item in cloud_changed(old, new)]
     if isinstance(old, dict) and isinstance(new, dict) and _is_docker(new):
         return _docker_changed(old, new)
     if not (isinstance(old, dict) and isinstance(new, dict) and "kind" in new):
@@ -237,6 +243,10 @@ def _service_notes(subject: str, old: dict[str, Any], new: dict[str, Any]) -> li
 
 def removed_object(old: dict[str, Any], entry: ResourceEntry | None = None) -> list[Consequence]:
     """Consequences of an object that the change removes."""
+    if is_helm_document(old):
+        return [Consequence(*item) for item in helm_removed(old)]
+    if is_cloud_document(old):
+        return [Consequence(*item) for item in cloud_removed(old)]
     if isinstance(old, dict) and _is_docker(old):
         return _docker_removed(old)
     if not (isinstance(old, dict) and "kind" in old):

@@ -14,6 +14,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from pulumi_vllm.review.cloud import cloud_subject, is_cloud_document
 from pulumi_vllm.review.consequences import (
     IN_PLACE,
     SEVERITIES,
@@ -25,6 +26,7 @@ from pulumi_vllm.review.consequences import (
     index_consequences,
     removed_object,
 )
+from pulumi_vllm.review.helm import helm_subject, is_helm_document
 from pulumi_vllm.review.mermaid import topology_diagram
 
 EXIT_NO_CHANGES = 0
@@ -132,13 +134,16 @@ class DiffReport:
     stacks: tuple[StackReport, ...]
     policy_note: str = ""
     """Why policy verdicts are missing, when they are."""
+    api_changes: tuple[str, ...] = ()
+    """Changes of the component package's schema (``plugin/schema.json``): inputs and outputs in every language."""
 
     @property
     def exit_code(self) -> int:
         """0 no changes, 3 changes, 4 a mandatory policy violation after the change."""
         if any(stack.mandatory_after for stack in self.stacks):
             return EXIT_MANDATORY_VIOLATION
-        return EXIT_CHANGES if any(stack.changed for stack in self.stacks) else EXIT_NO_CHANGES
+        changed = self.api_changes or any(stack.changed for stack in self.stacks)
+        return EXIT_CHANGES if changed else EXIT_NO_CHANGES
 
 
 def dump(document: Any) -> str:
@@ -169,6 +174,10 @@ def _subject(filename: str, document: Any) -> str:
         return _SUBJECTS[filename]
     if isinstance(document, dict) and "kind" in document:
         return describe(document)
+    if is_helm_document(document):
+        return helm_subject(document)
+    if is_cloud_document(document):
+        return cloud_subject(document)
     if isinstance(document, dict) and str(document.get("type", "")).startswith(("docker:", "pulumi:providers:docker")):
         return docker_subject(document)
     return filename
@@ -291,6 +300,9 @@ def _capacity(stack: StackReport) -> str:
 def format_text(report: DiffReport) -> str:
     """The report for a terminal."""
     out = [f"pulumi-vllm diff: working tree against {report.base} ({report.base_commit[:12]})"]
+    if report.api_changes:
+        out += ["", "component API (plugin/schema.json, the SDK of every language):"]
+        out += [f"  - {line}" for line in report.api_changes]
     unchanged = [stack.stack for stack in report.stacks if not stack.changed]
     for stack in report.stacks:
         if not stack.changed:
@@ -383,6 +395,9 @@ def format_markdown(report: DiffReport, limit: int = MARKDOWN_LIMIT) -> str:
         f"## pulumi-vllm diff against `{report.base}` (`{report.base_commit[:12]}`)",
         "",
     ]
+    if report.api_changes:
+        head += ["**Component API changes** (`plugin/schema.json`, the SDK of every language):", ""]
+        head += [f"- {line}" for line in report.api_changes] + [""]
     if not changed:
         head.append(f"No rendered changes in {', '.join(f'`{s.stack}`' for s in report.stacks) or 'any stack'}.")
         return "\n".join(head) + "\n"

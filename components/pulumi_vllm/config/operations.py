@@ -1,0 +1,167 @@
+"""The sections about running a stack after its first ``pulumi up``: ``autoscaling`` (KEDA on vLLM's own
+metrics) and ``monitoring`` (Prometheus scraping, alerts, a Grafana dashboard)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pulumi_vllm.config.base import _LABEL_KEY, _LABEL_VALUE, PROJECT, _Section
+
+KUBE_PROMETHEUS_STACK_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+"""The Prometheus that kube-prometheus-stack installs as release ``kube-prometheus-stack`` in namespace
+``monitoring`` (its Service is ``<release>-prometheus``, port 9090), as the GPU platform installs it."""
+
+KUBE_PROMETHEUS_STACK_SELECTOR = {"release": "kube-prometheus-stack"}
+"""The label kube-prometheus-stack's Prometheus selects monitors and rules by when its selectors are left at the
+chart's defaults (``*SelectorNilUsesHelmValues: true`` selects ``release: <release name>``)."""
+
+GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+"""The label Grafana's dashboard sidecar looks for on ConfigMaps in kube-prometheus-stack's defaults
+(``grafana.sidecar.dashboards.label`` / ``labelValue``)."""
+
+
+class PrometheusSource(_Section):
+    """The Prometheus KEDA asks for vLLM's metrics."""
+
+    server_address: str = KUBE_PROMETHEUS_STACK_ADDRESS
+    """Base URL of the Prometheus HTTP API; the default is kube-prometheus-stack's in-cluster Service
+    (release ``kube-prometheus-stack`` in namespace ``monitoring``)."""
+
+    @field_validator("server_address")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value) < 10:
+            raise ValueError(f"{value!r} is not an http(s) URL such as {KUBE_PROMETHEUS_STACK_ADDRESS}")
+        return value
+
+
+class AutoscalingSpec(_Section):
+    """A KEDA ScaledObject that scales the serving replicas on vLLM's own queue and KV-cache signals."""
+
+    enabled: bool = False
+    """Off by default: it needs KEDA and a Prometheus that scrapes the servers (``monitoring``)."""
+    min_replicas: int = Field(default=1, ge=0)
+    """Fewest replicas (``minReplicaCount``); 0 scales to zero when idle (then ``wakeUpQuery`` is required)."""
+    max_replicas: int = Field(default=2, ge=1)
+    """Most replicas (``maxReplicaCount``); bounded by the GPU quota and, above 1, needs a ReadWriteMany cache."""
+    waiting_requests_per_replica: float = Field(default=4, gt=0)
+    """Target of ``vllm:num_requests_waiting`` summed over the replicas, per replica: more waiting requests
+    than this per replica adds replicas."""
+    kv_cache_usage_percent: float | None = Field(default=None, gt=0, le=100)
+    """Optional second trigger: the replicas' mean ``vllm:kv_cache_usage_perc`` (as a percentage) to hold."""
+    cooldown_period: int = Field(default=600, ge=0)
+    """Seconds without demand before the last replica goes (scale to zero), and the scale-down stabilization
+    window between other replica counts: a new replica costs a cold start of minutes."""
+    polling_interval: int = Field(default=15, ge=1)
+    """Seconds between KEDA's queries."""
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource)
+    """Where KEDA queries the metrics (default: kube-prometheus-stack's in-cluster address)."""
+    wake_up_query: str | None = None
+    """With ``minReplicas: 0``: a PromQL expression, above 0 while clients want this model, on a metric that
+    does not come from the vLLM pods (a router's, gateway's or ingress controller's request counter). At zero
+    replicas there is no vLLM pod to report waiting requests, so vLLM's own metrics cannot wake the stack."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"{PROJECT}:autoscaling.minReplicas: {self.min_replicas} is not accepted: it is above "
+                f"autoscaling.maxReplicas ({self.max_replicas}); use at most {self.max_replicas}"
+            )
+        if self.enabled and self.min_replicas == 0 and not (self.wake_up_query or "").strip():
+            raise ValueError(
+                f"{PROJECT}:autoscaling.minReplicas: 0 is not accepted without autoscaling.wakeUpQuery: at zero "
+                "replicas no vLLM pod reports waiting requests, so nothing would scale the stack up again. Set "
+                "wakeUpQuery to a PromQL expression on your router's, gateway's or ingress's requests for this "
+                "model (above 0 while clients call it), or use minReplicas 1"
+            )
+        return self
+
+
+class AlertThresholds(_Section):
+    """When the PrometheusRule's alerts fire."""
+
+    ttft_p95_seconds: float = Field(default=5.0, gt=0)
+    """Time to first token, 95th percentile over 5 minutes, above which ``VllmTimeToFirstTokenHigh`` fires."""
+    kv_cache_usage_percent: float = Field(default=90, gt=0, le=100)
+    """KV-cache usage of any replica above which ``VllmKvCacheNearlyFull`` fires."""
+    queue_length: float = Field(default=20, gt=0)
+    """Requests waiting (all replicas together) above which ``VllmQueueBackingUp`` fires."""
+    error_rate_percent: float = Field(default=5, gt=0, le=100)
+    """Share of HTTP responses that are 5xx above which ``VllmRequestErrors`` fires."""
+    preemptions_per_minute: float = Field(default=1, gt=0)
+    """Preemptions per minute (all replicas) above which ``VllmPreemptionsRising`` fires."""
+
+
+class MonitoringSpec(_Section):
+    """Prometheus scraping of every serving pod's ``/metrics``, alert and recording rules, a Grafana dashboard."""
+
+    enabled: bool = False
+    """Off by default: it needs the Prometheus operator's CRDs (kube-prometheus-stack)."""
+    monitor: Literal["podMonitor", "serviceMonitor"] = "podMonitor"
+    """``podMonitor`` scrapes every serving pod (Ray heads too) directly; ``serviceMonitor`` scrapes through
+    the client Service's endpoints (the pods behind it, ready ones only)."""
+    scrape_interval: str = "15s"
+    """How often Prometheus scrapes each pod."""
+    labels: dict[str, str] = Field(default_factory=lambda: dict(KUBE_PROMETHEUS_STACK_SELECTOR))
+    """Labels on the monitor and the rules so that Prometheus selects them; the default is what
+    kube-prometheus-stack selects at its chart defaults (``release: kube-prometheus-stack``)."""
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    """Alert thresholds."""
+    grafana_dashboard: bool = True
+    """A dashboard ConfigMap labelled ``grafana_dashboard: "1"`` for Grafana's sidecar."""
+    dashboard_labels: dict[str, str] = Field(default_factory=lambda: dict(GRAFANA_DASHBOARD_LABEL))
+    """Labels of the dashboard ConfigMap (the sidecar's ``label: labelValue``)."""
+
+    @field_validator("labels", "dashboard_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+            if not isinstance(item, str) or not _LABEL_VALUE.match(item) or len(item) > 63:
+                raise ValueError(f"label {key}={item!r}: the value is not a valid Kubernetes label value")
+        return value
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9]+(ms|s|m|h)", value):
+            raise ValueError(f"{value!r} is not a Prometheus duration such as 15s or 1m")
+        return value
+
+
+def check_scaling_bounds(config: Any) -> None:
+    """Refuse an autoscaling maximum the cache or the GPU quota cannot hold (``config`` is the ``StackConfig``).
+
+    Raises ``ValueError`` with a message that names the key (the stack's validator reports it as it is).
+    """
+    scaling: AutoscalingSpec = config.autoscaling
+    if not scaling.enabled:
+        return
+    key = f"{PROJECT}:autoscaling.maxReplicas"
+    cache = config.cache
+    if scaling.max_replicas > 1 and cache.existing_claim is None and cache.access_mode != "ReadWriteMany":
+        raise ValueError(
+            f"{key}: {scaling.max_replicas} is not accepted: replicas cannot share a {cache.access_mode} model "
+            "cache across nodes (the second pod would wait for the volume); set cache.accessMode to "
+            "ReadWriteMany, or autoscaling.maxReplicas to 1"
+        )
+    quota = config.quota
+    if not quota.enabled:
+        return
+    world = config.parallelism.tensor_parallel_size * config.parallelism.pipeline_parallel_size
+    batch = world if config.batch.enabled else 0
+    # The quota the stack creates: quota.gpus, or (unset) what the stack requests at its own replicas.
+    limit = quota.gpus if quota.gpus is not None else world * config.replicas + batch
+    needed = scaling.max_replicas * world + batch
+    if needed > limit:
+        parts = f"{scaling.max_replicas} replica(s) x {world} GPU(s)" + (f" + the batch Job's {batch}" if batch else "")
+        raise ValueError(
+            f"{key}: {scaling.max_replicas} is not accepted: at its maximum the stack requests {needed} GPU(s) "
+            f"({parts}), beyond the namespace's GPU quota of {limit} (quota.gpus); the extra pods would be "
+            f"refused with 'exceeded quota'. Set quota.gpus to at least {needed}, or lower autoscaling.maxReplicas"
+        )

@@ -1,0 +1,23 @@
+"""The example stacks of the repository, as the tests parametrize over them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
+"""Every example stack (``Pulumi.<stack>.yaml``)."""
+
+
+def _config(stack: str) -> dict:
+    return (yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+
+
+SERVING_STACKS = [stack for stack in STACKS if {"pulumi-vllm:model", "pulumi-vllm:models"} & set(_config(stack))]
+"""Stacks that serve a model or several (the others only provision the GPU platform)."""
+
+PLATFORM_STACKS = [stack for stack in STACKS if "pulumi-vllm:cluster" in _config(stack)]
+"""Stacks that install the GPU platform (alone or under their serving)."""
