@@ -276,3 +276,17 @@ def test_the_registration_loop_registers_each_pod_under_its_model(tmp_path: Path
         router.terminate()
         router.wait(timeout=15)
         log.close()
+
+
+def test_the_render_summary_counts_every_model_group() -> None:
+    from pulumi_vllm.cli.render import render_stack
+    from pulumi_vllm.plan import plan_serving
+
+    rendered = render_stack(REPO, "two-models-router", env={})
+    assert rendered.config is not None
+    lines = rendered.summary()
+    total = sum(plan_serving(member).total_gpus for member in rendered.config.models.values())
+    assert total == 3
+    assert lines[0] == f"models:   2 groups, {total} x nvidia.com/gpu in all"
+    for key, member in rendered.config.models.items():
+        assert any(line.startswith(f"  {key}: {member.model.id} ") for line in lines)

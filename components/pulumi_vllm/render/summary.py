@@ -12,6 +12,8 @@ def summary_lines(rendered: Any) -> list[str]:
     plan = rendered.plan
     if config is None or plan is None:
         return platform
+    if config.models:
+        return platform + _models_lines(rendered, config)
     topology = plan.topology
     outputs = rendered.run.outputs
     gpu_name = config.resources.gpu_resource_name
@@ -58,3 +60,28 @@ def platform_lines(rendered: Any) -> list[str]:
         if filename.startswith(f"{HELM_DIR}/") and isinstance(document, dict)
     )
     return [f"platform: {', '.join(releases) or 'no Helm releases'} (files in {HELM_DIR}/)"]
+
+
+def _models_lines(rendered: Any, config: Any) -> list[str]:
+    """A stack of several model groups: the totals, then one line (and its capacity) per group."""
+    from pulumi_vllm.plan import plan_serving
+    from pulumi_vllm.program import plan_notes
+
+    plans = {key: plan_serving(member) for key, member in config.models.items()}
+    total = sum(plan.total_gpus for plan in plans.values())
+    gpu_name = config.resources.gpu_resource_name
+    lines = [f"models:   {len(plans)} groups, {total} x {gpu_name} in all"]
+    for key, plan in plans.items():
+        member = plan.config
+        lines.append(
+            f"  {key}: {member.model.id} (served as {plan.served_model_name}), {plan.total_gpus} GPU(s): "
+            f"{plan.gpus_per_pod} per pod, {member.replicas} replica(s)"
+        )
+        if plan.capacity is not None:
+            lines.append(f"  {key} {plan.capacity.summary_line()}")
+        lines += [f"warning:  {key}: {note}" for note in plan_notes(plan)]
+    lines.append(f"image:    {config.engine.image}")
+    outputs = rendered.run.outputs
+    if "baseUrl" in outputs:
+        lines.append(f"url:      {outputs['baseUrl']}")
+    return lines
