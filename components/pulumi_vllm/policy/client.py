@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import yaml
+
+from pulumi_vllm.policy.plugin_process import PluginProcess
 
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 ENGINE_ADDRESS = "127.0.0.1:0"
@@ -231,7 +229,7 @@ def pack_python(pack_dir: Path) -> str:
     return sys.executable
 
 
-class PolicyPackProcess:
+class PolicyPackProcess(PluginProcess):
     """A running policy pack: start it, configure it, analyze resources, stop it (a context manager)."""
 
     def __init__(
@@ -249,28 +247,17 @@ class PolicyPackProcess:
         self.project, self.stack, self.dry_run = project, stack, dry_run
         self.stack_config = dict(stack_config or {})
         self.python = python or pack_python(self.pack_dir)
+        super().__init__()
         self.startup_timeout = startup_timeout
         self.version = self._pack_version()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stderr: Any = None
-        self._channel: Any = None
-        self._stub: Any = None
         self._info: Any = None
 
     def _pack_version(self) -> str:
         project = yaml.safe_load((self.pack_dir / "PulumiPolicy.yaml").read_text()) or {}
         return str(project.get("version") or "")
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def start(self) -> None:
         """Start the pack and connect to the port it prints."""
-        import grpc
         from pulumi.runtime.proto import analyzer_pb2_grpc
 
         env = dict(os.environ)
@@ -282,43 +269,10 @@ class PolicyPackProcess:
             "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
         }
         env.update({key: value for key, value in settings.items() if value})
-        # Kept open while the pack runs (closed in close()), so a chatty pack never blocks on a full pipe.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [self.python, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."],
-            cwd=self.pack_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        port = self._read_port()
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+        self._spawn([self.python, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, "."], self.pack_dir, env)
+        port = self._read_port(f"policy pack {self.pack_dir}", PolicyPackError)
+        self._stub = analyzer_pb2_grpc.AnalyzerStub(self._connect(port))
         self._call("ConfigureStack", self._configure_stack_request(), allow_unimplemented=True)
-
-    def _read_port(self) -> int:
-        assert self._process is not None and self._process.stdout is not None
-        lines: queue.Queue[bytes] = queue.Queue()
-        stdout = self._process.stdout
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=self.startup_timeout)
-        except queue.Empty:
-            line = b""
-        if not line.strip().isdigit():
-            self.close()
-            raise PolicyPackError(
-                f"policy pack {self.pack_dir} did not start (no port on its first line): {line!r}\n{self.stderr()}"
-            )
-        return int(line)
-
-    def stderr(self) -> str:
-        """What the pack has written to stderr so far."""
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
 
     def _configure_stack_request(self) -> Any:
         from pulumi.runtime.proto import analyzer_pb2
@@ -438,26 +392,6 @@ class PolicyPackProcess:
         for resource in resources:
             found += self.analyze(resource)
         return found + self.analyze_stack(resources)
-
-    def close(self) -> None:
-        """Close the connection and stop the pack (it serves until killed, as under the engine)."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
 
 
 def run_policy_pack(

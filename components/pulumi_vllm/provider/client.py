@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+from pulumi_vllm.policy.plugin_process import PluginProcess
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
@@ -173,7 +172,7 @@ class RecordingMonitor:
         self.stop()
 
 
-class ProviderProcess:
+class ProviderProcess(PluginProcess):
     """The component provider started as the engine starts a Python plugin (a context manager)."""
 
     def __init__(
@@ -188,55 +187,16 @@ class ProviderProcess:
         self.plugin_dir = Path(plugin_dir).resolve()
         self.engine_address = engine_address
         self.python = python or sys.executable
+        super().__init__()
         self.startup_timeout, self.call_timeout = startup_timeout, call_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stderr: Any = None
-        self._channel: Any = None
-        self._stub: Any = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def start(self) -> None:
         """``python <plugin folder> <engine address>`` in the plugin folder; connect to the port it prints."""
-        import grpc
         from pulumi.runtime.proto import provider_pb2_grpc
 
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self._process = subprocess.Popen(
-            [self.python, str(self.plugin_dir), self.engine_address],
-            cwd=self.plugin_dir,
-            env=dict(os.environ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        assert self._process.stdout is not None
-        lines: queue.Queue[bytes] = queue.Queue()
-        stdout = self._process.stdout
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=self.startup_timeout)
-        except queue.Empty:
-            line = b""
-        if not line.strip().isdigit():
-            message = f"provider {self.plugin_dir} did not start (no port on its first line): {line!r}"
-            error = self.stderr()
-            self.close()
-            raise ProviderError(f"{message}\n{error}")
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{int(line)}")
-        self._stub = provider_pb2_grpc.ResourceProviderStub(self._channel)
-
-    def stderr(self) -> str:
-        """What the provider has written to stderr so far."""
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
+        self._spawn([self.python, str(self.plugin_dir), self.engine_address], self.plugin_dir, os.environ)
+        port = self._read_port(f"provider {self.plugin_dir}", ProviderError)
+        self._stub = provider_pb2_grpc.ResourceProviderStub(self._connect(port))
 
     def _call(self, method: str, request: Any) -> Any:
         import grpc
@@ -283,26 +243,6 @@ class ProviderProcess:
         state = from_struct(response.state)
         state["urn"] = response.urn
         return state
-
-    def close(self) -> None:
-        """Close the connection and stop the provider (it serves until stopped, as under the engine)."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
 
 
 def provider_schema(plugin_dir: Path = PLUGIN_DIR) -> dict[str, Any]:
