@@ -1,6 +1,6 @@
 """The ``pulumi-vllm`` command: every sub-command in one place, each module adding its own parser.
 
-``render`` (:mod:`.render`), ``size`` (:mod:`.size`) and ``diff`` (:mod:`.diff`). The top of the
+``render`` (:mod:`.render`), ``size`` (:mod:`.size`), ``diff`` (:mod:`.diff`) and ``bench`` (:mod:`.bench`). The top of the
 package: it may import everything below it, and nothing imports it but the console script.
 """
 
