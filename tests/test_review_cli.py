@@ -95,6 +95,17 @@ def test_no_changes_exits_0(project: Path, capsys: pytest.CaptureFixture[str]) -
     assert "stack dev" not in out
 
 
+def test_config_overrides_apply_to_both_sides(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The same override on both sides changes nothing; it does reach each render.
+    code, out, _ = diff(capsys, "--base", "HEAD", "--config", "replicas=1")
+    assert code == 0 and "unchanged: dev, prod" in out
+    side = review_cli.render_side(project, "dev", None, base=False, overrides={"pulumi-vllm:namespace": "elsewhere"})
+    namespaces = {doc["metadata"].get("namespace") for doc in side.documents.values() if isinstance(doc, dict) and "metadata" in doc}
+    assert namespaces == {"elsewhere"}
+    code, _, err = diff(capsys, "--base", "HEAD", "--config", "replicas")
+    assert code == 2 and "expected KEY=VALUE" in err
+
+
 def test_each_commit_is_reported_with_its_consequence(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reports: dict[str, tuple[int, str]] = {}
     before = None

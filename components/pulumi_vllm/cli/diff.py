@@ -62,6 +62,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--policy-pack-config", type=Path, default=None, help="policy pack config (JSON)")
     parser.add_argument("--no-policy", action="store_true", help="do not run the policy pack")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value over the stack files' on both sides (repeatable; KEY without 'project:' is the program's own)",
+    )
     parser.set_defaults(func=run_diff)
 
 
@@ -169,8 +176,12 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def render_side(folder: Path, stack: str, policy: PolicyRunner | None, base: bool) -> StackSide:
-    """Render ``stack`` from ``folder`` into a :class:`StackSide`; at the base a failed render is kept as a note."""
+def render_side(
+    folder: Path, stack: str, policy: PolicyRunner | None, base: bool, overrides: dict[str, str] | None = None
+) -> StackSide:
+    """Render ``stack`` from ``folder`` into a :class:`StackSide`; at the base a failed render is kept as a note.
+
+    ``overrides`` are ``--config key=value`` pairs, applied over the stack file as ``render --config`` does."""
     from pulumi_vllm.cli.render import render_stack
     from pulumi_vllm.config import ConfigError
     from pulumi_vllm.errors import UserError
@@ -178,7 +189,7 @@ def render_side(folder: Path, stack: str, policy: PolicyRunner | None, base: boo
 
     digests = secure_digests(folder, stack)
     try:
-        rendered = render_stack(folder, stack)
+        rendered = render_stack(folder, stack, overrides=overrides)
     except (ConfigError, RenderError) as error:
         if base:
             return StackSide(documents={}, secure_config=digests, error=_one_line(str(error)))
@@ -293,7 +304,12 @@ def scrub(text: str, environ: dict[str, str] | None = None) -> str:
 
 
 def build_report(
-    project_dir: Path, base: str, stacks: list[str] | None, policy: PolicyRunner | None, policy_note: str = ""
+    project_dir: Path,
+    base: str,
+    stacks: list[str] | None,
+    policy: PolicyRunner | None,
+    policy_note: str = "",
+    overrides: dict[str, str] | None = None,
 ) -> DiffReport:
     """Render the selected stacks at ``base`` and in ``project_dir`` and compare them."""
     from pulumi_vllm.errors import UserError
@@ -310,8 +326,12 @@ def build_report(
             api = schema_changes(base_dir, project_dir)
             reports = []
             for stack in selected:
-                before = render_side(base_dir, stack, policy, base=True) if base_dir and stack in at_base else None
-                after = render_side(project_dir, stack, policy, base=False) if stack in at_head else None
+                before = (
+                    render_side(base_dir, stack, policy, base=True, overrides=overrides)
+                    if base_dir and stack in at_base
+                    else None
+                )
+                after = render_side(project_dir, stack, policy, base=False, overrides=overrides) if stack in at_head else None
                 reports.append(compare_stack(stack, before, after))
     except RevisionError as error:
         raise UserError(str(error)) from None
@@ -350,7 +370,9 @@ def run_diff(args: argparse.Namespace) -> int:
     except RenderError as error:
         raise UserError(str(error)) from None
     policy, note = policy_runner(args, project_dir)
-    report = build_report(project_dir, args.base, args.stack, policy, note)
+    from pulumi_vllm.cli.render import config_overrides
+
+    report = build_report(project_dir, args.base, args.stack, policy, note, config_overrides(args.config))
     text = scrub(format_markdown(report) if args.format == "markdown" else format_text(report))
     code = report.exit_code
     if args.out is None:
