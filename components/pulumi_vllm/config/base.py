@@ -4,9 +4,12 @@ section base model, and the checks of Kubernetes quantities and addresses."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+from pulumi_vllm.config.kubernetes_enums import check_value
 
 PROJECT = "pulumi-vllm"
 """Pulumi project name, and so the namespace of every stack config key."""
@@ -51,4 +54,25 @@ def _check_ip(value: str | None, hint: str) -> str | None:
             ipaddress.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address ({hint})") from None
+    return value
+
+
+def check_labels(value: dict[str, str]) -> dict[str, str]:
+    """Raise ``ValueError`` for the first key or value that is not a valid Kubernetes label."""
+    for key, item in value.items():
+        if not _LABEL_KEY.match(key) or not isinstance(item, str) or not _LABEL_VALUE.match(item):
+            raise ValueError(f"label {key}={item!r} is not a valid Kubernetes label")
+    return value
+
+
+def check_taints(value: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """Raise ``ValueError`` for the first taint that is not ``key`` / ``value`` / ``effect`` as the API accepts them;
+    ``where`` is the config key of the list (an effect's message names ``<where>[i].effect``)."""
+    for index, taint in enumerate(value):
+        unknown = set(taint) - {"key", "value", "effect"}
+        if unknown:
+            raise ValueError(f"taint {index} has unknown field(s) {sorted(unknown)}; accepted: key, value, effect")
+        if not isinstance(taint.get("key"), str) or not _LABEL_KEY.match(taint["key"]):
+            raise ValueError(f"taint {index}: key {taint.get('key')!r} is not a valid taint key")
+        check_value("io.k8s.api.core.v1.Taint.effect", taint.get("effect"), f"{PROJECT}:{where}[{index}].effect")
     return value

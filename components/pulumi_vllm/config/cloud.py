@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pulumi_vllm.cloud.instances import InstanceType, lookup_instance
-from pulumi_vllm.config.base import _LABEL_KEY, _LABEL_VALUE, PROJECT, _Section
-from pulumi_vllm.config.kubernetes_enums import check_value
+from pulumi_vllm.config.base import _Section, check_labels, check_taints
 
 EKS_VERSION = "1.35"
 """Kubernetes minor version of a new EKS cluster (EKS released 1.35 on 2026-01-28; standard support 14 months:
@@ -22,24 +21,6 @@ CapacityType = Literal["on-demand", "spot", "reserved"]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
 """The taint of GPU nodes that this project's node groups carry, so only pods that ask for GPUs land there."""
-
-
-def _check_labels(value: dict[str, str]) -> dict[str, str]:
-    for key, item in value.items():
-        if not _LABEL_KEY.match(key) or not isinstance(item, str) or not _LABEL_VALUE.match(item):
-            raise ValueError(f"label {key}={item!r} is not a valid Kubernetes label")
-    return value
-
-
-def _check_taints(value: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
-    for index, taint in enumerate(value):
-        unknown = set(taint) - {"key", "value", "effect"}
-        if unknown:
-            raise ValueError(f"taint {index} has unknown field(s) {sorted(unknown)}; accepted: key, value, effect")
-        if not isinstance(taint.get("key"), str) or not _LABEL_KEY.match(taint["key"]):
-            raise ValueError(f"taint {index}: key {taint.get('key')!r} is not a valid taint key")
-        check_value("io.k8s.api.core.v1.Taint.effect", taint.get("effect"), f"{PROJECT}:{where}[{index}].effect")
-    return value
 
 
 class EndpointAccessSpec(_Section):
@@ -112,12 +93,12 @@ class NodeGroupSpec(_Section):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+        return check_labels(value)
 
     @field_validator("taints")
     @classmethod
     def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return _check_taints(value, "cloud.nodeGroups.taints")
+        return check_taints(value, "cloud.nodeGroups.taints")
 
     @model_validator(mode="after")
     def _sizes(self) -> NodeGroupSpec:
@@ -160,12 +141,12 @@ class KarpenterNodePoolSpec(_Section):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+        return check_labels(value)
 
     @field_validator("taints")
     @classmethod
     def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return _check_taints(value, "cloud.karpenter.nodePools.taints")
+        return check_taints(value, "cloud.karpenter.nodePools.taints")
 
     @property
     def instances(self) -> list[InstanceType]:
@@ -215,12 +196,12 @@ class NodePoolSpec(_Section):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+        return check_labels(value)
 
     @field_validator("taints")
     @classmethod
     def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return _check_taints(value, "cloud.nodePools.taints")
+        return check_taints(value, "cloud.nodePools.taints")
 
     @model_validator(mode="after")
     def _autoscaling(self) -> NodePoolSpec:

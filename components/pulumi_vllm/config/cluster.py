@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pulumi_vllm.config.base import _DNS_LABEL, _LABEL_KEY, _LABEL_VALUE, PROJECT, _Section
-from pulumi_vllm.config.kubernetes_enums import check_value
+from pulumi_vllm.config.base import _DNS_LABEL, _LABEL_KEY, PROJECT, _Section, check_labels, check_taints
 
 Switch = Literal["auto", "on", "off"]
 """``auto``: installed when a serving stack of the same program needs it; ``on`` / ``off``: always / never."""
@@ -78,22 +77,12 @@ class GpuNodesSpec(_Section):
     @field_validator("taints")
     @classmethod
     def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, taint in enumerate(value):
-            unknown = set(taint) - {"key", "value", "effect"}
-            if unknown:
-                raise ValueError(f"taint {index} has unknown field(s) {sorted(unknown)}; accepted: key, value, effect")
-            if not isinstance(taint.get("key"), str) or not _LABEL_KEY.match(taint["key"]):
-                raise ValueError(f"taint {index}: key {taint.get('key')!r} is not a valid taint key")
-            check_value("io.k8s.api.core.v1.Taint.effect", taint.get("effect"), f"{PROJECT}:cluster.gpuNodes.taints[{index}].effect")
-        return value
+        return check_taints(value, "cluster.gpuNodes.taints")
 
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if not _LABEL_KEY.match(key) or not isinstance(item, str) or not _LABEL_VALUE.match(item):
-                raise ValueError(f"label {key}={item!r} is not a valid Kubernetes label")
-        return value
+        return check_labels(value)
 
 
 class OperatorsSpec(_Section):
