@@ -63,19 +63,23 @@ TOP_EXTRA = '''    config: NotRequired[Any]
 
 
 def field_docstrings(model: type[BaseModel]) -> dict[str, str]:
-    """The attribute docstrings of a pydantic model, read from its source."""
-    tree = ast.parse(inspect.getsource(model).lstrip())
+    """The attribute docstrings of a pydantic model, read from its source and its own base sections'."""
     found: dict[str, str] = {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            found[node.target.id] = inspect.cleandoc(following.value.value)
+    # Base sections first, so a subclass's docstring for the same field wins.
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__.startswith("pulumi_vllm.")):
+            continue
+        tree = ast.parse(inspect.getsource(cls).lstrip())
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                found[node.target.id] = inspect.cleandoc(following.value.value)
     return found
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,8 +61,30 @@ class SystemNodesSpec(_Section):
     count: int = Field(default=2, ge=1)
 
 
-class NodeGroupSpec(_Section):
+class _GpuNodeLabels(_Section):
+    """The labels and taints a group of GPU nodes carries (a node group, a NodePool, a GKE node pool)."""
+
+    taints_key: ClassVar[str]
+    """The config key of the subclass's taints, for messages."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[dict[str, Any]] = Field(default_factory=lambda: [dict(GPU_TAINT)])
+    """Default ``nvidia.com/gpu:NoSchedule``."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @field_validator("taints")
+    @classmethod
+    def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return check_taints(value, cls.taints_key)
+
+
+class NodeGroupSpec(_GpuNodeLabels):
     """An EKS managed GPU node group."""
+
+    taints_key = "cloud.nodeGroups.taints"
 
     name: str
     instance_type: str
@@ -78,9 +100,6 @@ class NodeGroupSpec(_Section):
     """The Capacity Block's reservation (``cr-...``)."""
     ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
     """EKS-optimized accelerated AMI: NVIDIA driver and container toolkit included."""
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[dict[str, Any]] = Field(default_factory=lambda: [dict(GPU_TAINT)])
-    """Default ``nvidia.com/gpu:NoSchedule``."""
     efa: bool = False
     """Attach EFA interfaces (one per network card), a cluster placement group, one zone, the EFA device plugin."""
 
@@ -89,16 +108,6 @@ class NodeGroupSpec(_Section):
     def _instance(cls, value: str) -> str:
         lookup_instance(value, "aws")
         return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
-
-    @field_validator("taints")
-    @classmethod
-    def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return check_taints(value, "cloud.nodeGroups.taints")
 
     @model_validator(mode="after")
     def _sizes(self) -> NodeGroupSpec:
@@ -116,8 +125,10 @@ class NodeGroupSpec(_Section):
         return lookup_instance(self.instance_type, "aws")
 
 
-class KarpenterNodePoolSpec(_Section):
+class KarpenterNodePoolSpec(_GpuNodeLabels):
     """A Karpenter NodePool (with its EC2NodeClass) that launches GPU nodes on demand."""
+
+    taints_key = "cloud.karpenter.nodePools.taints"
 
     name: str
     instance_types: list[str] = Field(min_length=1)
@@ -126,8 +137,6 @@ class KarpenterNodePoolSpec(_Section):
     gpu_limit: int = Field(default=16, ge=1)
     """Most GPUs this NodePool may hold at once (``limits: {nvidia.com/gpu}``)."""
     disk_size_gib: int = Field(default=200, ge=20)
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[dict[str, Any]] = Field(default_factory=lambda: [dict(GPU_TAINT)])
     consolidate_after: str = "10m"
     """How long an empty GPU node stays before Karpenter removes it."""
 
@@ -137,16 +146,6 @@ class KarpenterNodePoolSpec(_Section):
         for item in value:
             lookup_instance(item, "aws")
         return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
-
-    @field_validator("taints")
-    @classmethod
-    def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return check_taints(value, "cloud.karpenter.nodePools.taints")
 
     @property
     def instances(self) -> list[InstanceType]:
@@ -163,8 +162,10 @@ class KarpenterSpec(_Section):
     release (``al2023@v20260101``) to control node image upgrades."""
 
 
-class NodePoolSpec(_Section):
+class NodePoolSpec(_GpuNodeLabels):
     """A GKE GPU node pool."""
+
+    taints_key = "cloud.nodePools.taints"
 
     name: str
     machine_type: str
@@ -183,7 +184,6 @@ class NodePoolSpec(_Section):
     spot: bool = False
     compact_placement: bool = False
     """A compact placement policy: the pool's nodes close together (multi-node models)."""
-    labels: dict[str, str] = Field(default_factory=dict)
     taints: list[dict[str, Any]] = Field(default_factory=list)
     """Extra taints; GKE taints GPU pools ``nvidia.com/gpu=present:NoSchedule`` itself."""
 
@@ -192,16 +192,6 @@ class NodePoolSpec(_Section):
     def _machine(cls, value: str) -> str:
         lookup_instance(value, "gcp")
         return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
-
-    @field_validator("taints")
-    @classmethod
-    def _taints(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return check_taints(value, "cloud.nodePools.taints")
 
     @model_validator(mode="after")
     def _autoscaling(self) -> NodePoolSpec:

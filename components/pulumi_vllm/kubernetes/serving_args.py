@@ -616,6 +616,10 @@ class ServingSystemNodesArgs(TypedDict):
 class ServingNodeGroupArgs(TypedDict):
     """An EKS managed GPU node group."""
 
+    labels: NotRequired[dict[str, str]]
+    """The stack config's ``labels`` key."""
+    taints: NotRequired[list[dict[str, Any]]]
+    """Default ``nvidia.com/gpu:NoSchedule``."""
     name: str
     """The stack config's ``name`` key."""
     instance_type: str
@@ -634,10 +638,6 @@ class ServingNodeGroupArgs(TypedDict):
     """The Capacity Block's reservation (``cr-...``)."""
     ami_type: NotRequired[str]
     """EKS-optimized accelerated AMI: NVIDIA driver and container toolkit included. One of ``AL2023_x86_64_NVIDIA``, ``BOTTLEROCKET_x86_64_NVIDIA``."""
-    labels: NotRequired[dict[str, str]]
-    """The stack config's ``labels`` key."""
-    taints: NotRequired[list[dict[str, Any]]]
-    """Default ``nvidia.com/gpu:NoSchedule``."""
     efa: NotRequired[bool]
     """Attach EFA interfaces (one per network card), a cluster placement group, one zone, the EFA device plugin."""
 
@@ -645,6 +645,10 @@ class ServingNodeGroupArgs(TypedDict):
 class ServingKarpenterNodePoolArgs(TypedDict):
     """A Karpenter NodePool (with its EC2NodeClass) that launches GPU nodes on demand."""
 
+    labels: NotRequired[dict[str, str]]
+    """The stack config's ``labels`` key."""
+    taints: NotRequired[list[dict[str, Any]]]
+    """Default ``nvidia.com/gpu:NoSchedule``."""
     name: str
     """The stack config's ``name`` key."""
     instance_types: list[str]
@@ -655,10 +659,6 @@ class ServingKarpenterNodePoolArgs(TypedDict):
     """Most GPUs this NodePool may hold at once (``limits: {nvidia.com/gpu}``)."""
     disk_size_gib: NotRequired[int]
     """The stack config's ``diskSizeGib`` key."""
-    labels: NotRequired[dict[str, str]]
-    """The stack config's ``labels`` key."""
-    taints: NotRequired[list[dict[str, Any]]]
-    """The stack config's ``taints`` key."""
     consolidate_after: NotRequired[str]
     """How long an empty GPU node stays before Karpenter removes it."""
 
@@ -676,6 +676,10 @@ release (``al2023@v20260101``) to control node image upgrades."""
 class ServingNodePoolArgs(TypedDict):
     """A GKE GPU node pool."""
 
+    labels: NotRequired[dict[str, str]]
+    """The stack config's ``labels`` key."""
+    taints: NotRequired[list[dict[str, Any]]]
+    """Extra taints; GKE taints GPU pools ``nvidia.com/gpu=present:NoSchedule`` itself."""
     name: str
     """The stack config's ``name`` key."""
     machine_type: str
@@ -698,10 +702,6 @@ class ServingNodePoolArgs(TypedDict):
     """The stack config's ``spot`` key."""
     compact_placement: NotRequired[bool]
     """A compact placement policy: the pool's nodes close together (multi-node models)."""
-    labels: NotRequired[dict[str, str]]
-    """The stack config's ``labels`` key."""
-    taints: NotRequired[list[dict[str, Any]]]
-    """Extra taints; GKE taints GPU pools ``nvidia.com/gpu=present:NoSchedule`` itself."""
 
 
 class ServingStorageArgs(TypedDict):
