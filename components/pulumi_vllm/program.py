@@ -6,7 +6,8 @@ from typing import Any
 
 import pulumi
 
-from pulumi_vllm.config import ClusterSpec, StackConfig, load_program_config, load_stack_config
+from pulumi_vllm.config import StackConfig, load_stack_config
+from pulumi_vllm.config.stack import ProgramConfig, load_program_parts
 from pulumi_vllm.plan import ServingPlan, plan_serving
 
 
@@ -31,9 +32,9 @@ def read_stack_config() -> StackConfig:
     return load_stack_config(runtime_config(), secret_keys=_secret_keys())
 
 
-def read_program_config() -> tuple[StackConfig | None, ClusterSpec | None]:
-    """The serving config (``None`` for a platform-only stack) and the ``cluster`` section (``None`` when unset)."""
-    return load_program_config(runtime_config(), secret_keys=_secret_keys())
+def read_program_config() -> ProgramConfig:
+    """The stack's serving, ``cluster`` and ``cloud`` sections, validated; raises :class:`ConfigError` on bad input."""
+    return load_program_parts(runtime_config(), secret_keys=_secret_keys())
 
 
 def platform_needs(config: StackConfig | None) -> dict[str, bool]:
@@ -55,48 +56,39 @@ def plan_notes(plan: ServingPlan) -> list[str]:
 
 def run() -> None:
     """Create the stack's resources and export its outputs."""
-    config, cluster = read_program_config()
+    parts = read_program_config()
+    config = parts.serving
+    # A serving that cannot run is refused (e.g. pods that fit no GPU node) before the cluster or platform exist.
+    plan = plan_serving(config) if config is not None else None
     outputs: dict[str, Any] = {}
-    after = None
-    on_cluster = _cloud_cluster(config, outputs)  # the new cluster's provider, when the stack creates the cluster
-    if cluster is not None:
+    after = on_cluster = _cloud_cluster(parts, outputs)
+    if parts.cluster is not None:
         from pulumi_vllm.kubernetes.platform import GpuPlatform
 
-        if config is not None:
-            plan_serving(config)  # the serving is refused (e.g. pods that fit no GPU node) before the platform is created
-        name = config.name if config is not None else str(runtime_config().get("pulumi-vllm:name", "vllm"))
-        platform = GpuPlatform(f"{name}-platform", {"needs": platform_needs(config)}, on_cluster, spec=cluster)  # type: ignore[typeddict-item]
+        platform = GpuPlatform(f"{parts.name}-platform", {"needs": platform_needs(config)}, on_cluster, spec=parts.cluster)  # type: ignore[typeddict-item]
         # Operators and CRDs first: every serving resource waits for the platform's releases and objects.
-        after = waits_for(platform)
+        after = waits_for(platform) if on_cluster is None else pulumi.ResourceOptions.merge(on_cluster, waits_for(platform))
         outputs["platformReleases"] = platform.releases
         if platform.prometheus_url:
             outputs["prometheusUrl"] = platform.prometheus_url
-    if on_cluster is not None:
-        after = pulumi.ResourceOptions.merge(on_cluster, after)
-    if config is not None:
-        outputs.update(_serving(config, after))
+    if config is not None and plan is not None:
+        outputs.update(_serving(config, plan, after))
     for key, value in outputs.items():
         pulumi.export(key, value)
 
 
-def _cloud_cluster(config: StackConfig | None, outputs: dict[str, Any]) -> pulumi.ResourceOptions | None:
+def _cloud_cluster(parts: ProgramConfig, outputs: dict[str, Any]) -> pulumi.ResourceOptions | None:
     """Create the stack's EKS or GKE cluster (``cloud`` section) and return options that put a component and all
     its children on the new cluster's Kubernetes provider; ``None`` when the stack has no ``cloud`` section.
 
     Every Kubernetes resource then depends on that provider, and the provider on the cluster and its nodes, so
     ``pulumi destroy`` removes the serving and the platform first and the cluster last.
     """
-    from pulumi_vllm.config.stack import load_cloud_config
-
-    cloud = config.cloud if config is not None else load_cloud_config(runtime_config(), secret_keys=_secret_keys())
-    if cloud is None:
+    if parts.cloud is None:
         return None
     from pulumi_vllm.clouds import cloud_cluster
 
-    if config is not None:
-        plan_serving(config)  # a serving that cannot run is refused before the cluster is created
-    name = config.name if config is not None else str(runtime_config().get("pulumi-vllm:name", "vllm"))
-    created = cloud_cluster(name, cloud)
+    created = cloud_cluster(parts.name, parts.cloud)
     outputs.update({"clusterName": created.cluster_name, "clusterEndpoint": created.endpoint, "kubeconfig": created.kubeconfig})
     return pulumi.ResourceOptions(providers=[created.provider])
 
@@ -117,9 +109,9 @@ def waits_for(resource: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(depends_on=[resource], transformations=[add_dependency])
 
 
-def _serving(config: StackConfig, opts: pulumi.ResourceOptions | None) -> dict[str, Any]:
+def _serving(config: StackConfig, plan: ServingPlan, opts: pulumi.ResourceOptions | None) -> dict[str, Any]:
     # The CLI shows these under the stack in `pulumi preview` / `pulumi up`.
-    for note in plan_notes(plan_serving(config)):
+    for note in plan_notes(plan):
         pulumi.log.warn(note)
     if config.models or config.router.enabled:
         # Several model groups and/or vLLM's router in front (docs/routing.md).

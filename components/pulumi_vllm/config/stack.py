@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
@@ -311,21 +312,42 @@ def is_platform_only(raw: Mapping[str, Any]) -> bool:
     return bool({"cluster", "cloud"} & set(raw)) and set(raw) <= {"cluster", "cloud", "name"}
 
 
-def load_program_config(
+@dataclass(frozen=True)
+class ProgramConfig:
+    """Everything a stack's program reads from its config, validated once."""
+
+    name: str
+    serving: StackConfig | None
+    """The serving config; ``None`` for a stack that provisions only the platform or the cloud cluster."""
+    cluster: ClusterSpec | None
+    cloud: CloudSpec | None
+
+
+def load_program_parts(
     flat: Mapping[str, Any],
     secret_values: Mapping[str, str] | None = None,
     secret_keys: Collection[str] | None = None,
-) -> tuple[StackConfig | None, ClusterSpec | None]:
-    """The serving config (``None`` for a platform-only stack) and the platform section (``None`` when unset)."""
+) -> ProgramConfig:
+    """The stack's serving, ``cluster`` and ``cloud`` sections from the runtime's flat config; raises :class:`ConfigError`."""
     raw = _decoded(flat, secret_values, secret_keys)
     if is_platform_only(raw):
         try:
             platform = PlatformStackConfig.model_validate(raw)
         except ValidationError as error:
             raise ConfigError(format_validation_error(error, raw)) from None
-        return None, platform.cluster
-    config = parse_stack_config(raw)
-    return _with_platform_defaults(config), config.cluster
+        return ProgramConfig(platform.name, None, platform.cluster, platform.cloud)
+    config = _with_platform_defaults(parse_stack_config(raw))
+    return ProgramConfig(config.name, config, config.cluster, config.cloud)
+
+
+def load_program_config(
+    flat: Mapping[str, Any],
+    secret_values: Mapping[str, str] | None = None,
+    secret_keys: Collection[str] | None = None,
+) -> tuple[StackConfig | None, ClusterSpec | None]:
+    """The serving config (``None`` for a platform-only stack) and the platform section (``None`` when unset)."""
+    parts = load_program_parts(flat, secret_values, secret_keys)
+    return parts.serving, parts.cluster
 
 
 def _with_platform_defaults(config: StackConfig) -> StackConfig:
@@ -343,12 +365,4 @@ def load_cloud_config(
     secret_keys: Collection[str] | None = None,
 ) -> CloudSpec | None:
     """The ``cloud`` section of a serving or platform-only stack (``None`` when unset)."""
-    raw = _decoded(flat, secret_values, secret_keys)
-    if "cloud" not in raw:
-        return None
-    if is_platform_only(raw):
-        try:
-            return PlatformStackConfig.model_validate(raw).cloud
-        except ValidationError as error:
-            raise ConfigError(format_validation_error(error, raw)) from None
-    return parse_stack_config(raw).cloud
+    return load_program_parts(flat, secret_values, secret_keys).cloud
