@@ -8,6 +8,7 @@ import pulumi
 
 from pulumi_vllm.config import StackConfig, load_stack_config
 from pulumi_vllm.config.stack import ProgramConfig, load_program_parts
+from pulumi_vllm.kubernetes.platform import PlatformNeedsArgs
 from pulumi_vllm.plan import ServingPlan, plan_serving
 
 
@@ -37,7 +38,7 @@ def read_program_config() -> ProgramConfig:
     return load_program_parts(runtime_config(), secret_keys=_secret_keys())
 
 
-def platform_needs(config: StackConfig | None) -> dict[str, bool]:
+def platform_needs(config: StackConfig | None) -> PlatformNeedsArgs:
     """What the serving stack needs from the platform, for its ``auto`` operators."""
     if config is None:
         return {}
@@ -65,7 +66,7 @@ def run() -> None:
     if parts.cluster is not None:
         from pulumi_vllm.kubernetes.platform import GpuPlatform
 
-        platform = GpuPlatform(f"{parts.name}-platform", {"needs": platform_needs(config)}, on_cluster, spec=parts.cluster)  # type: ignore[typeddict-item]
+        platform = GpuPlatform(f"{parts.name}-platform", {"needs": platform_needs(config)}, on_cluster, spec=parts.cluster)
         # Operators and CRDs first: every serving resource waits for the platform's releases and objects.
         after = waits_for(platform) if on_cluster is None else pulumi.ResourceOptions.merge(on_cluster, waits_for(platform))
         outputs["platformReleases"] = platform.releases
