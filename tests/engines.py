@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.schemas import _in_ci
+from schemas import _in_ci
 
 
 def require_module(name: str, install: str) -> ModuleType:
