@@ -14,7 +14,16 @@ from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.config import PROJECT, ClusterSpec, ConfigError, StackConfig
 from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host
 from pulumi_vllm.distributed.multinode import check_multinode
-from pulumi_vllm.distributed.parallelism import Finding, Topology, TopologyError, check_parallelism, plan_topology
+from pulumi_vllm.distributed.parallelism import (
+    TENSOR_PARALLEL_RULE,
+    Finding,
+    Topology,
+    TopologyError,
+    check_parallelism,
+    plan_topology,
+)
+from pulumi_vllm.engine.container import cache_path
+from pulumi_vllm.engine.profiles import EngineProfile, profile
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_facts
 
@@ -68,6 +77,16 @@ class ServingPlan:
         if not self.config.quota.enabled:
             return None
         return self.config.quota.gpus if self.config.quota.gpus is not None else self.gpus_at_once
+
+    @property
+    def engine(self) -> EngineProfile:
+        """The engine's profile (``engine.kind``)."""
+        return profile(self.config.engine.kind)
+
+    @property
+    def port(self) -> int:
+        """Port the engine's server listens on inside the container."""
+        return self.engine.port
 
     @property
     def served_model_name(self) -> str:
@@ -170,6 +189,9 @@ def _capacity(
     gpu_type = config.resources.gpu_type
     if gpu_type is None or facts is None or config.capacity.check == "off":
         return None, ()
+    if not profile(config.engine.kind).vllm_based:
+        # The KV-cache accounting is vLLM's: another engine's memory use is not estimated.
+        return None, ()
     try:
         capacity = plan_capacity(
             facts,
@@ -207,6 +229,9 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     tensor, pipeline = parallel.tensor_parallel_size, parallel.pipeline_parallel_size
     facts, origin = _facts(config)
     findings = tuple(check_parallelism(facts, tensor, pipeline, model=config.model.id))
+    if not profile(config.engine.kind).splits_heads:
+        # Layer and row splits (llama.cpp, Ollama) do not divide attention heads.
+        findings = tuple(finding for finding in findings if finding.rule != TENSOR_PARALLEL_RULE)
     errors = [finding for finding in findings if finding.verifiable]
     if errors:
         key = (
@@ -234,11 +259,13 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     except TopologyError as error:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
         raise ConfigError(f"{PROJECT}:{key}: {in_stack_terms(str(error))}") from None
+    _check_engine(config, topology)
     if config.target == "docker":
         check_docker_hosts(config, topology)
     if (
         topology.multi_node
         and config.target == "kubernetes"
+        and config.engine.kind == "vllm"  # Ray Serve LLM replicates inside its RayService
         and config.replicas > 1
         and config.parallelism.backend != "leaderworkerset"  # LWS replicates whole groups natively
     ):
@@ -248,7 +275,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
             "one stack per replica, or parallelism.backend leaderworkerset"
         )
 
-    if topology.multi_node and config.target == "kubernetes":
+    if topology.multi_node and config.target == "kubernetes" and config.engine.kind == "vllm":
         check_multinode(config)
 
     _check_context_length(config, facts)
@@ -277,6 +304,17 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     if config.cluster is not None:
         check_platform(plan, config.cluster)
     return plan
+
+
+def _check_engine(config: StackConfig, topology: Topology) -> None:
+    """Refuse what the chosen engine cannot do with the rest of the stack, every problem in one message."""
+    from pulumi_vllm.engine.profiles.stack import engine_problems
+
+    problems = engine_problems(config, topology, cache_path=cache_path(config.security.run_as_non_root))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError("the engine cannot serve this stack:\n  " + "\n  ".join(problems))
 
 
 def check_platform(plan: ServingPlan, cluster: ClusterSpec) -> None:

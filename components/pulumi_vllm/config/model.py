@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pulumi_vllm.config.base import (
     DEFAULT_IMAGE,
@@ -37,11 +37,23 @@ class ModelSpec(_Section):
         return value
 
 
-class EngineSpec(_Section):
-    """vLLM engine settings."""
+EngineKind = Literal[
+    "vllm", "llama.cpp", "ollama", "tgi", "tensorrt-llm", "triton", "ray-serve-llm", "deepspeed-mii", "megatron"
+]
+"""The engines a stack can serve with (see :mod:`pulumi_vllm.engine.profiles`)."""
 
-    image: str = DEFAULT_IMAGE
-    """Container image, pinned to a vLLM release tag or digest (never ``latest``)."""
+
+class EngineSpec(_Section):
+    """Engine settings: vLLM by default, or another engine's profile."""
+
+    kind: EngineKind = "vllm"
+    """The inference engine: vllm (default), llama.cpp, ollama, tgi, tensorrt-llm, triton, ray-serve-llm, deepspeed-mii
+    or megatron; each runs on the same cache, token Secret, Deployment, Service and probes."""
+    image: str | None = None
+    """Container image, pinned to a release tag or digest (never ``latest``); defaults to the engine's pinned image."""
+    model_file: str | None = None
+    """A file or folder inside the model the engine loads: the ``.gguf`` file of a llama.cpp model repository, or a
+    Megatron checkpoint folder in the cache."""
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
     """Weight and activation dtype (vLLM's ``--dtype``)."""
     max_model_len: int | None = Field(default=None, gt=0)
@@ -53,14 +65,39 @@ class EngineSpec(_Section):
     quantization: str | None = None
     """Weight quantization method passed as ``--quantization`` (e.g. fp8, awq); usually detected."""
     extra_args: list[str] = Field(default_factory=list)
-    """Escape hatch: further ``vllm serve`` flags, appended verbatim."""
+    """Escape hatch: further flags of the engine's server (``vllm serve`` for vLLM), appended verbatim."""
     env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment variables for the vLLM container (non-secret values only)."""
+    """Extra environment variables for the engine's container (non-secret values only)."""
+
+    @property
+    def pinned_image(self) -> str:
+        """The image that runs: ``image``, or the engine's pinned default (empty when the engine publishes none)."""
+        if self.image:
+            return self.image
+        if self.kind == "vllm":
+            return DEFAULT_IMAGE
+        from pulumi_vllm.engine.profiles import profile
+
+        return profile(self.kind).image
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_image(cls, data: Any) -> Any:
+        # The engine's pinned image when none is given, so that ``image`` always says what runs.
+        if isinstance(data, dict) and data.get("image") is None:
+            kind = data.get("kind", "vllm")
+            if kind == "vllm":
+                return {**data, "image": DEFAULT_IMAGE}
+            from pulumi_vllm.engine.profiles import ENGINE_MODULES, profile
+
+            if kind in ENGINE_MODULES and profile(kind).image:
+                return {**data, "image": profile(kind).image}
+        return data
 
     @field_validator("image")
     @classmethod
-    def _pinned(cls, value: str) -> str:
-        if "@sha256:" in value:
+    def _pinned(cls, value: str | None) -> str | None:
+        if value is None or "@sha256:" in value:
             return value
         name, _, tag = value.rpartition(":")
         if not name or "/" in tag or not tag:
@@ -73,7 +110,10 @@ class EngineSpec(_Section):
 
     @field_validator("extra_args")
     @classmethod
-    def _flags(cls, value: list[str]) -> list[str]:
+    def _flags(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("kind", "vllm") != "vllm":
+            # Another engine's own flags: passed verbatim, its profile says which it sets itself.
+            return value
         managed = {"--host", "--port", "--api-key", "--model"}
         for arg in value:
             # vLLM reads --api_key as --api-key: compare the flag vLLM would see.

@@ -19,8 +19,10 @@ from pulumi_vllm.config import DockerHostSpec, DockerSpec, StackConfig
 from pulumi_vllm.distributed import ray
 from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host, docker_spec
 from pulumi_vllm.distributed.parallelism import Topology
-from pulumi_vllm.engine.argv import VLLM_PORT, engine_args_from_config, vllm_command
+from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
+from pulumi_vllm.engine.profiles import profile
+from pulumi_vllm.engine.profiles.stack import serve_spec
 
 __all__ = [
     "ContainerSpec",
@@ -131,19 +133,18 @@ def gpus_flag(gpus: Literal["all"] | tuple[str, ...]) -> str:
     return "all" if gpus == "all" else "device=" + ",".join(gpus)
 
 
-def health_url(publish_address: str, port: int) -> str:
-    """URL of ``/health`` as seen from inside the container (loopback when bound to every interface)."""
+def health_url(publish_address: str, port: int, path: str = HEALTH_PATH) -> str:
+    """URL of ``/health`` (or ``path``) as seen from inside the container (loopback when bound to every interface)."""
     address = "127.0.0.1" if publish_address in {"0.0.0.0", "::"} else publish_address
     if ":" in address:
         address = f"[{address}]"
-    return f"http://{address}:{port}{HEALTH_PATH}"
+    return f"http://{address}:{port}{path}"
 
 
-def _healthcheck(config: StackConfig, url: str) -> HealthCheck:
-    # python3 is in every vLLM image; urlopen raises (exit 1) on a refused connection or an error status.
-    probe = f"import urllib.request; urllib.request.urlopen('{url}', timeout=5)"
+def _healthcheck(config: StackConfig, url: str, test: tuple[str, ...] | None = None) -> HealthCheck:
+    # python3 is in every vLLM image (another engine's profile says what its image has).
     return HealthCheck(
-        test=("CMD", "python3", "-c", probe),
+        test=("CMD", *(test or profile("vllm").http_check(url))),
         interval_seconds=config.probes.liveness_period_seconds,
         timeout_seconds=10,
         retries=config.probes.liveness_failure_threshold,
@@ -168,7 +169,7 @@ def _labels(config: StackConfig, role: Role, plan_labels: dict[str, str]) -> tup
         **config.labels,
         **plan_labels,
         # The container runs the image by id; the label keeps the pinned reference readable.
-        "vllm.pulumi.com/image": config.engine.image,
+        "vllm.pulumi.com/image": config.engine.pinned_image,
     }
     return tuple(sorted(labels.items()))
 
@@ -204,7 +205,7 @@ def docker_containers(
     # Workers download their own share of the weights (the token) but never serve the API (no key).
     worker_secret_env = tuple(item for item in secret_env if item.config_key != "apiKey")
     common = {
-        "image": config.engine.image,
+        "image": config.engine.pinned_image,
         "ipc_host": docker.ipc_host,
         "shm_size_mib": _shm_size_mib(docker, topology.gpus_per_pod),
         "cache_volume": cache_volume_name(config),
@@ -220,19 +221,34 @@ def docker_containers(
 
     if not topology.multi_node:
         host = docker.hosts[0]
-        command = vllm_command(engine_args_from_config(config, multi_node=False))
+        engine = profile(config.engine.kind)
+        env: dict[str, str] = {}
+        check: tuple[str, ...] | None = None
+        if config.engine.kind == "vllm":
+            command = vllm_command(engine_args_from_config(config, multi_node=False))
+        else:
+            # Another single-host engine: its profile's command, port, environment and health check.
+            spec = serve_spec(config, gpus=topology.gpus_per_pod, cache_path=MODEL_CACHE_PATH)
+            command = engine.command(spec)
+            env = engine.env(spec)
+            ready = engine.ready_command(spec)
+            check = ready or engine.http_check(health_url("127.0.0.1", engine.port, engine.ready_path))
+            secret_env = tuple(
+                SecretEnv(engine.api_key_env or variable, key) if key == "apiKey" else SecretEnv(variable, key)
+                for key, variable in SECRET_VARIABLES.items() if key in present
+            )
         server = ContainerSpec(
             host=host.name,
             role="server",
             name=config.name,
             entrypoint=command.command,
             command=command.args,
-            env=_plain_env(config, {}),
+            env=_plain_env(config, env),
             secret_env=secret_env,
             gpus=gpus(host),
             host_network=False,
-            ports=(PortBinding(docker.publish_address, docker.port, VLLM_PORT),),
-            healthcheck=_healthcheck(config, health_url("127.0.0.1", VLLM_PORT)),
+            ports=(PortBinding(docker.publish_address, docker.port, engine.port),),
+            healthcheck=_healthcheck(config, health_url("127.0.0.1", engine.port, engine.ready_path), check),
             labels=_labels(config, "server", plan_labels),
             **common,  # type: ignore[arg-type]
         )

@@ -75,7 +75,7 @@ def host_resources(
     provider = docker.Provider(f"{name}-{host.host.name}", host=host.host.docker_host, opts=pulumi.ResourceOptions(parent=parent))
     on_host = pulumi.ResourceOptions(parent=parent, provider=provider)
     # keep_locally: a destroy must not delete a multi-gigabyte image other containers may share.
-    image = docker.RemoteImage(f"{name}-{host.host.name}-image", name=config.engine.image, keep_locally=True, opts=on_host)
+    image = docker.RemoteImage(f"{name}-{host.host.name}-image", name=config.engine.pinned_image, keep_locally=True, opts=on_host)
     volume = None
     spec = host.containers[0]
     if spec.cache_volume is not None:

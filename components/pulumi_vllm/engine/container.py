@@ -8,6 +8,9 @@ import re
 MODEL_CACHE_PATH = "/root/.cache/huggingface"
 """Where the model cache is mounted; ``HF_HOME`` points here."""
 
+NON_ROOT_CACHE_PATH = "/cache/huggingface"
+"""Where the cache is mounted for a non-root container (an arbitrary uid cannot enter /root)."""
+
 HEALTH_PATH = "/health"
 """vLLM's liveness and readiness endpoint (200 once the engine has loaded the model)."""
 
@@ -26,3 +29,8 @@ def quantity_bytes(quantity: str) -> float:
 def default_shm_size(gpus: int) -> str:
     """Default /dev/shm of a vLLM container: 2Gi per GPU (NCCL's intra-node buffers), at least 2Gi."""
     return f"{max(2, 2 * gpus)}Gi"
+
+
+def cache_path(run_as_non_root: bool) -> str:
+    """Where the model cache is mounted (``HF_HOME``): under /root, or :data:`NON_ROOT_CACHE_PATH` for non-root."""
+    return NON_ROOT_CACHE_PATH if run_as_non_root else MODEL_CACHE_PATH

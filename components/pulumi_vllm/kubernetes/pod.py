@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_vllm.config import ProbesSpec, ResourcesSpec, StackConfig
 from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
+from pulumi_vllm.engine.profiles.base import ENGINE_FILES_PATH
 
 CONTAINER_PORT_NAME = "http"
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -58,6 +59,19 @@ class ContainerSettings:
     """Lifecycle hooks of the serving container (the pre-stop pause)."""
     scheduling: dict[str, Any] = field(default_factory=dict)
     """Pod fields of the serving pods only: priorityClassName, topologySpreadConstraints, the grace period."""
+    health_path: str = HEALTH_PATH
+    """Liveness path of the engine's server."""
+    ready_path: str = HEALTH_PATH
+    """Startup and readiness path (200 once the model is loaded)."""
+    ready_command: tuple[str, ...] | None = None
+    """A readiness command instead of ``ready_path``, for engines whose HTTP answers before the model is there."""
+    api_key_env: str = "VLLM_API_KEY"
+    """Environment variable the engine reads its API key from."""
+    engine_files: Any = None
+    """The ConfigMap (name) of the files the engine reads, mounted read-only at ``engine_files_path``."""
+    engine_file_items: tuple[tuple[str, str], ...] = ()
+    """(ConfigMap key, path below the mount) of each engine file."""
+    engine_files_path: str = ENGINE_FILES_PATH
 
 
 def shm_size(resources: ResourcesSpec, gpus: int) -> str:
@@ -73,24 +87,27 @@ def memory_limit(resources: ResourcesSpec, gpus: int) -> str:
     return f"{math.ceil(total / 2**30)}Gi"
 
 
-def _probes(probes: ProbesSpec) -> dict[str, Any]:
-    get = {"path": HEALTH_PATH, "port": CONTAINER_PORT_NAME}
+def _probes(probes: ProbesSpec, settings: ContainerSettings) -> dict[str, Any]:
+    alive = {"httpGet": {"path": settings.health_path, "port": CONTAINER_PORT_NAME}}
+    ready: dict[str, Any] = {"httpGet": {"path": settings.ready_path, "port": CONTAINER_PORT_NAME}}
+    if settings.ready_command is not None:
+        ready = {"exec": {"command": list(settings.ready_command)}}
     return {
         # Generous: the first start downloads and loads the weights; the other probes wait for it.
         "startupProbe": {
-            "httpGet": get,
+            **ready,
             "periodSeconds": STARTUP_PROBE_PERIOD_SECONDS,
             "failureThreshold": math.ceil(probes.startup_timeout_seconds / STARTUP_PROBE_PERIOD_SECONDS),
             "timeoutSeconds": 5,
         },
         "readinessProbe": {
-            "httpGet": get,
+            **ready,
             "periodSeconds": probes.readiness_period_seconds,
             "failureThreshold": 3,
             "timeoutSeconds": 5,
         },
         "livenessProbe": {
-            "httpGet": get,
+            **alive,
             "periodSeconds": probes.liveness_period_seconds,
             "failureThreshold": probes.liveness_failure_threshold,
             "timeoutSeconds": 10,
@@ -111,7 +128,7 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     if settings.hf_token is not None:
         env.append(_secret_env("HF_TOKEN", settings.hf_token))
     if settings.api_key is not None:
-        env.append(_secret_env("VLLM_API_KEY", settings.api_key))
+        env.append(_secret_env(settings.api_key_env, settings.api_key))
     env += [{"name": key, "value": value} for key, value in sorted(settings.env.items())]
     env += list(settings.extra_env)
     resources = settings.resources
@@ -138,8 +155,12 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     }
     if settings.tmp_size is not None:
         container["volumeMounts"].append({"name": "tmp", "mountPath": TMP_PATH})
+    if settings.engine_files is not None:
+        container["volumeMounts"].append(
+            {"name": "engine-files", "mountPath": settings.engine_files_path, "readOnly": True}
+        )
     if settings.probes is not None:
-        container.update(_probes(settings.probes))
+        container.update(_probes(settings.probes, settings))
     if settings.lifecycle is not None:
         container["lifecycle"] = copy.deepcopy(settings.lifecycle)
     if settings.security_context is not None:
@@ -176,6 +197,9 @@ def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
         spec["runtimeClassName"] = resources.runtime_class_name
     if settings.tmp_size is not None:
         spec["volumes"].append({"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}})
+    if settings.engine_files is not None:
+        items = [{"key": key, "path": path} for key, path in settings.engine_file_items]
+        spec["volumes"].append({"name": "engine-files", "configMap": {"name": settings.engine_files, "items": items}})
     if settings.pod_security_context is not None:
         spec["securityContext"] = copy.deepcopy(settings.pod_security_context)
     spec.update(copy.deepcopy(settings.scheduling))

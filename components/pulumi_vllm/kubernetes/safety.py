@@ -14,7 +14,7 @@ from typing import Any, NotRequired, TypedDict, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.engine.argv import VLLM_PORT
+from pulumi_vllm.config import DEFAULT_IMAGE
 from pulumi_vllm.engine.jobs import (
     BENCH_API_KEY_ENV,
     bench_job_command,
@@ -69,7 +69,8 @@ def _helper_pod(
     resources = plan.config.resources
     main: dict[str, Any] = {
         "name": "main",
-        "image": container.image,
+        # The download and the benchmark are vLLM's tools: another engine's image may lack them.
+        "image": container.image if plan.config.engine.kind == "vllm" else DEFAULT_IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
         "env": env,
@@ -170,7 +171,7 @@ def network_policy_specs(plan: ServingPlan) -> dict[str, dict[str, Any]]:
     if config.load_test.enabled:
         sources.append({"podSelector": {"matchLabels": selector_labels(config.name, LOAD_TEST_COMPONENT)}})
     # An ingress rule without sources would admit everyone: no source listed means no rule at all.
-    api_rules = [{"from": sources, "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}] if sources else []
+    api_rules = [{"from": sources, "ports": [{"port": plan.port, "protocol": "TCP"}]}] if sources else []
     specs: dict[str, dict[str, Any]] = {
         "api": {"podSelector": api_selector(plan), "policyTypes": ["Ingress"], "ingress": api_rules},
     }

@@ -15,13 +15,10 @@ from typing import Any, Literal
 
 from pulumi_vllm.config import PROJECT, ConfigError, SecuritySpec, StackConfig
 from pulumi_vllm.engine.argv import EngineArgs
-from pulumi_vllm.engine.container import MODEL_CACHE_PATH
+from pulumi_vllm.engine.container import NON_ROOT_CACHE_PATH, cache_path
 from pulumi_vllm.kubernetes.pod import ContainerSettings, selector_labels
 from pulumi_vllm.kubernetes.ray_pods import HEAD_COMPONENT, WORKER_COMPONENT
 from pulumi_vllm.plan import ServingPlan
-
-NON_ROOT_CACHE_PATH = "/cache/huggingface"
-"""Where the cache is mounted for a non-root container (an arbitrary uid cannot enter /root)."""
 
 HOSTNAME_KEY = "kubernetes.io/hostname"
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -50,11 +47,6 @@ def api_selector(plan: ServingPlan) -> dict[str, Any]:
     """The pods that answer the OpenAI API: the server's, or the Ray heads."""
     component = HEAD_COMPONENT if plan.topology.multi_node else "server"
     return {"matchLabels": selector_labels(plan.config.name, component)}
-
-
-def cache_path(security: SecuritySpec) -> str:
-    """Where the model cache is mounted (``HF_HOME``)."""
-    return NON_ROOT_CACHE_PATH if security.run_as_non_root else MODEL_CACHE_PATH
 
 
 def container_security(security: SecuritySpec) -> dict[str, Any] | None:
@@ -179,7 +171,7 @@ def harden(container: ContainerSettings, plan: ServingPlan) -> ContainerSettings
     return dataclasses.replace(
         container,
         env=env,
-        cache_path=cache_path(security),
+        cache_path=cache_path(security.run_as_non_root),
         security_context=container_security(security),
         pod_security_context=pod_security(security),
         tmp_size=security.tmp_size if security.run_as_non_root else None,

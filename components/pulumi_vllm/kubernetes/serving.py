@@ -2,13 +2,17 @@
 
 # Real annotations (no ``from __future__ import annotations``): the multi-language schema is inferred from them.
 
+import dataclasses
 import hashlib
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from pulumi_vllm.config.component_args import stack_config_from_args
 from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
+from pulumi_vllm.engine.container import cache_path
+from pulumi_vllm.engine.profiles.stack import serve_spec
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.operations import VllmOperations, operations_options
 from pulumi_vllm.kubernetes.pod import ContainerSettings, SecretKeyRef, object_labels, selector_labels
@@ -128,7 +132,7 @@ class VllmServing(pulumi.ComponentResource):
         engine = graceful_engine(engine_args_from_config(config, multi_node=plan.topology.multi_node), config)
         command = vllm_command(engine)
         container = ContainerSettings(
-            image=config.engine.image,
+            image=config.engine.pinned_image,
             command=command.command,
             args=command.args,
             gpus=plan.gpus_per_pod,
@@ -139,6 +143,8 @@ class VllmServing(pulumi.ComponentResource):
             env=dict(config.engine.env),
             probes=config.probes,
         )
+        if config.engine.kind != "vllm":
+            container = self._other_engine(name, plan, container, labels)
         # Hardening, graceful stop, spread, and the pre-download Job, PDB and NetworkPolicies the servers wait for.
         container = harden(container, plan)
         self._safety = ServingSafety(f"{name}-safety", {"plan": plan, "container": container}, child)
@@ -150,10 +156,20 @@ class VllmServing(pulumi.ComponentResource):
                 pulumi.Output.all(hf_token, api_key).apply(lambda values: _checksum(*values))
             )
         service_selector = selector_labels(config.name)
-        if plan.topology.multi_node:
+        self._server: pulumi.ComponentResource
+        if config.engine.kind == "ray-serve-llm":
+            from pulumi_vllm.kubernetes.ray_service import RayServeLlm
+
+            self._server = RayServeLlm(
+                f"{name}-server",
+                {"plan": plan, "container": container, "labels": labels, "pod_annotations": annotations},
+                workload,
+            )
+            service_selector = self._server.serve_selector  # type: ignore[attr-defined]
+        elif plan.topology.multi_node:
             from pulumi_vllm.kubernetes.multinode import MultiNodeServer
 
-            self._server: pulumi.ComponentResource = MultiNodeServer(
+            self._server = MultiNodeServer(
                 f"{name}-server",
                 {
                     "plan": plan,
@@ -224,4 +240,40 @@ class VllmServing(pulumi.ComponentResource):
         self.gpus = pulumi.Output.from_input(plan.total_gpus)
         self.register_outputs(
             {"base_url": self.base_url, "served_model_name": self.served_model_name, "gpus": self.gpus}
+        )
+
+    def _other_engine(
+        self, name: str, plan: ServingPlan, container: ContainerSettings, labels: dict[str, str]
+    ) -> ContainerSettings:
+        """The container of an engine other than vLLM: its profile's command, port, probes, env and files."""
+        config = plan.config
+        engine = plan.engine
+        spec = serve_spec(config, gpus=plan.gpus_per_pod, cache_path=cache_path(config.security.run_as_non_root))
+        command = engine.command(spec) if config.engine.kind != "ray-serve-llm" else None
+        files = engine.files(spec)
+        settings = dataclasses.replace(
+            container,
+            name=config.engine.kind.replace(".", ""),
+            command=command.command if command else (),
+            args=command.args if command else (),
+            env={**engine.env(spec), **container.env},
+            container_port=engine.port,
+            health_path=engine.health_path,
+            ready_path=engine.ready_path,
+            ready_command=engine.ready_command(spec),
+            api_key_env=engine.api_key_env or "VLLM_API_KEY",
+        )
+        if not files:
+            return settings
+        items = tuple((path.replace("/", "--"), path) for path in sorted(files))
+        self._engine_files = k8s.core.v1.ConfigMap(
+            f"{name}-engine-files",
+            metadata={"name": f"{config.name}-engine-files", "namespace": config.namespace, "labels": labels},
+            data={key: files[path] for key, path in items},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return dataclasses.replace(
+            settings,
+            engine_files=self._engine_files.metadata.apply(lambda metadata: metadata["name"]),
+            engine_file_items=items,
         )

@@ -27,10 +27,16 @@ class ServingModelArgs(TypedDict):
 
 
 class ServingEngineArgs(TypedDict):
-    """vLLM engine settings."""
+    """Engine settings: vLLM by default, or another engine's profile."""
 
+    kind: NotRequired[str]
+    """The inference engine: vllm (default), llama.cpp, ollama, tgi, tensorrt-llm, triton, ray-serve-llm, deepspeed-mii
+or megatron; each runs on the same cache, token Secret, Deployment, Service and probes. One of ``vllm``, ``llama.cpp``, ``ollama``, ``tgi``, ``tensorrt-llm``, ``triton``, ``ray-serve-llm``, ``deepspeed-mii``, ``megatron``."""
     image: NotRequired[str]
-    """Container image, pinned to a vLLM release tag or digest (never ``latest``)."""
+    """Container image, pinned to a release tag or digest (never ``latest``); defaults to the engine's pinned image."""
+    model_file: NotRequired[str]
+    """A file or folder inside the model the engine loads: the ``.gguf`` file of a llama.cpp model repository, or a
+Megatron checkpoint folder in the cache."""
     dtype: NotRequired[str]
     """Weight and activation dtype (vLLM's ``--dtype``). One of ``auto``, ``half``, ``float16``, ``bfloat16``, ``float``, ``float32``."""
     max_model_len: NotRequired[int]
@@ -42,9 +48,9 @@ class ServingEngineArgs(TypedDict):
     quantization: NotRequired[str]
     """Weight quantization method passed as ``--quantization`` (e.g. fp8, awq); usually detected."""
     extra_args: NotRequired[list[str]]
-    """Escape hatch: further ``vllm serve`` flags, appended verbatim."""
+    """Escape hatch: further flags of the engine's server (``vllm serve`` for vLLM), appended verbatim."""
     env: NotRequired[dict[str, str]]
-    """Extra environment variables for the vLLM container (non-secret values only)."""
+    """Extra environment variables for the engine's container (non-secret values only)."""
 
 
 class ServingParallelismArgs(TypedDict):
@@ -763,7 +769,7 @@ class VllmServingArgs(TypedDict):
     model: NotRequired[ServingModelArgs]
     """Which model to serve."""
     engine: NotRequired[ServingEngineArgs]
-    """vLLM engine settings."""
+    """Engine settings: vLLM by default, or another engine's profile."""
     parallelism: NotRequired[ServingParallelismArgs]
     """How the model is split across GPUs."""
     resources: NotRequired[ServingResourcesArgs]

@@ -30,7 +30,7 @@ def summary_lines(rendered: Any) -> list[str]:
             f"layout:   world size {topology.world_size} = tensor {topology.tensor_parallel_size}"
             f" x pipeline {topology.pipeline_parallel_size}; {topology.pods} {unit}(s) per replica, {where}"
         ),
-        f"image:    {config.engine.image}",
+        f"image:    {config.engine.pinned_image}",
     ]
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
@@ -80,7 +80,7 @@ def _models_lines(rendered: Any, config: Any) -> list[str]:
         if plan.capacity is not None:
             lines.append(f"  {key} {plan.capacity.summary_line()}")
         lines += [f"warning:  {key}: {note}" for note in plan_notes(plan)]
-    lines.append(f"image:    {config.engine.image}")
+    lines.append(f"image:    {config.engine.pinned_image}")
     outputs = rendered.run.outputs
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")

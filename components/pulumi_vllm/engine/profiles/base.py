@@ -113,6 +113,11 @@ class EngineProfile:
         """A command whose success means ready, when HTTP readiness says too little (``None``: use the path)."""
         return None
 
+    def http_check(self, url: str) -> tuple[str, ...]:
+        """A command in the engine's image that fails unless ``url`` answers (Docker's healthcheck)."""
+        # urlopen raises (exit 1) on a refused connection or an error status.
+        return ("python3", "-c", f"import urllib.request; urllib.request.urlopen('{url}', timeout=5)")
+
     def problems(self, spec: ServeSpec) -> list[str]:
         """What this engine cannot do with ``spec`` (messages in the stack's terms; empty: fine)."""
         problems: list[str] = []
