@@ -6,7 +6,6 @@ import importlib
 from types import ModuleType
 
 import pytest
-
 from schemas import _in_ci
 
 

@@ -43,7 +43,8 @@ def platform_needs(config: StackConfig | None) -> PlatformNeedsArgs:
     if config is None:
         return {}
     return {
-        "kuberay": config.parallelism.backend == "kuberay",
+        # Ray Serve LLM runs as a KubeRay RayService.
+        "kuberay": config.parallelism.backend == "kuberay" or config.engine.kind == "ray-serve-llm",
         "leaderworkerset": config.parallelism.backend == "leaderworkerset",
         "keda": config.autoscaling.enabled,
     }

@@ -155,8 +155,32 @@ def _weighed(plan: CapacityPlan, candidates: tuple[LayoutCandidate, ...], args: 
     return lines
 
 
+NOT_ESTIMATED = 3
+"""Exit status of ``size`` for an engine whose memory use the planner does not estimate."""
+
+
+def _not_estimated(args: argparse.Namespace) -> int | None:
+    from pulumi_vllm.engine.profiles import profile
+
+    engine = profile(args.engine)
+    if engine.vllm_based:
+        return None
+    reason = (
+        f"the planner follows vLLM's memory accounting; {engine.title} ({engine.kind}) allocates its memory its "
+        "own way"
+    )
+    if args.json:
+        print(json.dumps({"model": args.model, "engine": engine.kind, "estimated": False, "reason": reason}, indent=2))
+    else:
+        print(f"model:        {args.model}\nengine:       {engine.kind}\nverdict:      not estimated: {reason}")
+    return NOT_ESTIMATED
+
+
 def run_size(args: argparse.Namespace) -> int:
-    """Print the plan; 0 when the model fits, 1 when it does not."""
+    """Print the plan; 0 when the model fits, 1 when it does not, 3 when the engine's memory is not estimated."""
+    skipped = _not_estimated(args)
+    if skipped is not None:
+        return skipped
     facts, origin = _facts(args.model)
     advice: LayoutAdvice | None = None
     candidates: tuple[LayoutCandidate, ...] = ()
@@ -217,7 +241,8 @@ def add_parser(subparsers: Any) -> None:
             "the requests of max_model_len it serves at once. With --gpus (GPUs per node) and no "
             "parallel sizes, suggest a layout as vLLM advises: tensor parallelism over one node's GPUs "
             "(the largest size the model's heads allow), pipeline stages only across nodes when one node "
-            "is not enough; the layouts weighed are listed. Exit 0 if it fits, 1 if not."
+            "is not enough; the layouts weighed are listed. Exit 0 if it fits, 1 if not, 3 when --engine names an "
+            "engine not built on vLLM (not estimated)."
         ),
     )
     parser.add_argument("--model", required=True, help="Hugging Face id, or a local folder with config.json")
@@ -235,4 +260,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--min-concurrency", type=_positive(float), default=1.0,
                         help="with --gpus: requests of max_model_len the suggestion must hold at once")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    from pulumi_vllm.engine.profiles import ENGINE_KINDS
+
+    parser.add_argument("--engine", default="vllm", choices=ENGINE_KINDS,
+                        help="the stack's engine.kind; only vLLM-based engines (vllm, triton, ray-serve-llm) are estimated")
     parser.set_defaults(func=run_size)

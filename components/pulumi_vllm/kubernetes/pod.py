@@ -59,8 +59,8 @@ class ContainerSettings:
     """Lifecycle hooks of the serving container (the pre-stop pause)."""
     scheduling: dict[str, Any] = field(default_factory=dict)
     """Pod fields of the serving pods only: priorityClassName, topologySpreadConstraints, the grace period."""
-    health_path: str = HEALTH_PATH
-    """Liveness path of the engine's server."""
+    health_path: str | None = HEALTH_PATH
+    """Liveness path of the engine's server; ``None``: a TCP check of the port."""
     ready_path: str = HEALTH_PATH
     """Startup and readiness path (200 once the model is loaded)."""
     ready_command: tuple[str, ...] | None = None
@@ -88,7 +88,9 @@ def memory_limit(resources: ResourcesSpec, gpus: int) -> str:
 
 
 def _probes(probes: ProbesSpec, settings: ContainerSettings) -> dict[str, Any]:
-    alive = {"httpGet": {"path": settings.health_path, "port": CONTAINER_PORT_NAME}}
+    alive: dict[str, Any] = {"tcpSocket": {"port": CONTAINER_PORT_NAME}}
+    if settings.health_path is not None:
+        alive = {"httpGet": {"path": settings.health_path, "port": CONTAINER_PORT_NAME}}
     ready: dict[str, Any] = {"httpGet": {"path": settings.ready_path, "port": CONTAINER_PORT_NAME}}
     if settings.ready_command is not None:
         ready = {"exec": {"command": list(settings.ready_command)}}

@@ -80,6 +80,12 @@ def check_router(config: StackConfig) -> None:
         raise ConfigError(f"{PROJECT}:router.enabled: the router runs on Kubernetes; target {config.target!r} has none")
     seen: dict[str, str] = {}
     for key, member in members(config).items():
+        if member.engine.kind != "vllm":
+            raise ConfigError(
+                f"{PROJECT}:models.{key}.engine.kind: {member.engine.kind!r} is not accepted behind the router: it "
+                "registers vLLM workers on port 8000 and reads vLLM's metrics; use vllm, or serve this model in its "
+                "own stack"
+            )
         if plan_serving(member).topology.multi_node:
             raise ConfigError(
                 f"{PROJECT}:router.enabled: model group {key!r} spans several pods (Ray); only its head serves, "

@@ -32,10 +32,16 @@ def summary_lines(rendered: Any) -> list[str]:
         ),
         f"image:    {config.engine.pinned_image}",
     ]
+    engine = plan.engine
+    if config.engine.kind != "vllm":
+        routes = ", ".join(engine.openai_paths) or f"none (its own API; port {engine.port})"
+        lines.append(f"engine:   {engine.kind} ({engine.title} {engine.version}); OpenAI routes: {routes}")
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
     if plan.capacity is not None:
         lines.append(plan.capacity.summary_line())
+    elif not engine.vllm_based:
+        lines.append(f"capacity: not estimated (engine.kind {engine.kind}: the planner's accounting is vLLM's)")
     elif config.resources.gpu_type is None:
         lines.append("capacity: not planned (set resources.gpuType)")
     else:

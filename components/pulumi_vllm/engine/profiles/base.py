@@ -67,8 +67,8 @@ class EngineProfile:
     """Where the flags come from (the engine's documentation for :attr:`version`)."""
     port: int
     """Port the server listens on inside the container."""
-    health_path: str
-    """Liveness: 200 while the process is up."""
+    health_path: str | None
+    """Liveness: 200 while the process is up; ``None``: the port accepting connections (a TCP check)."""
     ready_path: str
     """Startup and readiness: 200 once the model is loaded and requests are served."""
     metrics_path: str | None
