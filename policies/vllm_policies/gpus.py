@@ -15,29 +15,19 @@ from pulumi_policy import (
 )
 
 from pulumi_vllm.capacity.gpus import lookup_gpu
-from pulumi_vllm.engine.workload import VllmCommand, Workload, count, is_gpu_resource, ray_roles, vllm_containers
+from pulumi_vllm.engine.workload import (
+    EngineCommand,
+    Workload,
+    count,
+    engine_containers,
+    is_gpu_resource,
+    ray_roles,
+    vllm_containers,
+)
 from vllm_policies.common import config_value, gpu_choices, plain, stack_workloads
 
 PAIRING_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app")
 """Pod labels that tie Ray worker pods to their head: the first of these the head's pods carry must match."""
-
-
-def _world(command: VllmCommand, multi_pod: bool) -> int | None:
-    sizes = [command.tensor_parallel_size, command.pipeline_parallel_size]
-    sizes.append(command.size("--data-parallel-size") if multi_pod else command.data_parallel_size)
-    if None in sizes:
-        return None
-    world = 1
-    for size in sizes:
-        world *= size or 1
-    return world
-
-
-def _layout(command: VllmCommand) -> str:
-    parts = [f"tensor parallel {command.tensor_parallel_size}", f"pipeline parallel {command.pipeline_parallel_size}"]
-    if (command.data_parallel_size or 1) > 1:
-        parts.append(f"data parallel {command.data_parallel_size}")
-    return " x ".join(parts)
 
 
 def _pairing(labels: Any) -> tuple[str, str] | None:
@@ -65,12 +55,13 @@ def _ray_workers(head: Workload, workloads: list[tuple[str, Workload]]) -> list[
 
 def _check_group(workload: Workload, workloads: list[tuple[str, Workload]]) -> list[str]:
     problems: list[str] = []
-    for target in vllm_containers(workload):
-        for command in target.commands.vllm:
+    for target in engine_containers(workload):
+        for command in target.engines:
             is_head = target.commands.ray_head
-            world = _world(command, workload.multi_pod or is_head)
+            world = command.world_size(workload.multi_pod or is_head)
             if world is None:
                 continue
+            problems += _launcher_problems(target.label, command, world)
             if workload.multi_pod:
                 gpus, what = workload.gpus_per_copy(), f"the {workload.kind} group's pods"
                 pods = [(g.role, g.gpus_per_pod) for g in workload.groups if g.gpus_per_pod]
@@ -89,7 +80,7 @@ def _check_group(workload: Workload, workloads: list[tuple[str, Workload]]) -> l
                 continue
             if gpus != world:
                 problems.append(
-                    f"{target.label}: {what} request {gpus} GPU(s), but {_layout(command)} needs "
+                    f"{target.label}: {what} request {gpus} GPU(s), but {command.layout()} needs "
                     f"{world}. Request {world} GPU(s) in total, or change the parallel sizes."
                 )
             tensor = command.tensor_parallel_size or 1
@@ -102,8 +93,19 @@ def _check_group(workload: Workload, workloads: list[tuple[str, Workload]]) -> l
     return problems
 
 
+def _launcher_problems(label: str, command: EngineCommand, world: int) -> list[str]:
+    """A launcher (torchrun) must start one process per GPU the parallel sizes use."""
+    if command.launcher is None or command.processes is None or command.processes == world:
+        return []
+    message = (
+        f"{label}: {command.launcher} starts {command.processes} process(es), but {command.layout()} use "
+        f"{world}: {command.title} needs one process per GPU. Set them to the same number."
+    )
+    return [message]
+
+
 def validate_gpus_match_parallelism(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Every vLLM workload requests exactly the GPUs its parallel sizes use."""
+    """Every serving workload (vLLM or another engine with parallel sizes) requests exactly the GPUs they use."""
     workloads = stack_workloads(args)
     for urn, workload in workloads:
         for problem in _check_group(workload, workloads):
@@ -115,7 +117,8 @@ gpus_match_parallelism = StackValidationPolicy(
     description=(
         "A vLLM pod must request as many GPUs as tensor x pipeline (x data) parallel size; across a Ray "
         "group (LeaderWorkerSet, RayCluster, or a head plus worker StatefulSet sharing the "
-        "app.kubernetes.io/instance label) the pods together must: fewer GPUs fail at start-up, more sit idle."
+        "app.kubernetes.io/instance label) the pods together must: fewer GPUs fail at start-up, more sit idle. "
+        "TGI (--num-shard), TensorRT-LLM, Megatron-LM (and its torchrun --nproc-per-node) and MII likewise."
     ),
     validate=validate_gpus_match_parallelism,
     enforcement_level=EnforcementLevel.MANDATORY,

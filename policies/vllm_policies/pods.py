@@ -1,4 +1,5 @@
-"""Pod settings vLLM depends on: shared memory, secrets, the model cache, probes, images, service links."""
+"""Pod settings vLLM (and the other engines the pack reads) depend on: shared memory, secrets, the model cache,
+probes, images, service links."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from pulumi_vllm.engine.container import MODEL_CACHE_PATH
+from pulumi_vllm.engine.other_engines import EngineCommand, engine_commands
 from pulumi_vllm.engine.workload import (
+    EngineContainer,
     PodGroup,
-    container_commands,
     container_gpus,
     count,
+    engine_containers,
     literal_env,
-    vllm_containers,
 )
-from vllm_policies.common import config_value, plain, resource_workload, vllm_targets
+from vllm_policies.common import config_value, engine_targets, plain, resource_workload
 
-SECRET_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")
+SECRET_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "LLAMA_API_KEY")
 """Environment variables that hold credentials and must come from a Secret."""
 
 
@@ -57,8 +58,8 @@ def _has_memory_shm(group: PodGroup, container: Mapping[str, Any]) -> bool:
 def validate_shm(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Tensor parallelism above 1 needs a memory-backed /dev/shm (or the host's IPC) in every GPU container."""
     workload = resource_workload(args)
-    targets = vllm_containers(workload) if workload is not None else []
-    sizes = [command.tensor_parallel_size or 1 for target in targets for command in target.commands.vllm]
+    targets = engine_containers(workload) if workload is not None else []
+    sizes = [command.tensor_parallel_size or 1 for target in targets for command in target.engines if command.tensor_flag]
     tensor = max(sizes, default=1)
     if workload is None or tensor <= 1:
         return
@@ -83,8 +84,9 @@ def validate_shm(args: ResourceValidationArgs, report: ReportViolation) -> None:
 shm_for_tensor_parallel = ResourceValidationPolicy(
     name="vllm-shm-for-tensor-parallel",
     description=(
-        "vLLM with tensor parallelism above 1 needs a large /dev/shm: mount an emptyDir with medium: Memory "
-        "at /dev/shm in the vLLM container, or run the pod with hostIPC: true."
+        "vLLM (or TGI, TensorRT-LLM, Megatron-LM, MII, Ray Serve LLM) with tensor parallelism above 1 needs a large "
+        "/dev/shm: mount an emptyDir with medium: Memory at /dev/shm in the engine's container, or run the pod with "
+        "hostIPC: true."
     ),
     validate=validate_shm,
     enforcement_level=EnforcementLevel.MANDATORY,
@@ -124,18 +126,23 @@ def validate_secrets(args: ResourceValidationArgs, report: ReportViolation) -> N
                     report(f"{where}: {name} has a literal value; set it with valueFrom.secretKeyRef.")
                 elif (item.get("valueFrom") or {}).get("configMapKeyRef"):
                     report(f"{where}: {name} comes from a ConfigMap; use valueFrom.secretKeyRef.")
-            for command in container_commands(container).vllm:
-                if command.has("--api-key") and _literal_api_key(command.value("--api-key")):
-                    report(
-                        f"{where}: --api-key is given literally on the command line (visible to anyone who can read "
-                        "the pod); set VLLM_API_KEY from a Secret instead."
-                    )
+            for command in engine_commands(container):
+                flag = command.api_key_flag
+                if flag is None or not _literal_api_key(command.value(flag)):
+                    continue
+                instead = "set VLLM_API_KEY from a Secret instead" if command.engine == "vllm" else (
+                    f"pass {flag} $(VAR) with VAR set from a Secret instead")
+                report(
+                    f"{where}: {flag} is given literally on the command line (visible to anyone who can read "
+                    f"the pod); {instead}."
+                )
 
 
 secrets_not_plaintext = ResourceValidationPolicy(
     name="vllm-secrets-not-plaintext",
     description=(
-        "HF_TOKEN, HUGGING_FACE_HUB_TOKEN, VLLM_API_KEY and --api-key must come from a Kubernetes Secret "
+        "HF_TOKEN, HUGGING_FACE_HUB_TOKEN, VLLM_API_KEY, LLAMA_API_KEY and API key flags (--api-key, MII's "
+        "--api-keys) must come from a Kubernetes Secret "
         "(env valueFrom.secretKeyRef), never a literal value, a ConfigMap or a command-line argument."
     ),
     validate=validate_secrets,
@@ -143,24 +150,33 @@ secrets_not_plaintext = ResourceValidationPolicy(
 )
 
 
-def _cache_dir(container: Mapping[str, Any]) -> str:
+def _cache_dir(container: Mapping[str, Any], command: EngineCommand) -> str:
+    """Where the engine keeps downloaded models: the first of its cache variables set, else its default."""
     env = literal_env(container)
-    if env.get("HF_HUB_CACHE"):
-        return posixpath.normpath(env["HF_HUB_CACHE"])
-    return posixpath.normpath(env.get("HF_HOME") or MODEL_CACHE_PATH)
+    chosen = next((env[name] for name in command.cache_env if env.get(name)), None)
+    return posixpath.normpath(chosen or command.cache_default)
+
+
+def _cache_name(command: EngineCommand) -> str:
+    return "Hugging Face cache" if "HF_HOME" in command.cache_env else f"{command.title} model cache"
+
+
+def _in_container(target: EngineContainer) -> list[EngineCommand]:
+    return [command for command in target.engines if command.in_container]
 
 
 def validate_model_cache(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """The Hugging Face cache lives on a PersistentVolumeClaim, so weights survive pod restarts."""
-    for target in vllm_targets(args):
-        models = [command.model for command in target.commands.vllm]
-        if all(model and model.startswith("/") for model in models):
-            continue  # weights loaded from a path: nothing is downloaded
-        path = _cache_dir(target.container)
+    for target in engine_targets(args):
+        commands = _in_container(target)
+        if all(command.model and command.model.startswith("/") for command in commands):
+            continue  # weights loaded from a path (or the engine runs elsewhere): nothing is downloaded here
+        path = _cache_dir(target.container, commands[0])
+        cache = _cache_name(commands[0])
         mount = _mount_for(target.container, path)
         if mount is None:
             report(
-                f"{target.label}: the Hugging Face cache ({path}) is on the container's own disk: every restart "
+                f"{target.label}: the {cache} ({path}) is on the container's own disk: every restart "
                 "downloads the weights again. Mount a PersistentVolumeClaim there."
             )
             continue
@@ -171,7 +187,7 @@ def validate_model_cache(args: ResourceValidationArgs, report: ReportViolation) 
         kind = next((key for key in volume if key != "name"), "an unknown volume")
         if kind in ("emptyDir", "ephemeral") or not volume:
             report(
-                f"{target.label}: the Hugging Face cache ({path}) is on a {kind} volume, lost with the pod: mount "
+                f"{target.label}: the {cache} ({path}) is on a {kind} volume, lost with the pod: mount "
                 "a PersistentVolumeClaim there."
             )
 
@@ -179,8 +195,9 @@ def validate_model_cache(args: ResourceValidationArgs, report: ReportViolation) 
 model_cache_persistent = ResourceValidationPolicy(
     name="vllm-model-cache-persistent",
     description=(
-        "Keep the Hugging Face cache (HF_HOME, default /root/.cache/huggingface) on a PersistentVolumeClaim so a "
-        "restarted pod does not download the weights again."
+        "Keep the Hugging Face cache (HF_HOME, default /root/.cache/huggingface; TGI's /data), Ollama's models "
+        "(/root/.ollama) or llama.cpp's LLAMA_CACHE on a PersistentVolumeClaim so a restarted pod does not download "
+        "the weights again."
     ),
     validate=validate_model_cache,
     enforcement_level=EnforcementLevel.ADVISORY,
@@ -190,14 +207,17 @@ model_cache_persistent = ResourceValidationPolicy(
 def validate_startup_probe(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """A vLLM server has a startup probe whose budget covers downloading and loading the model."""
     minimum = int(config_value(args, "minStartupSeconds", 600))
-    for target in vllm_targets(args):
-        if not any(command.mode == "serve" for command in target.commands.vllm):
+    for target in engine_targets(args):
+        servers = [command for command in _in_container(target) if command.mode == "serve"]
+        if not servers:
             continue
         probe = target.container.get("startupProbe")
         if not probe:
+            health = servers[0].health_path
+            on = f"on {health}" if health else "(a tcpSocket probe on the server's port)"
             report(
                 f"{target.label}: no startupProbe. Loading a model takes minutes; without one the liveness probe "
-                f"restarts vLLM before it is up. Add a startupProbe on /health allowing at least {minimum} s."
+                f"restarts {servers[0].title} before it is up. Add a startupProbe {on} allowing at least {minimum} s."
             )
             continue
         delay, period, failures = (
@@ -242,44 +262,53 @@ def image_tag(image: str) -> str | None:
 
 
 def validate_image_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """vLLM images name a release tag or digest, never ``latest`` or nothing."""
-    for target in vllm_targets(args):
+    """Engine images name a release tag or digest, never ``latest`` or nothing."""
+    seen: set[int] = set()
+    for target in engine_targets(args):
+        if id(target.container) in seen:
+            continue
+        seen.add(id(target.container))
         image = str(target.container.get("image") or "")
         tag = image_tag(image)
         if tag is None or tag == "latest":
             problem = "no tag (so 'latest')" if tag is None else "'latest'"
+            title = target.engines[0].title
+            example = " (e.g. vllm/vllm-openai:v0.32.0)" if target.engines[0].engine == "vllm" else ""
             report(
-                f"{target.label}: image {image} has {problem}: a restart may pull another vLLM release. Pin a "
-                "release tag (e.g. vllm/vllm-openai:v0.32.0) or a digest."
+                f"{target.label}: image {image} has {problem}: a restart may pull another {title} release. Pin a "
+                f"release tag{example} or a digest."
             )
 
 
 image_pinned = ResourceValidationPolicy(
     name="vllm-image-pinned",
-    description="Pin the vLLM image to a release tag or digest so every pod runs the same vLLM.",
+    description="Pin the vLLM (or other engine's) image to a release tag or digest so every pod runs the same release.",
     validate=validate_image_pinned,
     enforcement_level=EnforcementLevel.ADVISORY,
 )
 
 
 def validate_service_links(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """Pods running vLLM set enableServiceLinks: false."""
+    """Pods running vLLM (or another engine) set enableServiceLinks: false."""
     seen: set[int] = set()
-    for target in vllm_targets(args):
+    for target in engine_targets(args):
         if id(target.group) in seen or target.group.spec.get("enableServiceLinks") is False:
             continue
         seen.add(id(target.group))
-        report(
-            f"{target.label}: enableServiceLinks is not false. A Service named 'vllm' in the namespace injects "
-            "VLLM_PORT=tcp://... into the pod, which vLLM reads as its own setting and fails on."
-        )
+        if any(command.vllm_based for command in target.engines):
+            why = ("A Service named 'vllm' in the namespace injects VLLM_PORT=tcp://... into the pod, which vLLM "
+                   "reads as its own setting and fails on.")
+        else:
+            why = (f"Every Service in the namespace injects <NAME>_PORT=tcp://... variables into the pod, which can "
+                   f"collide with the settings {target.engines[0].title} reads from its environment.")
+        report(f"{target.label}: enableServiceLinks is not false. {why}")
 
 
 service_links_disabled = ResourceValidationPolicy(
     name="vllm-service-links-disabled",
     description=(
-        "Set enableServiceLinks: false on pods running vLLM: Kubernetes' service environment variables "
-        "(VLLM_PORT, ...) collide with vLLM's own VLLM_* settings."
+        "Set enableServiceLinks: false on pods running vLLM (or another engine): Kubernetes' service environment "
+        "variables (VLLM_PORT, ...) collide with vLLM's own VLLM_* settings."
     ),
     validate=validate_service_links,
     enforcement_level=EnforcementLevel.ADVISORY,

@@ -207,6 +207,8 @@ class ContainerCommands:
     """The container starts a Ray head node (``ray start --head``, or vLLM's multi-node script as leader)."""
     ray_worker: bool = False
     """The container joins a Ray cluster (``ray start --address ...``, or vLLM's multi-node script as worker)."""
+    other: tuple[tuple[str, ...], ...] = ()
+    """The other simple commands found (neither vLLM nor Ray), as words: what :mod:`pulumi_vllm.engine.other_engines` reads."""
 
 
 def literal_env(container: Mapping[str, Any]) -> dict[str, str]:
@@ -337,6 +339,8 @@ def _scan(words: list[str], env: Mapping[str, str], found: dict[str, Any], depth
         elif module == "vllm.entrypoints.cli.main" and rest[:1] in (["serve"], ["run-batch"]):
             mode = "serve" if rest[0] == "serve" else "batch"
             found["vllm"].append(VllmCommand(mode, tuple(words[: at + 3]), tuple(rest[1:])))
+        else:
+            found["other"].append(tuple(words))
     elif program == "ray" and words[1:2] == ["start"]:
         if "--head" in words:
             found["ray_head"] = True
@@ -346,13 +350,15 @@ def _scan(words: list[str], env: Mapping[str, str], found: dict[str, Any], depth
         # vLLM's example script for LeaderWorkerSet: `leader` starts the Ray head, `worker` joins it.
         found["ray_head"] = found["ray_head"] or words[1] == "leader"
         found["ray_worker"] = found["ray_worker"] or words[1] == "worker"
+    else:
+        found["other"].append(tuple(words))
 
 
 def find_commands(argv: Sequence[str], env: Mapping[str, str] | None = None) -> ContainerCommands:
     """The vLLM invocations and Ray roles in one command line (``command`` followed by ``args``)."""
-    found: dict[str, Any] = {"vllm": [], "ray_head": False, "ray_worker": False}
+    found: dict[str, Any] = {"vllm": [], "ray_head": False, "ray_worker": False, "other": []}
     _scan(list(argv), env or {}, found)
-    return ContainerCommands(tuple(found["vllm"]), found["ray_head"], found["ray_worker"])
+    return ContainerCommands(tuple(found["vllm"]), found["ray_head"], found["ray_worker"], tuple(found["other"]))
 
 
 def _runs_vllm_image(image: Any) -> bool:

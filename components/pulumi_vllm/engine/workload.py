@@ -4,7 +4,9 @@ Pure functions over plain dicts in the API's camelCase: a manifest, or a Pulumi 
 Nothing here knows how this package builds its own workloads, so a Deployment written after vLLM's
 Kubernetes guide, a LeaderWorkerSet from its multi-node guide and a KubeRay RayCluster are read the
 same way. The vLLM command itself is found and parsed by :mod:`pulumi_vllm.engine.commandline`; its public
-names are importable from here too.
+names are importable from here too. The other engines' commands (TGI, TensorRT-LLM, Megatron-LM, MII,
+llama.cpp, Ollama, Triton, and Ray Serve LLM in a KubeRay RayService) are read by
+:mod:`pulumi_vllm.engine.other_engines` into the same neutral view as vLLM's (:func:`engine_containers`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from pulumi_vllm.engine.commandline import (
     literal_env,
     split_script,
 )
+from pulumi_vllm.engine.other_engines import EngineCommand, engine_commands, ray_serve_commands
 
 __all__ = [
-    "BATCH_MODULES", "SERVE_MODULES", "VLLM_IMAGE_REPOSITORIES", "WORKLOAD_TYPES", "ContainerCommands", "PodGroup",
-    "VllmCommand", "VllmContainer", "Workload", "canonical_flag", "container_argv", "container_commands",
-    "container_gpus", "count", "expand_kubernetes", "find_commands", "is_gpu_resource", "literal_env", "pod_gpus",
+    "BATCH_MODULES", "SERVE_MODULES", "VLLM_IMAGE_REPOSITORIES", "WORKLOAD_TYPES", "ContainerCommands", "EngineCommand",
+    "EngineContainer", "PodGroup", "VllmCommand", "VllmContainer", "Workload", "canonical_flag", "container_argv",
+    "container_commands", "container_gpus", "count", "engine_containers", "expand_kubernetes", "find_commands",
+    "is_gpu_resource", "literal_env", "pod_gpus",
     "pulumi_type", "ray_roles", "read_workload", "split_script", "vllm_containers",
 ]
 
@@ -47,6 +51,7 @@ WORKLOAD_TYPES: dict[str, str] = {
     "kubernetes:core/v1:Pod": "Pod",
     "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet": "LeaderWorkerSet",
     "kubernetes:ray.io/v1:RayCluster": "RayCluster",
+    "kubernetes:ray.io/v1:RayService": "RayService",
 }
 """Pulumi type tokens of the workloads that are read, and their Kubernetes kind."""
 
@@ -123,11 +128,13 @@ class Workload:
     groups: tuple[PodGroup, ...]
     labels: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    services: tuple[EngineCommand, ...] = ()
+    """The engines a RayService's Serve config runs (Ray Serve LLM's ``llm_configs``)."""
 
     @property
     def multi_pod(self) -> bool:
-        """Whether the pods of one copy form one model instance together (LeaderWorkerSet, RayCluster)."""
-        return self.kind in ("LeaderWorkerSet", "RayCluster")
+        """Whether the pods of one copy form one model instance together (LeaderWorkerSet, RayCluster, RayService)."""
+        return self.kind in ("LeaderWorkerSet", "RayCluster", "RayService")
 
     @property
     def label(self) -> str:
@@ -210,6 +217,8 @@ def read_workload(resource_type: str, props: Mapping[str, Any]) -> Workload | No
         if size is None or size > 1:
             groups += (_template_group("worker", None if size is None else size - 1, worker),)
         replicas = count(spec.get("replicas"), 1)
+    elif kind == "RayService":
+        groups = _ray_groups(_mapping(spec.get("rayClusterConfig")))
     else:
         groups = _ray_groups(spec)
     return Workload(
@@ -220,6 +229,7 @@ def read_workload(resource_type: str, props: Mapping[str, Any]) -> Workload | No
         groups=groups,
         labels=_mapping(metadata.get("labels")),
         annotations=_mapping(metadata.get("annotations")),
+        services=tuple(ray_serve_commands(spec.get("serveConfigV2"))) if kind == "RayService" else (),
     )
 
 
@@ -249,9 +259,50 @@ def vllm_containers(workload: Workload) -> list[VllmContainer]:
     found: list[VllmContainer] = []
     for group in workload.groups:
         for container in group.containers:
-            commands = container_commands(container, image_entrypoint=workload.kind != "RayCluster")
+            commands = container_commands(container, image_entrypoint=not _kuberay(workload))
             if commands.vllm:
                 found.append(VllmContainer(workload, group, container, commands))
+    return found
+
+
+def _kuberay(workload: Workload) -> bool:
+    # KubeRay replaces the entrypoint of its pods with `ray start`.
+    return workload.kind in ("RayCluster", "RayService")
+
+
+@dataclass(frozen=True)
+class EngineContainer(VllmContainer):
+    """A container that runs a serving engine (vLLM or another), with its commands in neutral terms.
+
+    For a RayService the engines come from its Serve config: the container is the head's (whose image
+    runs them), and ``where`` names the application and model.
+    """
+
+    engines: tuple[EngineCommand, ...] = ()
+    where: str = ""
+
+    @property
+    def label(self) -> str:
+        """As :attr:`VllmContainer.label`; for a RayService: ``RayService llm/qwen, application 'llms', model 'qwen'``."""
+        return f"{self.workload.label}, {self.where}" if self.where else super().label
+
+
+def engine_containers(workload: Workload) -> list[EngineContainer]:
+    """Every container of the workload that runs a serving engine, and the engines of a RayService's Serve config."""
+    found: list[EngineContainer] = []
+    for group in workload.groups:
+        for container in group.containers:
+            engines = engine_commands(container, image_entrypoint_applies=not _kuberay(workload))
+            if engines:
+                gpus = container_gpus(container)
+                commands = container_commands(container, image_entrypoint=not _kuberay(workload))
+                found.append(EngineContainer(
+                    workload, group, container, commands, tuple(e.with_visible_gpus(gpus) for e in engines)))
+    head = next((g for g in workload.groups if g.role == "head"), None)
+    if head is not None and head.containers:
+        for service in workload.services:
+            found.append(EngineContainer(
+                workload, head, head.containers[0], ContainerCommands(), (service,), service.where))
     return found
 
 
