@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pulumi_vllm.config import StackConfig
+from pulumi_vllm.engine.container import VllmCommand
+
+__all__ = ["BATCH_COMMAND", "SERVE_COMMAND", "VLLM_PORT", "EngineArgs", "VllmCommand", "engine_args_from_config",
+           "vllm_command"]
 
 VLLM_PORT = 8000
 """Port vLLM's OpenAI server listens on inside the container."""
@@ -47,19 +51,6 @@ class EngineArgs:
     max_loras: int | None = None
     max_lora_rank: int | None = None
     extra_args: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class VllmCommand:
-    """A container's ``command`` and ``args``."""
-
-    command: tuple[str, ...]
-    args: tuple[str, ...]
-
-    @property
-    def argv(self) -> list[str]:
-        """The whole command line."""
-        return [*self.command, *self.args]
 
 
 def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) -> EngineArgs:

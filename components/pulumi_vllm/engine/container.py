@@ -4,6 +4,7 @@ the size of its shared memory, and the memory quantities those sizes are written
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MODEL_CACHE_PATH = "/root/.cache/huggingface"
 """Where the model cache is mounted; ``HF_HOME`` points here."""
@@ -13,6 +14,19 @@ NON_ROOT_CACHE_PATH = "/cache/huggingface"
 
 HEALTH_PATH = "/health"
 """vLLM's liveness and readiness endpoint (200 once the engine has loaded the model)."""
+
+@dataclass(frozen=True)
+class VllmCommand:
+    """A container's ``command`` and ``args`` (vLLM's, or another engine's)."""
+
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+
+    @property
+    def argv(self) -> list[str]:
+        """The whole command line."""
+        return [*self.command, *self.args]
+
 
 _QUANTITY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _FACTORS = {None: 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

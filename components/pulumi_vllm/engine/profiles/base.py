@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pulumi_vllm.engine.argv import VllmCommand
+from pulumi_vllm.engine.container import VllmCommand
 
 ContainerCommand = VllmCommand
 """A container's ``command`` and ``args`` (the same shape for every engine)."""
