@@ -44,6 +44,7 @@ MISSING_PREFIX = "schema missing:"
 CRD_FILES = {
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): "leaderworkerset.x-k8s.io_leaderworkersets.yaml",
     ("ray.io/v1", "RayCluster"): "ray.io_rayclusters.yaml",
+    ("ray.io/v1", "RayService"): "ray.io_rayservices.yaml",
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
     ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com_podmonitors.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",

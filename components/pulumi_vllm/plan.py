@@ -84,6 +84,11 @@ class ServingPlan:
         return profile(self.config.engine.kind)
 
     @property
+    def ray_pods(self) -> bool:
+        """The serving runs in Ray head and worker pods: a multi-node vLLM topology, or Ray Serve LLM's RayService."""
+        return self.topology.multi_node or self.config.engine.kind == "ray-serve-llm"
+
+    @property
     def port(self) -> int:
         """Port the engine's server listens on inside the container."""
         return self.engine.port
@@ -314,7 +319,7 @@ def _check_engine(config: StackConfig, topology: Topology) -> None:
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
-        raise ConfigError("the engine cannot serve this stack:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
 
 
 def check_platform(plan: ServingPlan, cluster: ClusterSpec) -> None:

@@ -175,7 +175,7 @@ def network_policy_specs(plan: ServingPlan) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {
         "api": {"podSelector": api_selector(plan), "policyTypes": ["Ingress"], "ingress": api_rules},
     }
-    group = serving_selector(plan) if plan.topology.multi_node else None
+    group = serving_selector(plan) if plan.ray_pods else None
     if group is not None:
         specs["ray"] = {"podSelector": group, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": group}]}]}
     if policy.egress is not None:

@@ -31,7 +31,7 @@ POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 def serving_selector(plan: ServingPlan) -> dict[str, Any]:
     """A label selector (``matchLabels`` / ``matchExpressions``) of every pod that serves the model."""
     config = plan.config
-    if not plan.topology.multi_node:
+    if not plan.ray_pods:
         return {"matchLabels": selector_labels(config.name)}
     labels = selector_labels(config.name)
     labels.pop("app.kubernetes.io/component")
@@ -45,7 +45,7 @@ def serving_selector(plan: ServingPlan) -> dict[str, Any]:
 
 def api_selector(plan: ServingPlan) -> dict[str, Any]:
     """The pods that answer the OpenAI API: the server's, or the Ray heads."""
-    component = HEAD_COMPONENT if plan.topology.multi_node else "server"
+    component = HEAD_COMPONENT if plan.ray_pods else "server"
     return {"matchLabels": selector_labels(plan.config.name, component)}
 
 

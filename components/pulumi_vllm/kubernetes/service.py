@@ -22,6 +22,8 @@ class VllmServiceArgs(TypedDict):
     """Labels of the pods to send traffic to."""
     port: NotRequired[int]
     """Service port (default 80), forwarded to the container's ``http`` port (8000)."""
+    target_port: NotRequired[str]
+    """Name of the container port the Service forwards to (default ``http``; ``serve`` on a Ray Serve head)."""
     type: NotRequired[str]
     """ClusterIP (default), NodePort or LoadBalancer."""
     labels: NotRequired[dict[str, str]]
@@ -43,7 +45,7 @@ class VllmService(pulumi.ComponentResource):
             selector=args["selector"],
             ports=[
                 k8s.core.v1.ServicePortArgs(
-                    name="http", port=args.get("port", 80), target_port=CONTAINER_PORT_NAME, protocol="TCP"
+                    name="http", port=args.get("port", 80), target_port=args.get("target_port", CONTAINER_PORT_NAME), protocol="TCP"
                 )
             ],
             cluster_ip="None" if args.get("headless") else None,

@@ -156,6 +156,7 @@ class VllmServing(pulumi.ComponentResource):
                 pulumi.Output.all(hf_token, api_key).apply(lambda values: _checksum(*values))
             )
         service_selector = selector_labels(config.name)
+        target_port: dict[str, str] = {}
         self._server: pulumi.ComponentResource
         if config.engine.kind == "ray-serve-llm":
             from pulumi_vllm.kubernetes.ray_service import RayServeLlm
@@ -166,6 +167,7 @@ class VllmServing(pulumi.ComponentResource):
                 workload,
             )
             service_selector = self._server.serve_selector  # type: ignore[attr-defined]
+            target_port = {"target_port": self._server.port_name}  # type: ignore[attr-defined]
         elif plan.topology.multi_node:
             from pulumi_vllm.kubernetes.multinode import MultiNodeServer
 
@@ -223,6 +225,7 @@ class VllmServing(pulumi.ComponentResource):
                 "port": config.service.port,
                 "type": config.service.type,
                 "labels": labels,
+                **target_port,  # type: ignore[typeddict-item]
             },
             pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
         )
