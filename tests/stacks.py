@@ -21,3 +21,8 @@ SERVING_STACKS = [stack for stack in STACKS if {"pulumi-vllm:model", "pulumi-vll
 
 PLATFORM_STACKS = [stack for stack in STACKS if "pulumi-vllm:cluster" in _config(stack)]
 """Stacks that install the GPU platform (alone or under their serving)."""
+
+
+def engine_kind(stack: str) -> str:
+    """The ``engine.kind`` of a stack (``vllm`` unless its file says otherwise)."""
+    return str((_config(stack).get("pulumi-vllm:engine") or {}).get("kind", "vllm"))

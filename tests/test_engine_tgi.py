@@ -50,6 +50,7 @@ LAUNCHER_SWITCHES = frozenset({
 DOCUMENTED_CHOICES = {
     "--dtype": {"float16", "bfloat16"},
     "--kv-cache-dtype": {"fp8_e4m3fn", "fp8_e5m2"},
+    "--usage-stats": {"on", "off", "no-stack"},
     "--quantize": {
         "awq", "compressed-tensors", "eetq", "exl2", "gptq", "marlin", "bitsandbytes", "bitsandbytes-nf4",
         "bitsandbytes-fp4", "fp8",
@@ -317,3 +318,9 @@ def test_http_check_uses_curl_and_fails_on_an_error_status(health_server: int) -
     assert subprocess.run(ok, check=False, capture_output=True, timeout=30).returncode == 0
     unavailable = PROFILE.http_check(f"http://127.0.0.1:{health_server}/loading")
     assert subprocess.run(unavailable, check=False, capture_output=True, timeout=30).returncode != 0
+
+
+def test_usage_stats_are_off_unless_the_stack_turns_them_on() -> None:
+    assert _options(PROFILE.command(SPEC).args)["--usage-stats"] == "off"
+    on = PROFILE.command(replace(SPEC, extra_args=("--usage-stats", "on"))).args
+    assert _options(on)["--usage-stats"] == "on" and on.count("--usage-stats") == 1

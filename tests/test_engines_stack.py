@@ -230,3 +230,28 @@ def test_the_ollama_docker_stack_runs_the_profiles_command_and_health_check() ->
     assert any(str(engine.port) in str(port) for port in service["ports"])
     ready = engine.ready_command(_spec(rendered))
     assert service["healthcheck"]["test"] == ["CMD", *(ready or ())] or ready is None
+
+
+def _readme_engine_rows() -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and cells[0].strip("`") in ENGINE_KINDS:
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_the_readme_engine_table_says_what_the_profiles_do(kind: str) -> None:
+    row = _readme_engine_rows()[kind]
+    engine = profile(kind)
+    image, routes = row[1], row[4]
+    if engine.image:
+        assert f"`{engine.image}`" in image
+    else:
+        assert image.startswith("none published")
+    written = [part.strip("`") for part in routes.split(" (")[0].split(", ")]
+    if engine.openai_paths:
+        assert written == list(engine.openai_paths)
+    else:
+        assert routes.startswith("none")

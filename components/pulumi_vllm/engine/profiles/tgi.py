@@ -91,6 +91,10 @@ class TgiProfile(EngineProfile):
         if spec.trust_remote_code:
             args.append("--trust-remote-code")
         args += ["--cuda-memory-fraction", _number(spec.gpu_memory_utilization)]
+        if not _given(spec.extra_args, "--usage-stats"):
+            # TGI reports anonymous usage to Hugging Face by default; a cluster's serving does not phone home
+            # unless the stack says so (engine.extraArgs: ["--usage-stats", "on"]).
+            args += ["--usage-stats", "off"]
         args += list(spec.extra_args)
         return ContainerCommand(("text-generation-launcher",), tuple(args))
 
