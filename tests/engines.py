@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import importlib
+import threading
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -21,3 +25,41 @@ def require_module(name: str, install: str) -> ModuleType:
         if _in_ci():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
+
+
+def require_program(name: str, install: str) -> str:
+    """The path of the program ``name``; skips the test when it is missing, fails it under ``$CI``."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed ({install})"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def status_server(statuses: dict[str, int], body: bytes = b"", default: int = 404) -> Iterator[int]:
+    """A loopback HTTP server answering GET ``path`` with ``statuses[path]`` (else ``default``); yields its port."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(statuses.get(self.path, default))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -11,20 +11,18 @@ health check under bash against a local HTTP server; and the policy pack's reade
 from __future__ import annotations
 
 import contextlib
-import http.server
 import os
 import shutil
 import signal
 import subprocess
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from schemas import _in_ci
+from engines import require_program, status_server
 
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.engine.other_engines import engine_commands
@@ -351,36 +349,11 @@ def test_quoted_names_reach_ollama_as_one_word(container: Container) -> None:
 # --- the health check runs for real under bash ---------------------------------------------------------------------
 
 
-class _Root(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"Ollama is running"
-        self.send_response(200 if self.path == "/" else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-@pytest.fixture
-def root_server() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Root)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def test_http_check_needs_neither_curl_nor_python(root_server: int) -> None:
-    if shutil.which("bash") is None:
-        reason = "bash is not installed (apt-get install bash)"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    ok = PROFILE.http_check(f"http://127.0.0.1:{root_server}/")
-    assert ok[0] == "bash" and "curl" not in ok[2] and "python" not in ok[2]
-    assert subprocess.run(ok, check=False, capture_output=True, timeout=30).returncode == 0
-    missing = PROFILE.http_check(f"http://127.0.0.1:{root_server}/missing")
-    assert subprocess.run(missing, check=False, capture_output=True, timeout=30).returncode != 0
+def test_http_check_needs_neither_curl_nor_python() -> None:
+    require_program("bash", "apt-get install bash")
+    with status_server({"/": 200}, b"Ollama is running") as port:
+        ok = PROFILE.http_check(f"http://127.0.0.1:{port}/")
+        assert ok[0] == "bash" and "curl" not in ok[2] and "python" not in ok[2]
+        assert subprocess.run(ok, check=False, capture_output=True, timeout=30).returncode == 0
+        missing = PROFILE.http_check(f"http://127.0.0.1:{port}/missing")
+        assert subprocess.run(missing, check=False, capture_output=True, timeout=30).returncode != 0

@@ -9,15 +9,11 @@ TGI commands (the project's own counterpart), and the health check command run f
 
 from __future__ import annotations
 
-import http.server
-import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from schemas import _in_ci
+from engines import require_program, status_server
 
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.engine.other_engines import engine_commands
@@ -288,36 +284,14 @@ def test_the_stack_refuses_with_the_profiles_message() -> None:
 # --- the health check runs for real -------------------------------------------------------------------------------
 
 
-class _Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/health" else 503)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-@pytest.fixture
-def health_server() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def test_http_check_uses_curl_and_fails_on_an_error_status(health_server: int) -> None:
-    if shutil.which("curl") is None:
-        reason = "curl is not installed (apt-get install curl)"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    ok = PROFILE.http_check(f"http://127.0.0.1:{health_server}/health")
-    assert ok[0] == "curl"
-    assert subprocess.run(ok, check=False, capture_output=True, timeout=30).returncode == 0
-    unavailable = PROFILE.http_check(f"http://127.0.0.1:{health_server}/loading")
-    assert subprocess.run(unavailable, check=False, capture_output=True, timeout=30).returncode != 0
+def test_http_check_uses_curl_and_fails_on_an_error_status() -> None:
+    require_program("curl", "apt-get install curl")
+    with status_server({"/health": 200}, default=503) as port:
+        ok = PROFILE.http_check(f"http://127.0.0.1:{port}/health")
+        assert ok[0] == "curl"
+        assert subprocess.run(ok, check=False, capture_output=True, timeout=30).returncode == 0
+        unavailable = PROFILE.http_check(f"http://127.0.0.1:{port}/loading")
+        assert subprocess.run(unavailable, check=False, capture_output=True, timeout=30).returncode != 0
 
 
 def test_usage_stats_are_off_unless_the_stack_turns_them_on() -> None:
