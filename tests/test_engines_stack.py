@@ -255,3 +255,42 @@ def test_the_readme_engine_table_says_what_the_profiles_do(kind: str) -> None:
         assert written == list(engine.openai_paths)
     else:
         assert routes.startswith("none")
+
+
+DOCKER_ENGINES = {
+    "llama.cpp": {"model": {"id": "org/model-GGUF"}, "engine": {"kind": "llama.cpp", "modelFile": "m.gguf"}},
+    "ollama": {"model": {"id": "qwen2.5:7b"}, "engine": {"kind": "ollama"}},
+    "tgi": {"model": {"id": "Qwen/Qwen2.5-7B-Instruct"}, "engine": {"kind": "tgi"}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DOCKER_ENGINES))
+def test_single_host_engines_run_on_docker_with_their_command_port_and_health_check(kind: str) -> None:
+    from test_compose import _validate
+
+    engine = profile(kind)
+    values = {
+        **DOCKER_ENGINES[kind], "target": "docker",
+        "docker": {"hosts": [{"name": "local", "gpus": ["0"]}], "port": 9999},
+    }
+    if engine.api_key_env:
+        values["apiKey"] = "sk-docker-key-123"
+    rendered = render_config(values)
+    compose = {name: doc for name, doc in rendered.documents if name.startswith("compose")}
+    (document,) = compose.values()
+    _validate(document)
+    (service,) = document["services"].values()
+    spec = _spec(rendered)
+    command = engine.command(spec)
+    def unescaped(words: list[str]) -> list[str]:
+        return [word.replace("$$", "$") for word in words]  # Compose's escape of a literal $
+
+    assert unescaped(service["entrypoint"]) == list(command.command)
+    assert unescaped(service["command"]) == list(command.args)
+    assert service["ports"][0]["target"] == engine.port and service["ports"][0]["published"] in (9999, "9999")
+    ready = engine.ready_command(spec)
+    expected = ready or engine.http_check(f"http://127.0.0.1:{engine.port}{engine.ready_path}")
+    assert service["healthcheck"]["test"] == ["CMD", *expected]
+    if engine.api_key_env:
+        assert engine.api_key_env in json.dumps(service["environment"])
+        assert "sk-docker-key-123" not in json.dumps(document)
