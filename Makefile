@@ -10,7 +10,7 @@ ENGINE_TEST_PACKAGES := tritonclient==2.73.0 deepspeed-mii==0.3.3 gguf==0.19.0
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
 DEMO_SECRETS := PULUMI_VLLM_SECRET_HF_TOKEN=demo-hf-token PULUMI_VLLM_SECRET_API_KEY=demo-api-key
 
-.PHONY: demo test install install-test lint bench schemas kubernetes-enums vllm-flags schema serving-args clean
+.PHONY: demo test install install-test lint llama-server bench schemas kubernetes-enums vllm-flags schema serving-args clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,13 @@ demo: install
 	$(DEMO_SECRETS) $(BIN)/pulumi-vllm render --stack dev --out rendered/dev \
 	  --policy-pack policies --policy-pack-config policies/policy-config.example.json
 
-test: install-test lint
+test: install-test lint llama-server
 	$(BIN)/python -m pytest
+
+# llama.cpp's server, built once from source into ~/.cache/pulumi-vllm (about 5 to 8 minutes on two cores; nothing
+# later): the llama.cpp tests serve a tiny GGUF model with it from the rendered command (tests/test_engine_llamacpp.py).
+llama-server: install-test
+	PYTHON=$(BIN)/python tools/build_llama_server.sh
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -26,3 +26,7 @@ PLATFORM_STACKS = [stack for stack in STACKS if "pulumi-vllm:cluster" in _config
 def engine_kind(stack: str) -> str:
     """The ``engine.kind`` of a stack (``vllm`` unless its file says otherwise)."""
     return str((_config(stack).get("pulumi-vllm:engine") or {}).get("kind", "vllm"))
+
+
+VLLM_STACKS = [stack for stack in SERVING_STACKS if engine_kind(stack) == "vllm"]
+"""Serving stacks that run vLLM's own server (the other engines' stacks are checked by tests/test_engines_stack.py)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stacks import SERVING_STACKS, STACKS
+from stacks import STACKS, VLLM_STACKS
 
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import StackConfig
@@ -200,7 +200,7 @@ def test_every_example_stack_is_found() -> None:
     assert len(STACKS) == len(list(REPO.glob("Pulumi.*.yaml")))
 
 
-@pytest.mark.parametrize("stack", SERVING_STACKS)
+@pytest.mark.parametrize("stack", VLLM_STACKS)
 def test_example_stack_commands_parse_with_vllm(stack: str) -> None:
     check_stack(render_stack(REPO, stack, env={}))
 
