@@ -294,3 +294,10 @@ def test_single_host_engines_run_on_docker_with_their_command_port_and_health_ch
     if engine.api_key_env:
         assert engine.api_key_env in json.dumps(service["environment"])
         assert "sk-docker-key-123" not in json.dumps(document)
+
+
+def test_an_engine_without_openai_routes_gets_its_server_root_as_base_url() -> None:
+    values = {**LLAMA_8B, "engine": {"kind": "megatron", "image": "registry.example.com/megatron:1", "modelFile": "ckpt"}}
+    plan = plan_serving(parse_stack_config(values))
+    assert plan.base_url.endswith(".svc.cluster.local") and plan.api_root == ""
+    assert plan_serving(parse_stack_config({**LLAMA_8B, "engine": {"kind": "tgi"}})).base_url.endswith("/v1")

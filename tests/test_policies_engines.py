@@ -136,7 +136,7 @@ def test_mii_flags_from_its_own_parser() -> None:
     (command,) = engine_commands({"command": ["python", "-m", "mii.entrypoints.openai_api_server", "--model", LLAMA_8B,
                                               "--tensor-parallel", "2", "--replica-num", "2"]})
     assert (command.engine, command.model, command.tensor_parallel_size, command.world_size(False)) == (
-        "mii", LLAMA_8B, 2, 4)
+        "deepspeed-mii", LLAMA_8B, 2, 4)
     document = deployment("mii", {"image": "registry.example.com/mii:0.3.3", "command": [
         "python", "-m", "mii.entrypoints.openai_api_server", "--model", LLAMA_8B, "--tensor-parallel", "3"]}, 3)
     (message,) = messages(tensor_parallel_divides_heads, document)
@@ -298,7 +298,7 @@ def test_unknown_model_of_another_engine_cannot_be_verified() -> None:
 
 @pytest.mark.parametrize(
     ("argv", "engine"),
-    [(["text-generation-launcher", "--model-id", "m"], "tgi"), (["trtllm-serve", "m"], "trtllm"),
+    [(["text-generation-launcher", "--model-id", "m"], "tgi"), (["trtllm-serve", "m"], "tensorrt-llm"),
      (["ollama", "serve"], "ollama"), (["/usr/bin/llama-server", "-m", "/m.gguf"], "llama.cpp"),
      (["tritonserver"], "triton"), (["ollama", "pull", "llama3"], None), (["trtllm-serve", "disaggregated"], None),
      (["python3", "-m", "torch.distributed.run", "--nproc_per_node=2", "run_text_generation_server.py"], "megatron"),

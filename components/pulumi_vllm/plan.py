@@ -99,10 +99,15 @@ class ServingPlan:
         return self.config.model.served_model_name or self.config.model.id
 
     @property
+    def api_root(self) -> str:
+        """``/v1`` for an engine with OpenAI routes; empty for one with its own API only (Megatron-LM)."""
+        return "/v1" if self.engine.openai_paths else ""
+
+    @property
     def base_url(self) -> str:
-        """In-cluster base URL of the OpenAI API."""
+        """In-cluster base URL of the OpenAI API (the server's root for an engine without OpenAI routes)."""
         port = "" if self.config.service.port == 80 else f":{self.config.service.port}"
-        return f"http://{self.service_name}.{self.config.namespace}.svc.cluster.local{port}/v1"
+        return f"http://{self.service_name}.{self.config.namespace}.svc.cluster.local{port}{self.api_root}"
 
     def facts_annotations(self) -> dict[str, str]:
         """The model facts the rules used, as workload annotations (empty when the model is unknown)."""

@@ -182,7 +182,9 @@ def base_url(config: StackConfig) -> str:
         address = config.docker.hosts[0].address or "127.0.0.1"
     if ":" in address:
         address = f"[{address}]"
-    return f"http://{address}:{config.docker.port}/v1"
+    from pulumi_vllm.engine.profiles import profile
+
+    return f"http://{address}:{config.docker.port}{'/v1' if profile(config.engine.kind).openai_paths else ''}"
 
 
 class DockerVllmServer(pulumi.ComponentResource):

@@ -56,7 +56,7 @@ class EngineCommand:
     """One serving engine's invocation in neutral terms: what the pack's rules read, for any engine."""
 
     engine: str
-    """``vllm``, ``tgi``, ``trtllm``, ``megatron``, ``mii``, ``llama.cpp``, ``ollama``, ``triton`` or ``ray-serve-llm``."""
+    """The engine as ``engine.kind`` names it: ``vllm``, ``tgi``, ``tensorrt-llm``, ``megatron``, ``deepspeed-mii``, ``llama.cpp``, ``ollama``, ``triton`` or ``ray-serve-llm``."""
     title: str
     """The engine's name in messages: ``vLLM``, ``TGI``, ``TensorRT-LLM``, ..."""
     program: tuple[str, ...]
@@ -235,7 +235,7 @@ def _trtllm(words: Sequence[str]) -> EngineCommand:
     tensor, tensor_value = _first(options, "--tp_size")
     pipeline, pipeline_value = _first(options, "--pp_size")
     return EngineCommand(
-        "trtllm", "TensorRT-LLM", tuple(words[:1]), tuple(words[1:]), model=positionals[0] if positionals else None,
+        "tensorrt-llm", "TensorRT-LLM", tuple(words[:1]), tuple(words[1:]), model=positionals[0] if positionals else None,
         tensor_flag=tensor or "--tp_size", tensor_value=tensor_value,
         pipeline_flag=pipeline or "--pp_size", pipeline_value=pipeline_value,
     )
@@ -280,7 +280,7 @@ def _mii(words: Sequence[str], at: int) -> EngineCommand:
     tensor, tensor_value = _first(options, "--tensor-parallel")
     copies, copies_value = _first(options, "--replica-num")
     return EngineCommand(
-        "mii", "DeepSpeed-MII", tuple(words[: at + 2]), tuple(words[at + 2:]),
+        "deepspeed-mii", "DeepSpeed-MII", tuple(words[: at + 2]), tuple(words[at + 2:]),
         model=options.get("--model") or "mistralai/Mistral-7B-Instruct-v0.1",  # the server's default
         tensor_flag=tensor or "--tensor-parallel", tensor_value=tensor_value,
         copies_flag=copies or "--replica-num", copies_value=copies_value, api_key_flag="--api-keys",
