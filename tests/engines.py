@@ -8,6 +8,7 @@ import importlib
 import threading
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 from schemas import _in_ci
@@ -63,3 +64,14 @@ def status_server(statuses: dict[str, int], body: bytes = b"", default: int = 40
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def profile_container(profile: Any, spec: Any) -> dict[str, Any]:
+    """The container a profile makes of ``spec`` (image, command, args, env), as the policy pack reads containers."""
+    command = profile.command(spec)
+    return {
+        "image": profile.image,
+        "command": list(command.command),
+        "args": list(command.args),
+        "env": [{"name": name, "value": value} for name, value in profile.env(spec).items()],
+    }

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from engines import require_program, status_server
+from engines import profile_container, require_program, status_server
 
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.engine.other_engines import engine_commands
@@ -114,15 +114,8 @@ def test_pipeline_over_the_pods_gpus_spreads_the_layers() -> None:
 
 
 def test_policy_pack_reads_the_script_as_ollama() -> None:
-    command = PROFILE.command(ALIASED)
     env = PROFILE.env(ALIASED)
-    container = {
-        "image": PROFILE.image,
-        "command": list(command.command),
-        "args": list(command.args),
-        "env": [{"name": name, "value": value} for name, value in env.items()],
-    }
-    (view,) = engine_commands(container)
+    (view,) = engine_commands(profile_container(PROFILE, ALIASED))
     assert view.engine == "ollama"
     assert view.program == ("ollama", "serve")
     assert view.tensor_flag is None  # layers are split, not heads: no head rule

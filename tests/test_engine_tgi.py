@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from engines import require_program, status_server
+from engines import profile_container, require_program, status_server
 
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.engine.other_engines import engine_commands
@@ -190,15 +190,8 @@ def test_hub_cache_is_under_the_mounted_cache() -> None:
 
 def test_policy_pack_reads_the_command_as_tgi() -> None:
     """The policy pack's reader of TGI commands sees the model, the shard count and the cache this profile sets."""
-    command = PROFILE.command(SHARDED)
-    env = PROFILE.env(SHARDED)
-    container = {
-        "image": PROFILE.image,
-        "command": list(command.command),
-        "args": list(command.args),
-        "env": [{"name": name, "value": value} for name, value in env.items()],
-    }
-    (view,) = engine_commands(container)
+    command, env = PROFILE.command(SHARDED), PROFILE.env(SHARDED)
+    (view,) = engine_commands(profile_container(PROFILE, SHARDED))
     assert view.engine == "tgi"
     assert view.model == MODEL
     assert view.tensor_parallel_size == 2 and view.pipeline_parallel_size == 1

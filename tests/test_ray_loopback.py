@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ray_processes import free_port, marked_processes
 
 from pulumi_vllm.cli.render import render_stack
 from pulumi_vllm.distributed import ray
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MARKER = "PULUMI_VLLM_RAY_LOOPBACK"
-RAY_WORKER_PORTS = range(10002, 20000)
 """Ray's default worker port range: a head port in it makes ``ray start --head`` fail."""
 
 NODE_COUNT_CLIENT = """
@@ -44,34 +43,8 @@ time.sleep(300)
 """
 
 
-def free_port() -> int:
-    """A free TCP port on loopback outside Ray's worker port range."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in RAY_WORKER_PORTS:
-            return port
-
-
-def marked_processes(tag: str) -> list[str]:
-    """``pid command`` of every process whose environment carries this test's marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if f"{MARKER}={tag}".encode() in environ:
-            found.append(f"{entry.name} {command[:120]}")
-    return found
-
-
 def kill_marked(tag: str) -> None:
-    for line in marked_processes(tag):
+    for line in marked_processes(MARKER, tag):
         try:
             os.kill(int(line.split()[0]), signal.SIGKILL)
         except ProcessLookupError:
@@ -171,8 +144,8 @@ def test_rendered_scripts_form_a_cluster_and_the_head_stops_when_a_worker_leaves
         assert "ERROR: 1 of 2 Ray nodes left the cluster" in head_log(), head_log()
         worker.wait(timeout=20)
 
-        wait_for(lambda: not marked_processes(tag), 15, "the Ray processes to exit")
-        assert marked_processes(tag) == []
+        wait_for(lambda: not marked_processes(MARKER, tag), 15, "the Ray processes to exit")
+        assert marked_processes(MARKER, tag) == []
     finally:
         for process in processes:
             if process.poll() is None:
