@@ -71,14 +71,8 @@ class EngineSpec(_Section):
 
     @property
     def pinned_image(self) -> str:
-        """The image that runs: ``image``, or the engine's pinned default (empty when the engine publishes none)."""
-        if self.image:
-            return self.image
-        if self.kind == "vllm":
-            return DEFAULT_IMAGE
-        from pulumi_vllm.engine.profiles import profile
-
-        return profile(self.kind).image
+        """The image that runs: ``image``, which defaults to the engine's pinned image (empty when it publishes none)."""
+        return self.image or ""
 
     @model_validator(mode="before")
     @classmethod
