@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +14,19 @@ from pulumi_vllm.capacity.layout import LayoutAdvice, LayoutCandidate, NoLayoutE
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
 from pulumi_vllm.errors import UserError
+from pulumi_vllm.models.checkpoint import read_safetensors_headers
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_facts
 
-_HEADER_LIMIT = 100 * 1024 * 1024
-"""Largest safetensors header read (the format caps headers at 100 MB)."""
-
 
 def parameters_in_checkpoint(folder: Path) -> float | None:
-    """Parameters in the ``*.safetensors`` files of a local model folder, read from their headers.
+    """Elements in the ``*.safetensors`` files of a local model folder, read from their headers.
 
     Only each file's JSON header (tensor shapes) is read, never the tensors. ``None`` when the
     folder has no readable safetensors files.
     """
-    total = 0
-    files = sorted(folder.glob("*.safetensors"))
-    for path in files:
-        try:
-            with path.open("rb") as handle:
-                (length,) = struct.unpack("<Q", handle.read(8))
-                if length > _HEADER_LIMIT:
-                    return None
-                header = json.loads(handle.read(length))
-        except (OSError, ValueError, struct.error):
-            return None
-        total += sum(
-            math.prod(entry["shape"])
-            for name, entry in header.items()
-            if name != "__metadata__" and isinstance(entry, dict) and "shape" in entry
-        )
-    return float(total) if files and total else None
+    tensors = read_safetensors_headers(folder)
+    return float(tensors.num_elements) if tensors is not None and tensors.num_elements else None
 
 
 def _facts(model: str) -> tuple[ModelFacts, str]:

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulumi_vllm.models.checkpoint import CheckpointTensors
+
 
 class ModelFacts(BaseModel):
     """Architecture facts of one model, in Hugging Face ``config.json`` terms."""
@@ -66,6 +68,8 @@ class ModelFacts(BaseModel):
     """Weight quantization of the checkpoint (``fp8``, ``awq``, ``gptq``, ...), if any."""
     source: str = ""
     """Where these numbers come from (a URL or ``config.json`` path)."""
+    checkpoint: CheckpointTensors | None = None
+    """Every tensor of the checkpoint as stored, when read from its safetensors headers."""
 
     @property
     def window_layers(self) -> int:
