@@ -223,7 +223,7 @@ def facts_from_config_json(
 
     max_positions = number("max_position_embeddings", _first(config, "max_position_embeddings"))
     window, window_layers, linear_layers = _layer_kinds(config, layers, max_positions, number)
-    linear = {
+    linear: dict[str, Any] = {
         name: number(name, config.get(name))
         for name in (
             "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
