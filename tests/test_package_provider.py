@@ -97,7 +97,40 @@ def test_the_snapshot_is_what_the_provider_serves(served: dict[str, Any]) -> Non
 def test_the_plugin_requirements_are_the_package_dependencies() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     lines = [line for line in (REPO / "plugin" / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
-    assert lines == project["dependencies"]
+    extras = project["optional-dependencies"]
+    assert lines == project["dependencies"] + extras["aws"] + extras["gcp"]
+
+
+def test_every_component_is_in_the_package_or_python_only_with_a_reason() -> None:
+    """A new component must be served to every language, or be listed with the reason it cannot be."""
+    import importlib
+    import pkgutil
+
+    import pulumi_vllm
+    from pulumi_vllm.provider.host import PYTHON_ONLY
+
+    found: set[str] = set()
+    for info in pkgutil.walk_packages(pulumi_vllm.__path__, "pulumi_vllm."):
+        if info.name.startswith(("pulumi_vllm.cli", "pulumi_vllm.provider")) or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        found |= {
+            name for name, value in vars(module).items()
+            if inspect.isclass(value) and issubclass(value, pulumi.ComponentResource)
+            and value is not pulumi.ComponentResource and value.__module__ == info.name
+        }
+    served = {component.__name__ for component in COMPONENTS}
+    assert served.isdisjoint(PYTHON_ONLY)
+    assert found == served | set(PYTHON_ONLY), "components neither served nor listed as Python-only"
+    assert all(reason for reason in PYTHON_ONLY.values())
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.__name__)
+def test_every_package_component_is_accepted_by_the_sdk_analyzer(component: type) -> None:
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    definition = Analyzer(PACKAGE).analyze_component(component)
+    assert definition.name == component.__name__ and definition.inputs
 
 
 def _unwrap(value: Any) -> Any:

@@ -11,13 +11,14 @@ and the router.
 """
 
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from pulumi_vllm.config import ConfigError, StackConfig
 from pulumi_vllm.config.base import PROJECT
+from pulumi_vllm.config.component_args import stack_config_from_args
 from pulumi_vllm.engine.argv import VLLM_PORT
 from pulumi_vllm.engine.router import (
     ROUTER_METRICS_PORT,
@@ -28,6 +29,7 @@ from pulumi_vllm.engine.router import (
     router_args,
 )
 from pulumi_vllm.kubernetes.pod import CONTAINER_PORT_NAME, object_labels, selector_labels
+from pulumi_vllm.kubernetes.serving_args import VllmServingArgs
 from pulumi_vllm.plan import plan_serving
 
 TOKEN = "pulumi-vllm:index:VllmRouter"
@@ -93,9 +95,11 @@ def check_router(config: StackConfig) -> None:
             )
         for name in (served_name(member), *member.adapters):
             if name in seen:
+                where = f"adapters.{name}" if name in member.adapters else "model.servedModelName"
                 raise ConfigError(
-                    f"{PROJECT}:models.{key}: the model name {name!r} is also served by {seen[name]!r}; "
-                    "the router routes by name, so names must be unique across the stack"
+                    f"{PROJECT}:models.{key}.{where}: {name!r} is not accepted: it is also served by "
+                    f"models.{seen[name]}; the router routes by name, so names must be unique across the stack: "
+                    f"set models.{key}.{where} to another name"
                 )
             seen[name] = key
 
@@ -207,24 +211,23 @@ def inference_pool_spec(config: StackConfig, member: StackConfig) -> dict[str, A
     }
 
 
-class VllmRouterArgs(TypedDict):
-    """Arguments of :class:`VllmRouter`."""
-
-    config: StackConfig
-    """The stack (its ``router`` section and its model groups)."""
-    labels: NotRequired[dict[str, str]]
-
-
 class VllmRouter(pulumi.ComponentResource):
-    """vLLM's router in front of a stack's models, with the Services it registers pods from."""
+    """vLLM's router in front of a stack's models, with the Services it registers pods from.
+
+    Its inputs are the stack config's keys, as :class:`VllmServing`'s are: the ``router`` section, the
+    ``namespace`` and the model groups (``models`` entries in ``config``, or the one model). The models'
+    servings are separate components (``VllmServing`` per model, with the same names), which the router
+    finds through the headless Services it creates.
+    """
 
     base_url: pulumi.Output[str]
     """In-cluster base URL of the OpenAI API through the router."""
     models: pulumi.Output[list[str]]
     """Every model name the router routes (served model names and adapter names)."""
 
-    def __init__(self, name: str, args: VllmRouterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        config = args["config"]
+    def __init__(self, name: str, args: VllmServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Validation comes before registration so bad input creates nothing, not even this component.
+        config = stack_config_from_args(args)
         check_router(config)
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

@@ -12,9 +12,12 @@ import pulumi
 from pulumi.provider.experimental import component_provider_host
 
 from pulumi_vllm import __version__
+from pulumi_vllm.clouds.eks import EksCluster
+from pulumi_vllm.clouds.gke import GkeCluster
 from pulumi_vllm.kubernetes.gpu_quota import GpuQuota
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.platform import GpuPlatform
+from pulumi_vllm.kubernetes.router import VllmRouter
 from pulumi_vllm.kubernetes.secrets import SecretValue
 from pulumi_vllm.kubernetes.service import VllmService
 from pulumi_vllm.kubernetes.serving import VllmServing
@@ -24,15 +27,33 @@ PACKAGE = "pulumi-vllm"
 
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
     VllmServing,
+    VllmRouter,
     ModelCache,
     SecretValue,
     VllmService,
     GpuQuota,
     GpuPlatform,
+    EksCluster,
+    GkeCluster,
 ]
-"""The components other languages can create. ``VllmServer`` is left out: its Args carry the container
-settings the pure builders compute (a dataclass, no schema type); other languages get it through
-``VllmServing``."""
+"""The components other languages can create (the cloud clusters need the ``aws`` and ``gcp`` extras, which
+the plugin's requirements install)."""
+
+PYTHON_ONLY: dict[str, str] = {
+    "VllmServer": "its Args carry the container settings the serving plan computes (a dataclass)",
+    "MultiNodeServer": "its Args carry the serving plan, the engine arguments and the container settings (dataclasses)",
+    "RayServeLlm": "its Args carry the serving plan and the container settings (dataclasses)",
+    "BatchInference": "its Args carry the engine arguments and container settings (dataclasses) and the batch section",
+    "VllmOperations": "its Args carry the serving plan (a dataclass)",
+    "ServingSafety": "its Args carry the serving plan and the container settings (dataclasses)",
+    "LoadTest": "its Args carry the serving plan and the container settings (dataclasses)",
+    "DockerVllmServer": "its Args take a StackConfig or a mapping (a union); the Docker target is chosen in the "
+    "stack file (target: docker)",
+    "DockerRayCluster": "its Args are DockerVllmServer's (a union of StackConfig and a mapping)",
+}
+"""The components kept out of the package, with the reason: building blocks that :class:`VllmServing` (or the
+Docker target) creates from the validated plan. Other languages reach each of them through ``VllmServing``'s
+inputs; Python programs may import them directly."""
 
 
 def main() -> None:
