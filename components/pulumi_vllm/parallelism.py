@@ -1,3 +1,0 @@
-"""The documented short path of :mod:`pulumi_vllm.distributed.parallelism` (vLLM's parallelism rules)."""
-
-from pulumi_vllm.distributed.parallelism import *
