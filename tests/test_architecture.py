@@ -15,7 +15,7 @@ ARCHITECTURE = REPO / "docs" / "architecture.md"
 PURE_CORE = ("config", "models", "capacity", "engine", "distributed", "cluster", "cloud", "errors")
 """Sub-packages and modules that decide everything without Pulumi."""
 PULUMI_MODULES = ("pulumi", "pulumi_kubernetes", "pulumi_docker", "pulumi_policy", "pulumi_aws", "pulumi_gcp")
-SHARED_MODULES = {"argv", "catalog", "errors", "parallelism", "plan", "program"}
+SHARED_MODULES = {"errors", "plan", "program"}
 """Modules allowed directly in the package besides __init__ and __main__."""
 
 
