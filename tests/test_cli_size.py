@@ -265,14 +265,36 @@ def test_heads_not_dividing_the_node_are_explained(capsys: pytest.CaptureFixture
 
 
 def test_model_too_big_for_one_node_pipelines_across_nodes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--model", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "H100", "--gpus", "8",
+    # Kimi K2 (fp8 as published) outgrows one node of 4 GB200s; the catalog has no smaller variant and no larger
+    # NVIDIA GPU, so pipeline stages across nodes are the advice.
+    code, out, _ = run(capsys, "--model", "moonshotai/Kimi-K2-Instruct", "--gpu", "GB200", "--gpus", "4",
                        "--max-model-len", "8192", "--json")
     figures = json.loads(out)
     assert code == 0
-    assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (8, 2)
+    assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (4, 2)
     assert figures["layout_reason"].startswith(
-        "tensor parallel 8 inside each node, pipeline 2 across 2 nodes: one node is not enough (TP 8 x PP 1: "
+        "tensor parallel 4 inside each node, pipeline 2 across 2 nodes: one node is not enough (TP 4 x PP 1: "
     )
+    assert [(e["tensor_parallel_size"], e["pipeline_parallel_size"], e["nodes"]) for e in figures["layouts"]] == [
+        (4, 1, 1), (4, 2, 2),
+    ]
+
+
+def test_pipeline_across_nodes_comes_after_a_quantized_variant_that_fits_one_node(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Changed behaviour: Llama 3.1 405B in bf16 on nodes of 8 H100s used to be advised over 2 nodes; the published
+    # FP8 upload fits one node, so that comes first and the two-node pipeline last.
+    code, out, _ = run(capsys, "--model", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "H100", "--gpus", "8",
+                       "--max-model-len", "8192", "--json")
+    figures = json.loads(out)
+    assert code == 1 and not figures["fits"]
+    assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (8, 1)
+    assert figures["reason"].startswith("the weights alone (94.54 GiB per GPU, bfloat16) exceed the H100-80GB's")
+    assert figures["remedies"][0].startswith(
+        "serve the published quantized variant meta-llama/Llama-3.1-405B-Instruct-FP8 (fp8 weights) on 8 x H100-80GB"
+    )
+    assert figures["remedies"][-1].startswith("pipeline parallel 2 across 2 nodes of 8 H100-80GB GPUs")
     assert [(e["tensor_parallel_size"], e["pipeline_parallel_size"], e["nodes"]) for e in figures["layouts"]] == [
         (8, 1, 1), (8, 2, 2),
     ]

@@ -217,13 +217,21 @@ def _capacity(
     except ValueError as error:
         raise ConfigError(f"{PROJECT}:resources.gpuType: {gpu_type!r} is not accepted: {error}") from None
     problem = ""
-    if not capacity.fits:
-        problem = f"{config.model.id} does not fit: {capacity.message}"
-    elif capacity.max_concurrency < config.capacity.min_concurrency:
-        problem = (
-            f"predicted concurrency {capacity.max_concurrency:.2f}x at {capacity.max_model_len} tokens is below "
-            f"capacity.minConcurrency ({config.capacity.min_concurrency:g})"
+    if not capacity.fits or capacity.max_concurrency < config.capacity.min_concurrency:
+        from pulumi_vllm.capacity.remedies import explain
+
+        # The real reason and the remedies that fit, before vLLM's own message (the same text as size and the pack).
+        refusal = explain(
+            capacity, facts, gpu_type, gpus_per_node=config.parallelism.gpus_per_node,
+            min_concurrency=config.capacity.min_concurrency,
         )
+        if not capacity.fits:
+            problem = f"{config.model.id} does not fit: {refusal.text()}"
+        else:
+            problem = (
+                f"predicted concurrency {capacity.max_concurrency:.2f}x at {capacity.max_model_len} tokens is below "
+                f"capacity.minConcurrency ({config.capacity.min_concurrency:g}): {refusal.text()}"
+            )
     problem = in_stack_terms(problem)
     if problem and config.capacity.check == "error":
         raise ConfigError(

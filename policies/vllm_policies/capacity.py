@@ -18,6 +18,7 @@ from pulumi_policy import (
 
 from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.capacity.remedies import explain
 from pulumi_vllm.engine.workload import VllmCommand, count
 from pulumi_vllm.models.facts import ModelFacts
 from vllm_policies.common import config_value, engine_targets, facts_for, gpu_choices
@@ -79,6 +80,15 @@ def plan_for(command: VllmCommand, facts: ModelFacts, gpu: GpuType, model: str, 
     return None
 
 
+def _planning(command: VllmCommand) -> dict[str, Any]:
+    """The command's scheduler settings the remedies are planned with too."""
+    return {
+        "max_num_seqs": count(command.value("--max-num-seqs")),
+        "max_num_batched_tokens": count(command.value("--max-num-batched-tokens")),
+        "hybrid_kv_cache_manager": not command.has("--disable-hybrid-kv-cache-manager"),
+    }
+
+
 def validate_capacity(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Servers whose KV cache holds fewer than ``minConcurrency`` full-length requests, on a known GPU type."""
     minimum = float(config_value(args, "minConcurrency", 1))
@@ -102,12 +112,15 @@ def validate_capacity(args: ResourceValidationArgs, report: ReportViolation) -> 
                 continue
             layout = f"{gpu.name}, tensor parallel {plan.tensor_parallel_size} x pipeline parallel {plan.pipeline_parallel_size}"
             if not plan.fits:
-                report(f"{target.label}: vLLM would not start on {layout}: {plan.message}")
+                # The real reason and the remedies that fit, as the plan and `pulumi-vllm size` say them.
+                refusal = explain(plan, facts, gpu, min_concurrency=minimum, **_planning(command))
+                report(f"{target.label}: vLLM would not start on {layout}: {refusal.text()}")
             elif plan.max_concurrency < minimum:
+                refusal = explain(plan, facts, gpu, min_concurrency=minimum, **_planning(command))
                 report(
                     f"{target.label}: on {layout} the KV cache holds {plan.kv_cache_tokens:,} tokens, "
                     f"{plan.max_concurrency:.2f} requests of {plan.max_model_len:,} tokens at once, below "
-                    f"minConcurrency {minimum:g}. Lower --max-model-len, use an fp8 KV cache, or add GPUs."
+                    f"minConcurrency {minimum:g}. {refusal.text()}"
                 )
 
 

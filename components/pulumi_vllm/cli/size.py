@@ -166,29 +166,54 @@ def run_size(args: argparse.Namespace) -> int:
     advice: LayoutAdvice | None = None
     candidates: tuple[LayoutCandidate, ...] = ()
     reason = ""
+    refusal: Refusal | None = None
+    except_closest: CapacityPlan | None = None
     try:
         plan, advice = _plan(args, facts)
     except NoLayoutError as error:
         if error.closest is None:
             raise UserError(str(error)) from None
+        except_closest = error.closest
         plan = dataclasses.replace(error.closest, fits=False, message=str(error))
         candidates, reason = error.candidates, str(error)
     except (ValueError, TopologyError) as error:
         raise UserError(str(error)) from None
     if advice is not None:
         candidates, reason = advice.candidates, advice.reason
+        # Several nodes only when one node's GPUs are not enough: not when a quantized variant or a larger GPU fits one.
+        one_node = prefer_one_node(advice, facts, args.gpu, args.gpus, args.min_concurrency)
+        if one_node is not None:
+            closest, refusal = one_node
+            plan = dataclasses.replace(closest, fits=False, message=closest.message if not closest.fits else (
+                f"{closest.max_concurrency:.2f}x concurrency, below the required {args.min_concurrency:g}x"))
+            reason = (
+                f"a quantized variant or a larger GPU fits one node of {args.gpus} GPU(s), so pipeline stages across "
+                f"nodes come last; without them: {advice.reason}"
+            )
+            advice = None
+    if not plan.fits and refusal is None:
+        refusal = explain(except_closest or plan, facts, args.gpu, gpus_per_node=args.gpus,
+                          min_concurrency=args.min_concurrency)
     suggested = bool(candidates)
     if args.json:
         figures = plan.as_json()
         if suggested:
             figures["layout_reason"] = reason
             figures["layouts"] = [candidate.as_json(_is_chosen(plan, candidate)) for candidate in candidates]
+        if refusal is not None:
+            figures["reason"] = refusal.reason
+            figures["remedies"] = list(refusal.remedies)
         print(json.dumps(figures, indent=2))
     else:
         how = "suggested" if advice else "the closest of the layouts weighed" if suggested else ""
         lines = _human(plan, origin, how)
         if advice:  # without a fitting layout the verdict says why
             lines.insert(2, f"why:          {reason}")
+        if refusal is not None:
+            verdict = next(index for index, line in enumerate(lines) if line.startswith("verdict:"))
+            lines.insert(verdict, f"reason:       {refusal.reason}")
+            lines[verdict + 2:verdict + 2] = [f"remedy {index}:     {text}" for index, text in
+                                              enumerate(refusal.remedies, 1)] or ["remedy:       none found"]
         if suggested:
             lines += _weighed(plan, candidates, args)
         print("\n".join(lines))

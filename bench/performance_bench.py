@@ -1,0 +1,210 @@
+"""The serving performance model vs. published vLLM measurements.
+
+Run: ``PYTHONPATH=components python bench/performance_bench.py``. Prints, per measurement of
+bench/performance_references.py, the predicted and measured output tokens/s, TTFT and ITL with the relative
+errors; then the median and worst error of each quantity per GPU type and per model family, split into fitted
+and held-out rows. ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
+``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
+prints them for capacity/gpu_performance.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from performance_references import REFERENCES, Measurement
+
+from pulumi_vllm.capacity.performance import (
+    Constants,
+    ServingLayout,
+    Workload,
+    fitted_constants,
+    predict,
+)
+from pulumi_vllm.models.resolve import resolve_facts
+
+QUANTITIES = ("throughput", "ttft", "itl")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measurement with its prediction and the relative errors (prediction / measured - 1)."""
+
+    key: str
+    gpu: str
+    family: str
+    held_out: bool
+    measured: dict[str, float | None]
+    predicted: dict[str, float]
+    error: dict[str, float | None]
+
+
+def _error(predicted: float, measured: float | None) -> float | None:
+    return None if measured is None or not math.isfinite(predicted) else predicted / measured - 1
+
+
+def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
+    """Predict one measurement's workload on its layout."""
+    facts, _ = resolve_facts(row.model)
+    assert facts is not None, row.model
+    layout = ServingLayout(
+        gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
+        weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=max(256, row.concurrency),
+    )
+    prediction = predict(facts, layout, Workload(row.input_tokens, row.output_tokens, concurrency=row.concurrency),
+                         constants)
+    statistic = "p50"
+    ttft = getattr(prediction.ttft_ms, statistic)
+    itl = getattr(prediction.itl_ms, statistic)
+    predicted = {"throughput": prediction.output_tokens_per_s, "ttft": ttft, "itl": itl}
+    measured = {"throughput": row.output_tokens_per_s, "ttft": row.ttft_ms, "itl": row.itl_ms}
+    return Row(row.key, row.gpu, row.family, row.held_out, measured, predicted,
+               {quantity: _error(predicted[quantity], measured[quantity]) for quantity in QUANTITIES})
+
+
+def evaluate_all(constants: Constants | None = None) -> list[Row]:
+    """Every reference, evaluated."""
+    return [evaluate(row, constants) for row in REFERENCES]
+
+
+def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
+    """Median and worst absolute error of each quantity per ``group`` value (gpu or family), fitted vs held out."""
+    out: list[dict[str, object]] = []
+    keys = sorted({getattr(row, group) for row in rows}) + ["all"]
+    for key in keys:
+        for held in (False, True):
+            chosen = [row for row in rows if (key == "all" or getattr(row, group) == key) and row.held_out == held]
+            if not chosen:
+                continue
+            entry: dict[str, object] = {group: key, "split": "held-out" if held else "fitted", "n": len(chosen)}
+            for quantity in QUANTITIES:
+                errors = [abs(e) for row in chosen if (e := row.error[quantity]) is not None]
+                entry[quantity] = (
+                    {"median": statistics.median(errors), "worst": max(errors), "n": len(errors)} if errors else None
+                )
+            out.append(entry)
+    return out
+
+
+def _loss(constants: Constants) -> float:
+    """Median of the absolute log errors over the fitted rows and every quantity they publish."""
+    errors = []
+    for row in REFERENCES:
+        if row.held_out:
+            continue
+        result = evaluate(row, constants)
+        for quantity in QUANTITIES:
+            measured, predicted = result.measured[quantity], result.predicted[quantity]
+            if measured is not None and predicted > 0 and math.isfinite(predicted):
+                errors.append(abs(math.log(predicted / measured)))
+    return statistics.mean(errors) + statistics.median(errors)
+
+
+_BOUNDS = {
+    "decode_bandwidth_factor": (0.3, 1.6),
+    "kv_bandwidth_factor": (0.1, 1.0),
+    "step_overhead_ms": (0.0, 8.0),
+    "per_sequence_overhead_us": (0.0, 200.0),
+    "prefill_efficiency_factor": (0.1, 1.5),
+    "request_overhead_ms": (0.0, 40.0),
+    "moe_bandwidth_factor": (0.05, 1.5),
+}
+
+
+def fit(rounds: int = 6) -> Constants:
+    """Coordinate search of the constants on the fitted rows (a few passes over each, shrinking steps)."""
+    best = fitted_constants()
+    best_loss = _loss(best)
+    for round_ in range(rounds):
+        for name, (low, high) in _BOUNDS.items():
+            span = (high - low) / (3 ** (round_ + 1))
+            for step in (-2 * span, -span, -span / 2, span / 2, span, 2 * span):
+                value = min(high, max(low, getattr(best, name) + step))
+                candidate = replace(best, **{name: value})
+                loss = _loss(candidate)
+                if loss < best_loss:
+                    best, best_loss = candidate, loss
+    return best
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.0f}%"
+
+
+def _table(rows: list[Row]) -> list[str]:
+    header = (f"{'measurement':40} {'split':8} {'tok/s pred/meas':>20} {'err':>6} {'TTFT ms':>16} {'err':>6} "
+              f"{'ITL ms':>14} {'err':>6}")
+    lines = [header]
+
+    def pair(row: Row, quantity: str) -> str:
+        measured = row.measured[quantity]
+        return f"{row.predicted[quantity]:.1f}/{'-' if measured is None else f'{measured:.1f}'}"
+
+    for row in rows:
+        lines.append(
+            f"{row.key:40} {'held' if row.held_out else 'fit':8} {pair(row, 'throughput'):>20} "
+            f"{_percent(row.error['throughput']):>6} {pair(row, 'ttft'):>16} {_percent(row.error['ttft']):>6} "
+            f"{pair(row, 'itl'):>14} {_percent(row.error['itl']):>6}"
+        )
+    return lines
+
+
+def _summary_lines(rows: list[Row], markdown: bool) -> list[str]:
+    lines: list[str] = []
+    for group in ("gpu", "family"):
+        if markdown:
+            lines += [f"| {group} | split | n | throughput median / worst | TTFT median / worst | ITL median / worst |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+        else:
+            lines.append(f"\nper {group}: median / worst absolute error (n)")
+        for entry in summary(rows, group):
+            cells = []
+            for quantity in QUANTITIES:
+                figures = entry[quantity]
+                if isinstance(figures, dict):
+                    cells.append(f"{figures['median'] * 100:.0f}% / {figures['worst'] * 100:.0f}% ({figures['n']})")
+                else:
+                    cells.append("-")
+            if markdown:
+                lines.append(f"| {entry[group]} | {entry['split']} | {entry['n']} | " + " | ".join(cells) + " |")
+            else:
+                lines.append(f"  {entry[group]!s:14} {entry['split']:9} n={entry['n']!s:3} "
+                             f"throughput {cells[0]:22} TTFT {cells[1]:22} ITL {cells[2]}")
+        if markdown:
+            lines.append("")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the comparison (or the fitted constants with ``--fit``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="fit the constants on the fitted rows and print them")
+    args = parser.parse_args(argv)
+    if args.fit:
+        constants = fit()
+        print(json.dumps({key: round(value, 4) for key, value in asdict(constants).items()}, indent=2))
+        print(f"loss {_loss(constants):.4f} (from {_loss(fitted_constants()):.4f})", file=sys.stderr)
+        return 0
+    rows = evaluate_all()
+    if args.json:
+        print(json.dumps({"rows": [asdict(row) for row in rows], "by_gpu": summary(rows, "gpu"),
+                          "by_family": summary(rows, "family")}, indent=2))
+    elif args.markdown:
+        print("\n".join(_summary_lines(rows, markdown=True)))
+    else:
+        print("\n".join(_table(rows) + _summary_lines(rows, markdown=False)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

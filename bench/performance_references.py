@@ -1,0 +1,133 @@
+"""Published vLLM serving measurements the performance model (capacity/performance.py) is fitted and judged on.
+
+Each row: where it was published (URL, date), the layout (model, GPU, tensor/pipeline parallel sizes, weight
+dtype), the workload (input and output tokens per request, and a closed-loop concurrency as in
+``vllm bench serve --max-concurrency`` or an offline batch, which the model treats alike) and what was measured:
+output tokens/s over the run, TTFT and ITL in milliseconds with the statistic the source reports.
+
+The split is fixed here, not drawn at run time: ``held_out=True`` rows are never used to fit the constants
+(``bench/performance_bench.py --fit`` reads only the others), and were chosen before fitting so that every GPU
+type and model family with more than one row has at least one held-out row.
+
+Gaps, said plainly: no H200 and no L40S row with a full workload description was found in the sources searched
+(vLLM issues and pull requests, vendors' and users' blogs); the dense 70B class has none either. Rows whose
+TTFT or ITL was not published carry ``None`` there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One published measurement."""
+
+    key: str
+    model: str
+    gpu: str
+    tensor_parallel_size: int
+    input_tokens: int
+    output_tokens: int
+    concurrency: int
+    output_tokens_per_s: float
+    ttft_ms: float | None
+    itl_ms: float | None
+    statistic: str
+    """What the TTFT and ITL figures are (mean, median)."""
+    source: str
+    published: str
+    held_out: bool = False
+    weight_dtype: str | None = None
+    pipeline_parallel_size: int = 1
+    family: str = ""
+    note: str = ""
+
+
+_TT_QWEN3 = "https://github.com/tenstorrent/tt-inference-server/issues/340"
+_TT_DEEPSEEK = "https://github.com/tenstorrent/tt-inference-server/issues/356"
+_WMX = "https://ai.wmx.dev/benchmarks"
+_OCI = "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
+_MUSGRAVE = "https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on"
+
+_TT_NOTE = (
+    "GPU reference run of tt-inference-server's benchmark sweep (vLLM serving); output tokens/s = "
+    "requests/s x output tokens; ITL is the sweep's mean TPOT"
+)
+
+REFERENCES: tuple[Measurement, ...] = (
+    # Qwen3-1.7B, dense, 1 x A100 (80GB assumed), concurrency 1.
+    Measurement("qwen3-1.7b-a100-128-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 128, 128, 1,
+                1.661 * 128, 11.4, 4.6, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
+    Measurement("qwen3-1.7b-a100-1024-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 1024, 128, 1,
+                1.565 * 128, 26.4, 4.8, "mean", _TT_QWEN3, "2025-06-24", held_out=True, family="qwen3", note=_TT_NOTE),
+    Measurement("qwen3-1.7b-a100-2048-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 2048, 128, 1,
+                1.506 * 128, 30.9, 5.0, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
+    Measurement("qwen3-1.7b-a100-128-1024", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 128, 1024, 1,
+                0.208 * 1024, 14.0, 4.7, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
+    # Qwen3-30B-A3B, mixture of experts (128 experts, 8 per token), 1 x A100 80GB, concurrency 1.
+    Measurement("qwen3-30b-a3b-a100-128-128", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 128, 128, 1,
+                0.795 * 128, 35.7, 9.6, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe", note=_TT_NOTE),
+    Measurement("qwen3-30b-a3b-a100-1024-128", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 1024, 128, 1,
+                0.762 * 128, 70.3, 9.8, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe", note=_TT_NOTE),
+    Measurement("qwen3-30b-a3b-a100-3072-128", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 3072, 128, 1,
+                0.731 * 128, 90.2, 10.1, "mean", _TT_QWEN3, "2025-07-18", held_out=True, family="qwen3-moe",
+                note=_TT_NOTE),
+    Measurement("qwen3-30b-a3b-a100-128-1024", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 128, 1024, 1,
+                0.101 * 1024, 27.0, 9.7, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe", note=_TT_NOTE),
+    # DeepSeek-R1-0528 AWQ (4-bit weights), mixture of experts, 8 x H100, tensor parallel 8, concurrency 1.
+    Measurement("deepseek-r1-awq-8xh100-128-128", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 128, 128, 1,
+                0.478 * 128, 47.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
+                family="deepseek-moe", note=_TT_NOTE),
+    Measurement("deepseek-r1-awq-8xh100-1024-128", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 1024, 128, 1,
+                0.464 * 128, 105.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", held_out=True, weight_dtype="int4",
+                family="deepseek-moe", note=_TT_NOTE),
+    Measurement("deepseek-r1-awq-8xh100-3072-128", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 3072, 128, 1,
+                0.452 * 128, 131.7, 16.4, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
+                family="deepseek-moe", note=_TT_NOTE),
+    Measurement("deepseek-r1-awq-8xh100-128-1024", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 128, 1024, 1,
+                0.061 * 1024, 27.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
+                family="deepseek-moe", note=_TT_NOTE),
+    # Qwen2.5-0.5B, dense, 1 x L4 (GKE g2-standard-4), vLLM 0.23, 256 in / 128 out, closed-loop sweep.
+    Measurement("qwen2.5-0.5b-l4-c1", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 1,
+                168, 27.0, 5.1, "median", _WMX, "2026", family="qwen2.5"),
+    Measurement("qwen2.5-0.5b-l4-c2", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 2,
+                367, 37.8, 5.2, "median", _WMX, "2026", family="qwen2.5"),
+    Measurement("qwen2.5-0.5b-l4-c4", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 4,
+                698, 50.1, 5.3, "median", _WMX, "2026", held_out=True, family="qwen2.5"),
+    Measurement("qwen2.5-0.5b-l4-c8", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 8,
+                1312, 60.9, 5.5, "median", _WMX, "2026", family="qwen2.5"),
+    Measurement("qwen2.5-0.5b-l4-c16", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 16,
+                2277, 103.8, 6.0, "median", _WMX, "2026", held_out=True, family="qwen2.5"),
+    Measurement("qwen2.5-0.5b-l4-c32", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 32,
+                3773, 135.3, 7.1, "median", _WMX, "2026", family="qwen2.5"),
+    # Llama 3.1 405B FP8, dense, 8 x MI300X, tensor parallel 8, vLLM's offline latency benchmark, 128 in / 128 out;
+    # the batch size is the concurrency. Only throughput is published per batch.
+    Measurement("llama-405b-fp8-8xmi300x-b1", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 1,
+                36, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+    Measurement("llama-405b-fp8-8xmi300x-b8", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 8,
+                258, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", held_out=True, family="llama-3.1"),
+    Measurement("llama-405b-fp8-8xmi300x-b32", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 32,
+                798, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+    Measurement("llama-405b-fp8-8xmi300x-b128", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 128,
+                1585, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", held_out=True, family="llama-3.1"),
+    Measurement("llama-405b-fp8-8xmi300x-b256", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 256,
+                1846, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+    # Llama 3.1 8B, dense, 1 x A100 40GB, vLLM 0.23, 1024 in / 128 out; the page gives "about 75 tokens/s" at
+    # concurrency 1 and "a 6.6x gain" at 8.
+    Measurement("llama-8b-a100-40gb-c1", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 1,
+                75, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1"),
+    Measurement("llama-8b-a100-40gb-c8", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 8,
+                75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", held_out=True, family="llama-3.1"),
+)
+"""Every measurement, fitted and held out."""
+
+
+def fitted() -> tuple[Measurement, ...]:
+    """The rows the constants are fitted on."""
+    return tuple(row for row in REFERENCES if not row.held_out)
+
+
+def held_out() -> tuple[Measurement, ...]:
+    """The rows kept out of the fit."""
+    return tuple(row for row in REFERENCES if row.held_out)

@@ -1,0 +1,503 @@
+"""A performance model of vLLM serving: throughput, time to first token and inter-token latency of one layout.
+
+Decode is a roofline: one scheduler step reads the weights the running batch touches (every expert a token
+of the batch is routed to) and the KV cache of every running sequence, at the GPU's memory bandwidth times an
+efficiency that falls as the matrices get smaller (tensor parallelism divides every matrix by its size: a
+42 MB matrix reads at about half the streaming rate of a 470 MB one on an H100), and computes two FLOPs per
+active parameter per token at the dense tensor rate; it adds the tensor-parallel all-reduces (two per layer,
+start-up latency plus a ring over the interconnect) and a fixed CPU cost per step and per sequence. Prefill is
+the prompt's FLOPs (weights and attention) at the dense rate of the weight and activation precision, with the
+rate rising with the tokens in the step. Continuous batching and chunked prefill follow vLLM's V1 scheduler:
+running decodes take one token of the step's ``max_num_batched_tokens`` budget each, prompt chunks fill the
+rest; the step time, the running batch and the arrival rate are solved together (Little's law).
+
+The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
+are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
+against them are in ``bench/performance_references.py`` and ``bench/performance_bench.py``.
+
+Active parameters of a mixture-of-experts model are estimated here from :class:`ModelFacts` (embeddings and
+attention always, routed experts by ``num_experts_per_token / num_experts``), unless
+``capacity.weights.active_weight_bytes_per_token`` exists, which is then used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pulumi_vllm.capacity.accounting import resolve_weight_dtype
+from pulumi_vllm.capacity.planner import kv_cache_bytes_per_token
+from pulumi_vllm.models.facts import ModelFacts
+
+DATA_FILE = Path(__file__).with_name("gpu_performance.json")
+
+_REFERENCE_BANDWIDTH_GB_S = 3350.0
+"""The H100 SXM's bandwidth, on which the default matrix-size curve was measured."""
+
+WEIGHT_BYTES = {"float32": 2.0, "bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5625, "fp4": 0.53}
+"""Bytes a decode step reads per weight (float32 checkpoints are served in 16 bits; int4 and fp4 carry their
+group scales)."""
+
+_MLA_ATTENTION_PER_HEAD_DIM = 1.6
+"""DeepSeek-V3's multi-head latent attention holds about 1.6 x hidden x heads x 128 parameters per layer
+(187M: the q and kv low-rank projections and the output projection, from its config.json ranks)."""
+
+
+@dataclass(frozen=True)
+class GpuPerformance:
+    """What one GPU moves and computes, and where the figures come from."""
+
+    name: str
+    memory_bandwidth_gb_s: float
+    bf16_tflops: float
+    fp8_tflops: float | None
+    interconnect: str
+    interconnect_gb_s: float
+    interconnect_latency_us: float
+    streaming_fraction: float
+    half_efficiency_matrix_mb: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The efficiency constants fitted on published measurements (see ``gpu_performance.json``)."""
+
+    decode_bandwidth_factor: float
+    kv_bandwidth_factor: float
+    step_overhead_ms: float
+    per_sequence_overhead_us: float
+    prefill_efficiency_factor: float
+    request_overhead_ms: float
+    moe_bandwidth_factor: float
+    half_efficiency_prefill_tokens: float = 256.0
+    prefill_peak_fraction: float = 0.8
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return dict(json.loads(DATA_FILE.read_text(encoding="utf-8")))
+
+
+def fitted_constants() -> Constants:
+    """The constants as stored in ``gpu_performance.json``."""
+    data = _data()
+    fitted = {key: float(value) for key, value in data["fitted"].items() if key != "fitted_on"}
+    defaults = data["defaults"]
+    return Constants(
+        **fitted,
+        half_efficiency_prefill_tokens=float(defaults["half_efficiency_prefill_tokens"]),
+        prefill_peak_fraction=float(defaults["prefill_peak_fraction"]),
+    )
+
+
+def known_performance_gpus() -> list[str]:
+    """GPU names (as the GPU catalog spells them) the model has figures for."""
+    return sorted(_data()["gpus"])
+
+
+def gpu_performance(name: str) -> GpuPerformance:
+    """The figures of one GPU by its catalog name (``H100-80GB``) or an alias the catalog accepts.
+
+    Raises:
+        ValueError: no sourced figures for that GPU (the message lists those known).
+    """
+    data = _data()
+    canonical = name
+    if name not in data["gpus"]:
+        try:
+            from pulumi_vllm.capacity.gpus import lookup_gpu
+
+            canonical = lookup_gpu(name).name
+        except ValueError:
+            canonical = name
+    row = data["gpus"].get(canonical)
+    if row is None:
+        raise ValueError(
+            f"no performance figures for GPU {name!r}; the model knows: {', '.join(known_performance_gpus())}"
+        )
+    defaults = data["defaults"]
+    return GpuPerformance(
+        name=canonical,
+        memory_bandwidth_gb_s=float(row["memory_bandwidth_gb_s"]),
+        bf16_tflops=float(row["bf16_tflops"]),
+        fp8_tflops=None if row.get("fp8_tflops") is None else float(row["fp8_tflops"]),
+        interconnect=str(row["interconnect"]),
+        interconnect_gb_s=float(row["interconnect_gb_s"]),
+        interconnect_latency_us=float(data["interconnect_latency_us"][row["interconnect"]]),
+        streaming_fraction=float(row.get("streaming_fraction", defaults["streaming_fraction"])),
+        # Bytes in flight scale with bandwidth (Little's law for memory): a GPU with a tenth of the H100's
+        # bandwidth reaches the same share of it with matrices a tenth the size.
+        half_efficiency_matrix_mb=float(row.get(
+            "half_efficiency_matrix_mb",
+            defaults["half_efficiency_matrix_mb"] * float(row["memory_bandwidth_gb_s"]) / _REFERENCE_BANDWIDTH_GB_S,
+        )),
+        source=str(row["source"]),
+    )
+
+
+@dataclass(frozen=True)
+class ServingLayout:
+    """One vLLM deployment as the performance model sees it."""
+
+    gpu: str
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    replicas: int = 1
+    weight_dtype: str | None = None
+    """``None``: as vLLM loads the checkpoint (:func:`resolve_weight_dtype`)."""
+    kv_cache_dtype: str = "auto"
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    chunked_prefill: bool = True
+    kv_cache_tokens: int | None = None
+    """Tokens one engine's KV cache holds (the capacity planner's figure); ``None``: not a limit."""
+    model_id: str = ""
+
+    @property
+    def gpus(self) -> int:
+        """GPUs of the whole deployment."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size * self.replicas
+
+    @property
+    def engines(self) -> int:
+        """Independent vLLM engines the traffic is spread over (data-parallel ranks times replicas)."""
+        return self.data_parallel_size * self.replicas
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests of ``input_tokens`` in and ``output_tokens`` out, at a Poisson ``rate`` (requests/s over the
+    whole deployment) or a closed loop of ``concurrency`` clients (``vllm bench serve --max-concurrency``)."""
+
+    input_tokens: int
+    output_tokens: int
+    rate: float | None = None
+    concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_tokens < 1 or self.output_tokens < 1:
+            raise ValueError(
+                f"input_tokens and output_tokens must be at least 1, got {self.input_tokens} and {self.output_tokens}"
+            )
+        if (self.rate is None) == (self.concurrency is None):
+            raise ValueError("give exactly one of rate (requests/s) and concurrency (clients)")
+        if self.rate is not None and not self.rate > 0:
+            raise ValueError(f"rate must be above 0 requests/s, got {self.rate}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """A latency's median and 90th percentile, in milliseconds."""
+
+    p50: float
+    p90: float
+
+    def as_json(self) -> dict[str, float]:
+        """``{"p50": ..., "p90": ...}`` rounded to 0.01 ms."""
+        return {"p50": round(self.p50, 2), "p90": round(self.p90, 2)}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model predicts for one layout under one workload."""
+
+    output_tokens_per_s: float
+    requests_per_s: float
+    ttft_ms: Percentiles
+    itl_ms: Percentiles
+    saturated: bool
+    """The offered rate exceeds what the layout serves: the queue grows without bound."""
+    capacity_requests_per_s: float
+    """Requests/s the whole deployment serves at its batch limit (max_num_seqs or the KV cache)."""
+    max_running_per_engine: int
+    """Sequences one engine runs at once at the batch limit."""
+    running_per_engine: float
+    """Sequences one engine runs on average under this workload."""
+    kv_cache_usage: float | None
+    """Share of the KV cache the running sequences hold (``None`` without a KV-cache size)."""
+    notes: tuple[str, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        """The figures under the names ``pulumi-vllm size --json`` prints."""
+        return {
+            "output_tokens_per_s": round(self.output_tokens_per_s, 2),
+            "requests_per_s": round(self.requests_per_s, 4),
+            "ttft_ms": self.ttft_ms.as_json(),
+            "itl_ms": self.itl_ms.as_json(),
+            "saturated": self.saturated,
+            "capacity_requests_per_s": round(self.capacity_requests_per_s, 4),
+            "running_per_engine": round(self.running_per_engine, 2),
+            "max_running_per_engine": self.max_running_per_engine,
+            "kv_cache_usage": None if self.kv_cache_usage is None else round(self.kv_cache_usage, 4),
+        }
+
+
+@dataclass(frozen=True)
+class _Model:
+    """Per-engine quantities derived once from the facts, the layout and the GPU."""
+
+    layers_per_stage: float
+    hidden: int
+    active_params: float
+    dense_bytes: float
+    """Bytes every step reads whatever the batch (embeddings, attention, shared MLP), per GPU."""
+    dense_matrix_mb: float
+    expert_bytes: float
+    """Bytes of all routed experts, per GPU (0 for dense models)."""
+    expert_matrix_mb: float
+    experts: int
+    experts_per_token: int
+    kv_bytes_per_token: float
+    """KV-cache bytes of one token of context on one GPU (its layers and heads)."""
+    attention_flops_per_token_context: float
+    """FLOPs of attention per token per token of context, on one GPU."""
+    compute_tflops: float
+    bandwidth_gb_s: float
+    gpu: GpuPerformance
+    tp: int
+    pp: int
+
+
+def active_parameters(facts: ModelFacts) -> tuple[float, float, float]:
+    """``(always-read parameters, routed-expert parameters, active parameters per token)``.
+
+    Embeddings and LM head (untied), attention and everything that is not a routed expert are read for every
+    token; the routed experts hold the rest of ``num_parameters``, of which ``num_experts_per_token /
+    num_experts`` are active. DeepSeek's shared experts and first dense layers count as routed here, so its
+    active count comes out about 9% below the published 37B.
+    """
+    from pulumi_vllm.capacity.planner import estimate_num_parameters
+
+    total = facts.num_parameters or estimate_num_parameters(facts)
+    hidden = facts.hidden_size
+    embeddings = 2 * facts.vocab_size * hidden
+    if facts.use_mla:
+        attention = _MLA_ATTENTION_PER_HEAD_DIM * hidden * facts.num_attention_heads * 128
+    else:
+        heads, kv, dim = facts.num_attention_heads, facts.num_key_value_heads, facts.head_dim
+        attention = 2 * hidden * heads * dim + 2 * hidden * kv * dim
+    if not facts.num_experts or not facts.num_experts_per_token:
+        return total, 0.0, total
+    always = min(total, embeddings + facts.num_hidden_layers * attention)
+    routed = total - always
+    return always, routed, always + routed * facts.num_experts_per_token / facts.num_experts
+
+
+def _compute_tflops(gpu: GpuPerformance, weight_dtype: str) -> float:
+    """Dense rate of the precision the matrix products run in: fp8 and int8 weights with 8-bit activations
+    where the GPU has them (W8A8), otherwise 16-bit (4-bit weights are dequantised: W4A16)."""
+    if weight_dtype in ("fp8", "int8") and gpu.fp8_tflops:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
+    gpu = gpu_performance(layout.gpu)
+    dtype = resolve_weight_dtype(facts, layout.weight_dtype, layout.model_id)
+    per_weight = WEIGHT_BYTES[dtype]
+    tp, pp = layout.tensor_parallel_size, layout.pipeline_parallel_size
+    always, routed, active = active_parameters(facts)
+    kv = kv_cache_bytes_per_token(facts, tp, layout.kv_cache_dtype) / pp
+    experts = facts.num_experts or 0
+    layers = facts.num_hidden_layers
+    dense_matrices = 4 * layers + 1  # qkv, o, gate_up, down per layer; the LM head
+    # vLLM's fused MoE kernel runs one grouped product over a layer's routed experts: its efficiency follows
+    # the bytes of the experts of one layer it reads (the experts_per_token of one token), not of one expert.
+    expert_matrix = routed / max(1, experts) / layers * (facts.num_experts_per_token or 0) if experts else 0.0
+    q_dim = facts.num_attention_heads * facts.head_dim
+    return _Model(
+        layers_per_stage=layers / pp,
+        hidden=facts.hidden_size,
+        active_params=active,
+        dense_bytes=always * per_weight / (tp * pp),
+        dense_matrix_mb=always * per_weight / dense_matrices / tp / 1e6,
+        expert_bytes=routed * per_weight / (tp * pp),
+        expert_matrix_mb=expert_matrix * per_weight / tp / 1e6,
+        experts=experts,
+        experts_per_token=facts.num_experts_per_token or 0,
+        kv_bytes_per_token=kv,
+        attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
+        compute_tflops=_compute_tflops(gpu, dtype),
+        bandwidth_gb_s=gpu.memory_bandwidth_gb_s,
+        gpu=gpu,
+        tp=tp,
+        pp=pp,
+    )
+
+
+def _matrix_efficiency(model: _Model, matrix_mb: float) -> float:
+    return model.gpu.streaming_fraction * matrix_mb / (matrix_mb + model.gpu.half_efficiency_matrix_mb)
+
+
+def _allreduce_s(model: _Model, tokens: float) -> float:
+    """Two all-reduces per layer of the tokens' hidden states (bf16) over the tensor-parallel group."""
+    if model.tp == 1:
+        return 0.0
+    message = tokens * model.hidden * 2
+    ring = 2 * (model.tp - 1) / model.tp * message / (model.gpu.interconnect_gb_s * 1e9)
+    return 2 * model.layers_per_stage * (model.gpu.interconnect_latency_us * 1e-6 + ring)
+
+
+def step_seconds(
+    model: _Model, constants: Constants, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+) -> float:
+    """One scheduler step of one pipeline stage: ``decode_seqs`` sequences of ``context_tokens`` average
+    context each decode one token, and ``prefill_tokens`` prompt tokens (attending to about half a prompt
+    each) are prefilled."""
+    bandwidth = model.bandwidth_gb_s * 1e9
+    tokens = decode_seqs + prefill_tokens
+    ceiling = model.gpu.streaming_fraction
+    dense_share = min(ceiling, _matrix_efficiency(model, model.dense_matrix_mb) * constants.decode_bandwidth_factor)
+    weights = model.dense_bytes / (bandwidth * dense_share)
+    if model.experts:
+        touched = 1 - (1 - model.experts_per_token / model.experts) ** max(tokens, 1.0)
+        expert_share = min(ceiling, _matrix_efficiency(model, model.expert_matrix_mb)
+                           * constants.decode_bandwidth_factor * constants.moe_bandwidth_factor)
+        weights += model.expert_bytes * touched / (bandwidth * expert_share)
+    kv_read = decode_seqs * context_tokens * model.kv_bytes_per_token / (
+        bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
+    )
+    flops = 2 * model.active_params / (model.tp * model.pp) * tokens
+    flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_tokens * prefill_tokens / 2)
+    rate = constants.prefill_peak_fraction * tokens / (tokens + constants.half_efficiency_prefill_tokens)
+    compute = flops / (model.compute_tflops * 1e12 * rate * constants.prefill_efficiency_factor)
+    overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
+    return max(weights + kv_read, compute) + _allreduce_s(model, tokens) + overhead / model.pp
+
+
+@dataclass(frozen=True)
+class _Steady:
+    step_s: float
+    decode_step_s: float
+    running: float
+    requests_per_s: float
+    ttft_s: float
+
+
+def _steady_state(
+    model: _Model, layout: ServingLayout, constants: Constants, workload: Workload, clients: float | None,
+    rate: float | None,
+) -> _Steady:
+    """Solve step time, running batch and throughput of one engine together (fixed point).
+
+    ``clients``: a closed loop of that many (requests/s follow from the latency); ``rate``: requests/s offered.
+    """
+    inputs, outputs = workload.input_tokens, workload.output_tokens
+    context = inputs + outputs / 2
+    budget = layout.max_num_batched_tokens
+    pp = model.pp
+    step = step_seconds(model, constants, 1, context, 0)
+    throughput = 0.0
+    running = 1.0
+    ttft = 0.0
+    decode_step = step
+    for _ in range(200):
+        decoding = max(0.0, running - 1) / pp  # the others, decoding while this prompt is prefilled
+        chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, inputs))
+        chunks = math.ceil(inputs / chunk_room)
+        prefill_step = step_seconds(model, constants, decoding, context, min(inputs, chunk_room))
+        ttft = chunks * prefill_step * pp + constants.request_overhead_ms * 1e-3
+        e2e = ttft + (outputs - 1) * step * pp
+        if clients is not None:
+            throughput = clients / e2e
+        else:
+            throughput = rate or 0.0
+        running_next = throughput * (outputs - 1) * step * pp if outputs > 1 else 0.0
+        running_next = min(running_next, float(layout.max_num_seqs))
+        # Prompt tokens of the other requests per micro-batch step (a request's own prompt is in its TTFT).
+        others = (clients - 1) / clients if clients is not None else running / (running + 1)
+        prefill_per_step = throughput * inputs * step * max(0.0, others)
+        decode_step = step_seconds(model, constants, running_next / pp, context, 0)
+        new_step = step_seconds(model, constants, running_next / pp, context, min(prefill_per_step, budget))
+        if abs(new_step - step) < 1e-7 and abs(running_next - running) < 1e-4:
+            step, running = new_step, running_next
+            break
+        step = 0.5 * step + 0.5 * new_step
+        running = 0.5 * running + 0.5 * running_next
+    return _Steady(step * pp, decode_step * pp, running, throughput, ttft)
+
+
+def _limit(layout: ServingLayout, workload: Workload) -> int:
+    """Sequences one engine runs at once: max_num_seqs, or fewer when the KV cache holds fewer whole requests."""
+    limit = layout.max_num_seqs
+    if layout.kv_cache_tokens is not None:
+        limit = min(limit, max(1, layout.kv_cache_tokens // (workload.input_tokens + workload.output_tokens)))
+    return max(1, limit)
+
+
+def predict(
+    facts: ModelFacts, layout: ServingLayout, workload: Workload, constants: Constants | None = None,
+) -> Prediction:
+    """Throughput, TTFT and ITL of ``layout`` under ``workload``.
+
+    Raises:
+        ValueError: a GPU without figures, an unknown dtype, or a layout with a size below 1.
+    """
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "replicas"):
+        if getattr(layout, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(layout, name)}")
+    constants = constants or fitted_constants()
+    model = _derive(facts, layout)
+    limit = _limit(layout, workload)
+    bounded = replace(layout, max_num_seqs=limit)
+    capacity = _steady_state(model, bounded, constants, workload, clients=float(limit), rate=None)
+    engines = layout.engines
+    notes: list[str] = []
+    if workload.concurrency is not None:
+        per_engine = workload.concurrency / engines
+        clients = min(per_engine, float(limit))
+        state = _steady_state(model, bounded, constants, workload, clients=clients, rate=None)
+        queued = max(0.0, per_engine - clients)
+        wait = queued / state.requests_per_s if queued else 0.0
+        ttft50 = state.ttft_s + wait
+        ttft90 = state.ttft_s * 1.15 + wait * 1.2
+        throughput = state.requests_per_s * engines
+        saturated = queued > 0
+    else:
+        assert workload.rate is not None
+        per_engine_rate = workload.rate / engines
+        utilisation = per_engine_rate / capacity.requests_per_s
+        saturated = utilisation >= 1
+        if saturated:
+            state = capacity
+            throughput = capacity.requests_per_s * engines
+            ttft50 = ttft90 = math.inf
+            notes.append(
+                f"the offered {workload.rate:g} requests/s exceed the {capacity.requests_per_s * engines:.3g} this "
+                "layout serves: the queue and the TTFT grow without bound"
+            )
+        else:
+            state = _steady_state(model, bounded, constants, workload, clients=None, rate=per_engine_rate)
+            throughput = workload.rate
+            service = 1 / capacity.requests_per_s
+            wait = utilisation / (2 * (1 - utilisation)) * service  # M/D/1 queue in front of a full batch
+            ttft50 = state.ttft_s + 0.69 * wait
+            ttft90 = state.ttft_s * (1 + utilisation) + 2.3 * wait
+    itl50 = state.decode_step_s
+    prefill_share = min(1.0, state.requests_per_s * state.step_s) if state.step_s else 0.0
+    itl90 = state.step_s if prefill_share > 0.1 else max(itl50, state.step_s)
+    usage = None
+    if layout.kv_cache_tokens:
+        context = workload.input_tokens + workload.output_tokens / 2
+        usage = min(1.0, state.running * context / layout.kv_cache_tokens)
+    return Prediction(
+        output_tokens_per_s=throughput * workload.output_tokens,
+        requests_per_s=throughput,
+        ttft_ms=Percentiles(ttft50 * 1e3, ttft90 * 1e3),
+        itl_ms=Percentiles(itl50 * 1e3, max(itl50, itl90) * 1e3),
+        saturated=saturated,
+        capacity_requests_per_s=capacity.requests_per_s * engines,
+        max_running_per_engine=limit,
+        running_per_engine=state.running,
+        kv_cache_usage=usage,
+        notes=tuple(notes),
+    )
+
