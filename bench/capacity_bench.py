@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import NEW_LOGS, REFERENCES, Reference
 
 from pulumi_vllm.capacity.gpus import GpuType, custom_gpu, lookup_gpu
-from pulumi_vllm.capacity.planner import BLOCK_SIZE, CapacityPlan, accounting_for, plan_capacity
+from pulumi_vllm.capacity.planner import BLOCK_SIZE, GIB, CapacityPlan, accounting_for, plan_capacity
 from pulumi_vllm.models import catalog
 from pulumi_vllm.models.facts import ModelFacts
 
@@ -59,6 +59,9 @@ class Row:
     kv_error: float | None
     """The reference's KV-cache error (tokens when logged, else GiB), None when neither is comparable."""
     verdict_ok: bool | None
+    request_kv_gib: float | None = None
+    """Predicted KV cache of one max_model_len request (vLLM's "N GiB KV cache is needed")."""
+    request_kv_error: float | None = None
 
     @property
     def kv_basis(self) -> str:
@@ -136,8 +139,10 @@ def evaluate(ref: Reference) -> Row | Unsized:
     gib_error = _error(plan.kv_cache_gib_per_gpu, ref.kv_cache_gib)
     kv_error = tokens_error if tokens_error is not None else gib_error
     verdict_ok = None if ref.fits is None else plan.fits == ref.fits
+    layout = min(plan.stages, key=lambda s: s.kv_cache_blocks / s.kv.blocks_per_request).kv
+    request_gib = layout.blocks_per_request * layout.bytes_per_block / GIB
     return Row(ref, plan, weights, _error(weights, ref.weights_gib), gib_error, kv_tokens, tokens_error, kv_error,
-               verdict_ok)
+               verdict_ok, request_gib, _error(request_gib, ref.request_kv_gib))
 
 
 def evaluate_all(references: tuple[Reference, ...] = REFERENCES) -> tuple[list[Row], list[Unsized]]:
@@ -283,6 +288,10 @@ def summary_lines(rows: list[Row]) -> list[str]:
         lines.append(f"KV-cache error by {name} (n: median / worst)   {'fitted':>22} {'held-out':>22}")
         for group, splits in groups.items():
             lines.append(f"  {group:<40} {_cell(splits['fitted']):>22} {_cell(splits['held-out']):>22}")
+    for row in rows:
+        if row.request_kv_error is not None:
+            lines.append(f"One request's KV cache, {row.ref.label}: {row.request_kv_gib:.2f}/"
+                         f"{row.ref.request_kv_gib:.2f} GiB ({_pct(row.request_kv_error)})")
     wrong = wrong_verdicts(rows)
     judged = sum(1 for row in rows if row.verdict_ok is not None)
     lines.append("")
@@ -328,6 +337,8 @@ def as_json(rows: list[Row], unsized: list[Unsized]) -> dict[str, object]:
                 "kv_cache_tokens": {"predicted": row.plan.kv_cache_tokens, "reported": row.kv_tokens,
                                     "error": row.kv_tokens_error},
                 "fits": {"predicted": row.plan.fits, "reported": row.ref.fits},
+                "request_kv_gib": {"predicted": round(row.request_kv_gib or 0, 3), "reported": row.ref.request_kv_gib,
+                                   "error": row.request_kv_error},
             }
             for row in rows
         ],
@@ -374,6 +385,11 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
         out += [f"| {group} | {_md_cell(s['fitted'])} | {_md_cell(s['held-out'])} |" for group, s in groups.items()]
     wrong = wrong_verdicts(rows)
     judged = sum(1 for row in rows if row.verdict_ok is not None)
+    checks = [r for r in rows if r.request_kv_error is not None]
+    if checks:
+        out += [""] + [f"KV cache one request needs, as vLLM's error states it: {r.ref.label} "
+                       f"{r.request_kv_gib:.2f} GiB predicted, {r.ref.request_kv_gib:.2f} GiB logged "
+                       f"({_pct(r.request_kv_error)}; [log]({r.ref.source}))." for r in checks]
     out += ["", f"Start-up verdicts: {judged - len(wrong)} of {judged} right"
             + (f" (wrong: {', '.join(r.ref.label for r in wrong)})." if wrong else "."), ""]
     misses = sorted((r for r in rows if r.ref.split == "held-out" and r.kv_error is not None),

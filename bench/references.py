@@ -97,6 +97,8 @@ class Reference:
     """V0's "# GPU blocks: N" (16 tokens each)."""
     max_concurrency: float | None = None
     """"Maximum concurrency for L tokens per request: Xx"."""
+    request_kv_gib: float | None = None
+    """KV cache one max_model_len request needs, from vLLM's error ("(N GiB KV cache is needed, ...")."""
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     version_logged: bool = True
@@ -252,7 +254,8 @@ NEW_LOGS: tuple[Reference, ...] = (
                     "FP4 on Hopper; the launch command is not in the thread's log"),
     Reference("gpt-oss-120b H100 util 0.95, 1024 batched", GPT_OSS, vllm_version="0.11.0", version_logged=False,
               tensor_parallel_size=1, pipeline_parallel_size=1, max_model_len=131072, gpu_memory_utilization=0.95,
-              source="https://github.com/vllm-project/vllm/issues/27508", kv_cache_gib=1.71, fits=False,
+              source="https://github.com/vllm-project/vllm/issues/27508", kv_cache_gib=1.71, request_kv_gib=4.54,
+              fits=False,
               family="mxfp4", gpu_total_gib=None, max_num_batched_tokens=1024, defaults=GPT_OSS_DEFAULTS,
               notes=f"{V1_BEFORE_0_17}; collect_env shows PyTorch 2.8.0 and transformers 4.57.1 (vLLM "
                     "0.10.2-0.11.0); H100 80GB HBM3 (nvidia-smi 81559 MiB); the cache cannot hold one request"),
@@ -395,6 +398,13 @@ NEW_LOGS: tuple[Reference, ...] = (
               kv_cache_gib=0.78, kv_cache_tokens=31_129, family="hybrid", gpu="RTX-3090", gpu_total_gib=None,
               notes="the same start at 0.92 left 0.07 GiB", unsized="a hybrid model outside the catalog; RTX 3090 "
               "not in the GPU catalog"),
+    Reference("DeepSeek-V3 8x MI308 len 32768", "deepseek-ai/DeepSeek-V3", vllm_version="0.8.0", version_logged=False,
+              tensor_parallel_size=8, pipeline_parallel_size=1, max_model_len=32768, gpu_memory_utilization=0.9,
+              source="https://github.com/vllm-project/vllm/issues/15928", kv_cache_tokens=107_824,
+              max_concurrency=3.29, family="mla", gpu="MI308X", gpu_total_gib=None,
+              notes="V1 engine, 2025-04; the ranks logged 107,312-107,824 tokens",
+              unsized="MI308X is not in the GPU catalog and the log prints no total; the excerpt gives neither "
+                      "the launch command nor gpu_memory_utilization"),
 )
 
 FIT_POOL: frozenset[str] = frozenset(ref.label for ref in NEW_LOGS[0::2])
