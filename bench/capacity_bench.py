@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import NEW_LOGS, REFERENCES, Reference
 
 from pulumi_vllm.capacity.gpus import GpuType, custom_gpu, lookup_gpu
-from pulumi_vllm.capacity.planner import BLOCK_SIZE, GIB, CapacityPlan, accounting_for, plan_capacity
+from pulumi_vllm.capacity.planner import (
+    BLOCK_SIZE,
+    GIB,
+    CapacityPlan,
+    accounting_for,
+    parse_vllm_version,
+    plan_capacity,
+)
 from pulumi_vllm.models import catalog
 from pulumi_vllm.models.facts import ModelFacts
 
@@ -189,6 +196,37 @@ GROUPINGS = {
     "vLLM": lambda row: row.ref.version_label,
 }
 SPLITS = ("fitted", "held-out")
+TARGET_GPUS = ("A100-80GB", "A100-40GB", "L40S", "L4", "H200", "MI300X")
+TARGET_FAMILIES = ("moe", "fp8-moe", "mxfp4", "mla", "vision", "hybrid")
+
+
+def _group_order(group: str) -> tuple[object, ...]:
+    """Releases in numeric order (0.6 before 0.10); anything else alphabetically."""
+    try:
+        return (0, parse_vllm_version(group.rstrip("*")), group)
+    except ValueError:
+        return (1, (), group)
+
+
+def _link(ref: Reference) -> str:
+    return f"[log]({ref.source})" if ref.source.startswith("http") else ref.source
+
+
+def not_covered(rows: list[Row]) -> str:
+    """What the sized references leave unchecked, computed from them."""
+    with_error = [r for r in rows if r.kv_error is not None]
+    gpus = [g for g in TARGET_GPUS if not any(r.ref.gpu == g for r in with_error)]
+    families = [f for f in TARGET_FAMILIES if not any(r.ref.family == f for r in with_error)]
+    recent = [r for r in with_error if parse_vllm_version(r.ref.vllm_version) >= (0, 20, 0)]
+    parts = []
+    if not recent:
+        parts.append("no log of vLLM 0.20 or newer that the planner can size (the 0.2x logs found are of models "
+                     "or GPUs outside the catalogs)")
+    if gpus:
+        parts.append("no KV-cache figure on " + ", ".join(gpus))
+    if families:
+        parts.append("none of the families " + ", ".join(families))
+    return "; ".join(parts)
 
 
 def grouped(rows: list[Row]) -> dict[str, dict[str, dict[str, Summary | None]]]:
@@ -196,9 +234,11 @@ def grouped(rows: list[Row]) -> dict[str, dict[str, dict[str, Summary | None]]]:
     result: dict[str, dict[str, dict[str, Summary | None]]] = {}
     for name, key in GROUPINGS.items():
         groups: dict[str, dict[str, Summary | None]] = {}
-        for group in sorted({key(row) for row in rows}):
+        for group in sorted({key(row) for row in rows}, key=_group_order):
             members = [row for row in rows if key(row) == group]
-            groups[group] = {split: summarise([r for r in members if r.ref.split == split]) for split in SPLITS}
+            splits = {split: summarise([r for r in members if r.ref.split == split]) for split in SPLITS}
+            if any(splits.values()):
+                groups[group] = splits
         result[name] = groups
     return result
 
@@ -389,7 +429,7 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
     if checks:
         out += [""] + [f"KV cache one request needs, as vLLM's error states it: {r.ref.label} "
                        f"{r.request_kv_gib:.2f} GiB predicted, {r.ref.request_kv_gib:.2f} GiB logged "
-                       f"({_pct(r.request_kv_error)}; [log]({r.ref.source}))." for r in checks]
+                       f"({_pct(r.request_kv_error)}; {_link(r.ref)})." for r in checks]
     out += ["", f"Start-up verdicts: {judged - len(wrong)} of {judged} right"
             + (f" (wrong: {', '.join(r.ref.label for r in wrong)})." if wrong else "."), ""]
     misses = sorted((r for r in rows if r.ref.split == "held-out" and r.kv_error is not None),
@@ -398,18 +438,18 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
         out.append("Largest held-out misses:")
         out.append("")
         out += [f"- {r.ref.label} ({r.ref.gpu}, vLLM {r.ref.version_label}): KV cache {_pct(r.kv_error)} "
-                f"({r.kv_basis}), weights {_pct(r.weights_error) or 'not logged'}; [log]({r.ref.source})"
+                f"({r.kv_basis}), weights {_pct(r.weights_error) or 'not logged'}; {_link(r.ref)}"
                 for r in misses]
         out.append("")
     out += [f"Not sized ({len(unsized)} of {len(unsized) + len(rows)} references):", ""]
-    out += [f"- {u.ref.label}: {u.reason} ([log]({u.ref.source}))" for u in unsized]
+    out += [f"- {u.ref.label}: {u.reason} ({_link(u.ref)})" for u in unsized]
     out += [
         "",
         ("A release marked `*` is not printed in its log; it is the first release of the accounting era the "
-        "log's format and date place it in. Not covered: no published log of vLLM 0.20 or newer on a "
-        "catalog model and GPU was found; none of L40S, L4, H200 or MI300X; none of MLA (DeepSeek V3, Kimi "
-        "K2) or a vision model that the planner can size. Data and expert parallelism, GPUs of different "
-        "sizes in one pipeline, speculative decoding and CPU offloading are outside the planner."),
+         "log's format and date place it in. Not covered: " + not_covered(rows) + ". Data and expert "
+         "parallelism, GPUs of different sizes in one pipeline, speculative decoding and CPU offloading are "
+         "outside the planner, and a failure after the KV cache is sized (CUDA-graph capture before 0.21, "
+         "out of memory while loading) is not predicted."),
     ]
     return "\n".join(out) + "\n"
 

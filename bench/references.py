@@ -9,8 +9,8 @@ keys on the era, not the release.
 
 Sources of the fitted era (``FITTED_ERA``):
 
-* ``ISSUE``: the three H100 reference points of the capacity-planner issue (vLLM 0.19,
-  gpu_memory_utilization 0.95, max_model_len 8192); the same runs appear in REPORT's run matrix.
+* ``ISSUE``: three H100 reference points (vLLM 0.19, gpu_memory_utilization 0.95, max_model_len
+  8192), the same runs as in REPORT's run matrix.
 * ``REPORT``: llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md, vLLM
   0.19.0 start-up logs on H100 80GB (79.19 GiB), gpu_memory_utilization 0.95, max_model_len 8192:
   "Model loading took", "torch peak memory increase", "non-torch forward increase memory",
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from pulumi_vllm.models.facts import ModelFacts
 
-ISSUE = "capacity-planner issue (vLLM 0.19 H100 logs; also REPORT run matrix)"
+ISSUE = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md (run matrix)"
 REPORT = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md"
 EMPIRICAL = "llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md"
 
