@@ -164,6 +164,12 @@ def run_size(args: argparse.Namespace) -> int:
     if skipped is not None:
         return skipped
     facts, origin = _facts(args.model)
+    from pulumi_vllm.cli import size_objective
+
+    if size_objective.wanted(args):
+        return size_objective.run(args, facts)
+    if args.gpu is None:
+        raise UserError("--gpu is required (or give --rate to search every GPU type for a traffic target)")
     advice: LayoutAdvice | None = None
     candidates: tuple[LayoutCandidate, ...] = ()
     reason = ""
@@ -253,7 +259,8 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--model", required=True, help="Hugging Face id, or a local folder with config.json")
-    parser.add_argument("--gpu", required=True, help="GPU type, e.g. H100, A100-80GB, L4, or custom:<GiB>")
+    parser.add_argument("--gpu", default=None,
+                        help="GPU type, e.g. H100, A100-80GB, L4, or custom:<GiB> (optional with --rate: search)")
     parser.add_argument("--gpus", type=_positive(int), default=None, help="GPUs per node (suggests a layout)")
     parser.add_argument("--tensor-parallel-size", type=_positive(int), default=None)
     parser.add_argument("--pipeline-parallel-size", type=_positive(int), default=None)
@@ -271,4 +278,7 @@ def add_parser(subparsers: Any) -> None:
 
     parser.add_argument("--engine", default="vllm", choices=ENGINE_KINDS,
                         help="the stack's engine.kind; only vLLM-based engines (vllm, triton, ray-serve-llm) are estimated")
+    from pulumi_vllm.cli.size_objective import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=run_size)

@@ -1,0 +1,376 @@
+"""``pulumi-vllm size --rate R``: the cheapest layout that serves a traffic target within latency objectives.
+
+With ``--rate`` (requests/s) or ``--concurrency`` and a ``--gpu``, predicts that load on the given layout
+(:mod:`pulumi_vllm.capacity.performance`). With ``--rate`` and no ``--gpu``, weighs every GPU instance or
+machine type of :mod:`pulumi_vllm.cloud.instances` whose GPU has performance figures, every tensor-parallel
+size that fits its node and the model, and as many replicas as the objective needs; prices come from
+``cloud/prices.json`` (or ``--price-file``), each with its source and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi_vllm.capacity.performance import (
+    Prediction,
+    ServingLayout,
+    Workload,
+    gpu_performance,
+    known_performance_gpus,
+    predict,
+)
+from pulumi_vllm.capacity.planner import plan_capacity
+from pulumi_vllm.cloud.instances import INSTANCES, InstanceType
+from pulumi_vllm.errors import UserError
+from pulumi_vllm.models.facts import ModelFacts
+
+PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud" / "prices.json"
+STALE_AFTER_DAYS = 180
+MAX_REPLICAS = 512
+NO_FEASIBLE_LAYOUT = 1
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Hourly prices by instance type, their date, and warnings about them."""
+
+    prices: dict[str, dict[str, Any]]
+    as_of: datetime.date
+    source: str
+    warnings: tuple[str, ...]
+
+    def hourly(self, instance: str) -> tuple[float | None, float | None, str]:
+        """``(on-demand or reservation $/h, spot $/h, what the first figure is)`` of one instance type."""
+        row = self.prices.get(instance, {})
+        if "on_demand_usd_per_hour" in row:
+            return float(row["on_demand_usd_per_hour"]), row.get("spot_usd_per_hour"), "on-demand"
+        if "capacity_block_usd_per_hour" in row:
+            return float(row["capacity_block_usd_per_hour"]), row.get("spot_usd_per_hour"), "capacity block"
+        return None, None, "no sourced price"
+
+
+def load_prices(path: Path | None = None, today: datetime.date | None = None) -> PriceTable:
+    """The price table (``path`` or the built-in one), with a warning when it is older than 180 days.
+
+    Raises:
+        UserError: a price file that cannot be read or lacks ``as_of`` or ``prices``.
+    """
+    where = path or PRICES_FILE
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+        as_of = datetime.date.fromisoformat(str(data["as_of"]))
+        prices = dict(data["prices"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(
+            f"--price-file {where}: cannot read it ({error}); expected JSON with \"as_of\" (YYYY-MM-DD) and "
+            "\"prices\" ({instance type: {\"on_demand_usd_per_hour\": ..., \"spot_usd_per_hour\": ...}})"
+        ) from None
+    today = today or datetime.date.today()
+    warnings = []
+    age = (today - as_of).days
+    if age > STALE_AFTER_DAYS:
+        warnings.append(
+            f"prices are {age} days old (as of {as_of}, more than {STALE_AFTER_DAYS}): check them, or pass "
+            "--price-file with current or negotiated prices"
+        )
+    return PriceTable(prices, as_of, str(where), tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the search must meet."""
+
+    rate: float
+    input_tokens: int
+    output_tokens: int
+    ttft_p90_ms: float | None = None
+    itl_p90_ms: float | None = None
+    budget_usd_per_hour: float | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One layout weighed by the search."""
+
+    instance: InstanceType
+    tensor_parallel_size: int
+    replicas: int
+    nodes: int
+    prediction: Prediction
+    usd_per_hour: float | None
+    spot_usd_per_hour: float | None
+    price_kind: str
+    meets_latency: bool
+    meets_budget: bool
+    binding: str
+    """What set the replica count: throughput, ttft_p90 or itl_p90."""
+
+    @property
+    def meets_objective(self) -> bool:
+        """Latency objectives met at the rate, within the budget."""
+        return self.meets_latency and self.meets_budget
+
+    @property
+    def usd_per_million_output_tokens(self) -> float | None:
+        """Hourly cost over the output tokens an hour at the predicted throughput."""
+        if self.usd_per_hour is None or self.prediction.output_tokens_per_s <= 0:
+            return None
+        return self.usd_per_hour / (self.prediction.output_tokens_per_s * 3600) * 1e6
+
+    def as_json(self) -> dict[str, Any]:
+        """The candidate under the names ``size --json`` prints."""
+        return {
+            "gpu": self.instance.gpu,
+            "instance": self.instance.name,
+            "provider": self.instance.provider,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": 1,
+            "data_parallel_size": 1,
+            "replicas": self.replicas,
+            "nodes": self.nodes,
+            "predicted": self.prediction.as_json(),
+            "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 2),
+            "spot_usd_per_hour": self.spot_usd_per_hour,
+            "price_kind": self.price_kind,
+            "usd_per_million_output_tokens": (
+                None if self.usd_per_million_output_tokens is None else round(self.usd_per_million_output_tokens, 4)
+            ),
+            "meets_objective": self.meets_objective,
+            "binding": self.binding,
+        }
+
+
+def _meets(prediction: Prediction, objective: Objective) -> bool:
+    if prediction.saturated:
+        return False
+    if objective.ttft_p90_ms is not None and prediction.ttft_ms.p90 > objective.ttft_p90_ms:
+        return False
+    return objective.itl_p90_ms is None or prediction.itl_ms.p90 <= objective.itl_p90_ms
+
+
+def _binding(prediction: Prediction, objective: Objective) -> str:
+    """The constraint closest to its limit at one replica fewer (what forced the last replica)."""
+    if prediction.saturated:
+        return "throughput"
+    shares = {"throughput": 1.0}
+    if objective.ttft_p90_ms is not None:
+        shares["ttft_p90"] = prediction.ttft_ms.p90 / objective.ttft_p90_ms
+    if objective.itl_p90_ms is not None:
+        shares["itl_p90"] = prediction.itl_ms.p90 / objective.itl_p90_ms
+    return max(shares, key=lambda key: shares[key])
+
+
+def _weigh(
+    facts: ModelFacts, model_id: str, instance: InstanceType, tp: int, objective: Objective, prices: PriceTable,
+    kv_cache_tokens: int,
+) -> Candidate:
+    workload = Workload(objective.input_tokens, objective.output_tokens, rate=objective.rate)
+    per_node = instance.gpus // tp
+    gpu = instance.gpu_type
+
+    def layout(replicas: int) -> ServingLayout:
+        return ServingLayout(
+            gpu.name, tensor_parallel_size=tp, replicas=replicas, model_id=model_id, kv_cache_tokens=kv_cache_tokens,
+            max_num_seqs=gpu.default_max_num_seqs, max_num_batched_tokens=gpu.default_max_num_batched_tokens,
+        )
+
+    # Replicas from the capacity, then up until the latency objectives hold.
+    first = predict(facts, layout(1), workload)
+    replicas = max(1, math.ceil(objective.rate / (first.capacity_requests_per_s * 0.9)))
+    prediction = predict(facts, layout(replicas), workload)
+    previous = prediction
+    while not _meets(prediction, objective) and replicas < MAX_REPLICAS:
+        previous = prediction
+        replicas = min(MAX_REPLICAS, replicas * 2 if replicas < 8 else replicas + max(1, replicas // 4))
+        prediction = predict(facts, layout(replicas), workload)
+    meets = _meets(prediction, objective)
+    binding = _binding(previous if previous is not prediction else prediction, objective)
+    nodes = math.ceil(replicas / per_node)
+    hourly, spot, kind = prices.hourly(instance.name)
+    cost = None if hourly is None else hourly * nodes
+    within = objective.budget_usd_per_hour is None or (cost is not None and cost <= objective.budget_usd_per_hour)
+    return Candidate(instance, tp, replicas, nodes, prediction, cost,
+                     None if spot is None else float(spot) * nodes, kind, meets, within, binding)
+
+
+def search(
+    facts: ModelFacts, model_id: str, objective: Objective, prices: PriceTable,
+) -> tuple[list[Candidate], int | None]:
+    """Every layout weighed (cheapest first, unpriced last) and the index of the cheapest that meets the objective."""
+    known = set(known_performance_gpus())
+    candidates: list[Candidate] = []
+    context = objective.input_tokens + objective.output_tokens
+    max_model_len = max(2048, 1 << (context - 1).bit_length())
+    for instance in INSTANCES.values():
+        if instance.gpu not in known:
+            continue
+        for tp in (1, 2, 4, 8):
+            if tp > instance.gpus or facts.num_attention_heads % tp:
+                continue
+            plan = plan_capacity(facts, instance.gpu_type, tp, 1, max_model_len=max_model_len, model_id=model_id)
+            if not plan.fits:
+                continue
+            candidates.append(_weigh(facts, model_id, instance, tp, objective, prices, plan.kv_cache_tokens))
+            break  # the smallest tensor-parallel size that fits; larger ones cost more GPUs per replica
+    candidates.sort(key=lambda c: (not c.meets_objective, c.usd_per_hour is None, c.usd_per_hour or 0.0, c.nodes))
+    chosen = next((index for index, c in enumerate(candidates) if c.meets_objective and c.usd_per_hour is not None),
+                  None)
+    return candidates, chosen
+
+
+def _why_none(candidates: list[Candidate], objective: Objective) -> str:
+    latency_ok = [c for c in candidates if c.meets_latency]
+    if not candidates:
+        return "no GPU instance type with performance figures fits the model"
+    if not latency_ok:
+        messages = []
+        if objective.ttft_p90_ms is not None:
+            best = min(c.prediction.ttft_ms.p90 for c in candidates)
+            if best > objective.ttft_p90_ms:
+                messages.append(f"--ttft-p90 {objective.ttft_p90_ms:g} ms: the best layout reaches {best:.1f} ms "
+                                f"({(best / objective.ttft_p90_ms - 1) * 100:.0f}% over)")
+        if objective.itl_p90_ms is not None:
+            best = min(c.prediction.itl_ms.p90 for c in candidates)
+            if best > objective.itl_p90_ms:
+                messages.append(f"--itl-p90 {objective.itl_p90_ms:g} ms: the best layout reaches {best:.1f} ms "
+                                f"({(best / objective.itl_p90_ms - 1) * 100:.0f}% over)")
+        return "; ".join(messages) or f"no layout serves {objective.rate:g} requests/s within {MAX_REPLICAS} replicas"
+    priced = [c for c in latency_ok if c.usd_per_hour is not None]
+    if not priced:
+        return "the layouts that meet the latency objectives have no sourced price (pass --price-file)"
+    cheapest = min(priced, key=lambda c: c.usd_per_hour or 0.0)
+    assert objective.budget_usd_per_hour is not None and cheapest.usd_per_hour is not None
+    return (f"--budget {objective.budget_usd_per_hour:g} USD/h: the cheapest layout meeting the latency objectives "
+            f"({cheapest.nodes} x {cheapest.instance.name}) costs {cheapest.usd_per_hour:.2f} USD/h "
+            f"({(cheapest.usd_per_hour / objective.budget_usd_per_hour - 1) * 100:.0f}% over)")
+
+
+def _row(index: int, candidate: Candidate, chosen: int | None) -> str:
+    p = candidate.prediction
+    cost = "-" if candidate.usd_per_hour is None else f"{candidate.usd_per_hour:.2f}"
+    per_million = candidate.usd_per_million_output_tokens
+    mark = "chosen" if index == chosen else ("yes" if candidate.meets_objective else "no")
+    return (f"  {candidate.instance.name:18} {candidate.instance.gpu:10} tp={candidate.tensor_parallel_size} "
+            f"x{candidate.replicas:<4} {p.requests_per_s:8.2f} {p.output_tokens_per_s:10.0f} "
+            f"{p.ttft_ms.p90:9.1f} {p.itl_ms.p90:8.1f} {cost:>9} {'-' if per_million is None else f'{per_million:.3f}':>8}"
+            f"  {mark}")
+
+
+def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
+    gpu = gpu_performance(args.gpu)
+    workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
+    from pulumi_vllm.capacity.gpus import lookup_gpu
+
+    catalog = lookup_gpu(args.gpu)
+    layout = ServingLayout(
+        gpu.name, tensor_parallel_size=args.tensor_parallel_size or 1,
+        pipeline_parallel_size=args.pipeline_parallel_size or 1, replicas=args.replicas, model_id=args.model,
+        kv_cache_dtype=args.kv_cache_dtype, weight_dtype=args.weight_dtype,
+        max_num_seqs=catalog.default_max_num_seqs, max_num_batched_tokens=catalog.default_max_num_batched_tokens,
+    )
+    prediction = predict(facts, layout, workload)
+    if args.json:
+        print(json.dumps({"model": args.model, "gpu": gpu.name, "predicted": prediction.as_json()}, indent=2))
+    else:
+        load = f"{args.rate:g} requests/s" if args.rate is not None else f"{args.concurrency} concurrent clients"
+        print(f"model:        {args.model} on {layout.gpus} x {gpu.name} (tensor {layout.tensor_parallel_size} x "
+              f"pipeline {layout.pipeline_parallel_size}, {layout.replicas} replica(s))")
+        print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}")
+        print(f"predicted:    {prediction.requests_per_s:.2f} requests/s, {prediction.output_tokens_per_s:.0f} output "
+              f"tokens/s; TTFT p50 {prediction.ttft_ms.p50:.1f} / p90 {prediction.ttft_ms.p90:.1f} ms; ITL p50 "
+              f"{prediction.itl_ms.p50:.1f} / p90 {prediction.itl_ms.p90:.1f} ms")
+        for note in prediction.notes:
+            print(f"note:         {note}")
+    return 1 if prediction.saturated else 0
+
+
+def run(args: argparse.Namespace, facts: ModelFacts) -> int:
+    """Predict one layout (``--gpu``) or search (no ``--gpu``); exit 1 when no layout meets the objective."""
+    if args.gpu is not None:
+        try:
+            return _predict_layout(args, facts)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    if args.rate is None:
+        raise UserError("--concurrency needs --gpu (a layout to predict); the search takes --rate")
+    prices = load_prices(Path(args.price_file) if args.price_file else None)
+    objective = Objective(args.rate, args.input_tokens, args.output_tokens, args.ttft_p90, args.itl_p90, args.budget)
+    candidates, chosen = search(facts, args.model, objective, prices)
+    best = candidates[chosen] if chosen is not None else None
+    binding = best.binding if best is not None else None
+    reason = "" if best is not None else _why_none(candidates, objective)
+    if args.json:
+        print(json.dumps({
+            "model": args.model, "objective": objective.__dict__, "candidates": [c.as_json() for c in candidates],
+            "chosen": chosen, "binding": binding, "reason": reason or None,
+            "prices": {"as_of": prices.as_of.isoformat(), "source": prices.source, "warnings": list(prices.warnings)},
+        }, indent=2))
+    else:
+        print(f"objective:    {objective.rate:g} requests/s of {objective.input_tokens} in / {objective.output_tokens} "
+              f"out" + (f", TTFT p90 <= {objective.ttft_p90_ms:g} ms" if objective.ttft_p90_ms else "")
+              + (f", ITL p90 <= {objective.itl_p90_ms:g} ms" if objective.itl_p90_ms else "")
+              + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else ""))
+        print("  instance           gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
+        for index, candidate in enumerate(candidates):
+            print(_row(index, candidate, chosen))
+        if best is not None:
+            print(f"chosen:       {best.nodes} x {best.instance.name} ({best.replicas} replica(s) of tensor parallel "
+                  f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}; binding: {binding}")
+        else:
+            print(f"no layout:    {reason}")
+        for warning in prices.warnings:
+            print(f"warning:      {warning}")
+    if args.write_stack and best is not None:
+        path = write_stack(args.write_stack, args.model, best, objective)
+        print(f"wrote:        {path}")
+    return 0 if best is not None else NO_FEASIBLE_LAYOUT
+
+
+def stack_config(model: str, candidate: Candidate, objective: Objective) -> dict[str, Any]:
+    """The ``pulumi-vllm:*`` keys of a stack for the chosen layout."""
+    tp = candidate.tensor_parallel_size
+    return {
+        "pulumi-vllm:model": {"id": model},
+        "pulumi-vllm:resources": {"gpuType": candidate.instance.gpu, "gpusPerPod": tp},
+        "pulumi-vllm:parallelism": {"tensorParallelSize": tp},
+        "pulumi-vllm:replicas": candidate.replicas,
+    }
+
+
+def write_stack(name: str, model: str, candidate: Candidate, objective: Objective) -> Path:
+    """Write ``Pulumi.<name>.yaml`` for the chosen layout in the current folder."""
+    import yaml
+
+    path = Path(f"Pulumi.{name}.yaml")
+    path.write_text(yaml.safe_dump({"config": stack_config(model, candidate, objective)}, sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    """Whether the arguments ask for a traffic prediction or search rather than the memory plan."""
+    return getattr(args, "rate", None) is not None or getattr(args, "concurrency", None) is not None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The traffic-target arguments of ``size``."""
+    group = parser.add_argument_group("traffic target (predicted throughput, latency and cost)")
+    group.add_argument("--rate", type=float, default=None,
+                       help="requests/s over the deployment (Poisson); without --gpu, search the cheapest layout")
+    group.add_argument("--concurrency", type=int, default=None,
+                       help="closed-loop clients, like vllm bench serve --max-concurrency (with --gpu)")
+    group.add_argument("--input-tokens", type=int, default=1024, help="prompt tokens per request (default 1024)")
+    group.add_argument("--output-tokens", type=int, default=128, help="output tokens per request (default 128)")
+    group.add_argument("--ttft-p90", type=float, default=None, help="objective: 90th percentile TTFT in ms")
+    group.add_argument("--itl-p90", type=float, default=None, help="objective: 90th percentile ITL in ms")
+    group.add_argument("--budget", type=float, default=None, help="objective: at most this many USD per hour")
+    group.add_argument("--replicas", type=int, default=1, help="with --gpu: replicas the load is spread over")
+    group.add_argument("--price-file", default=None, help="JSON of negotiated prices, in cloud/prices.json's shape")
+    group.add_argument("--write-stack", default=None, metavar="NAME",
+                       help="write Pulumi.NAME.yaml for the chosen layout")
