@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,11 @@ import pulumi
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# No test reads a model from the real Hugging Face Hub: sizing a model outside the catalog stays off the
+# network (and so do the CLI subprocesses, which inherit it). tests/test_models_hub.py lifts it per test to
+# talk to its loopback Hub.
+os.environ["PULUMI_VLLM_OFFLINE"] = "1"
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

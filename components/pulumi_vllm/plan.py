@@ -7,6 +7,8 @@ render summary and the Docker target all read the same plan.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from pulumi_vllm.distributed.parallelism import (
 from pulumi_vllm.engine.container import cache_path
 from pulumi_vllm.engine.profiles import EngineProfile, profile
 from pulumi_vllm.models.facts import ModelFacts
-from pulumi_vllm.models.resolve import resolve_facts
+from pulumi_vllm.models.resolve import resolve_model_facts
 
 FACTS_ANNOTATION_PREFIX = "vllm.pulumi.com/"
 """Annotations that stamp the model facts the rules used onto the rendered workloads."""
@@ -137,11 +139,25 @@ class ServingPlan:
 
 
 def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
+    """The model's facts; a model the catalog lacks is read from the Hub at ``model.revision`` with the token.
+
+    The token is the stack's ``hfToken`` when the config holds its value, else ``HF_TOKEN`` (a token given
+    to a component only as an Output is not known here). Why the Hub gave nothing is logged as a warning.
+    """
+    secret = config.hf_token.get_secret_value() if config.hf_token is not None else ""
+    # render stands "[secret]" in for a secret it cannot decrypt: not a token.
+    token = secret if secret and secret != "[secret]" else os.environ.get("HF_TOKEN") or None
     try:
-        return resolve_facts(config.model.id, config.model.facts, config.model.config_json)
+        resolved = resolve_model_facts(
+            config.model.id, config.model.facts, config.model.config_json,
+            revision=config.model.revision, token=token, hub=True,
+        )
     except ValueError as error:
         key = "model.facts" if config.model.facts else "model.configJson"
         raise ConfigError(f"{PROJECT}:{key}: {error}") from None
+    for note in resolved.notes:
+        logging.getLogger("pulumi_vllm").warning("%s:model.id: %s", PROJECT, note)
+    return resolved.facts, resolved.origin
 
 
 VLLM_TO_STACK_KEYS = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.checkpoint import read_safetensors_headers
 from pulumi_vllm.models.facts import ModelFacts
-from pulumi_vllm.models.resolve import resolve_facts
+from pulumi_vllm.models.resolve import resolve_model_facts
 
 
 def parameters_in_checkpoint(folder: Path) -> float | None:
@@ -30,17 +32,27 @@ def parameters_in_checkpoint(folder: Path) -> float | None:
     return float(tensors.num_elements) if tensors is not None and tensors.num_elements else None
 
 
-def _facts(model: str) -> tuple[ModelFacts, str]:
+def _facts(model: str, revision: str | None = None) -> tuple[ModelFacts, str]:
+    """The model's facts: a local folder, the catalog, or the model's files on the Hub (token from HF_TOKEN).
+
+    Why the Hub gave nothing (no network, offline, gated...) is part of the error; a stale cached copy
+    used instead of the Hub is a note on stderr.
+    """
     try:
-        facts, origin = resolve_facts(model)
+        resolved = resolve_model_facts(model, revision=revision, token=os.environ.get("HF_TOKEN") or None, hub=True)
     except ValueError as error:
         raise UserError(str(error)) from None
-    if facts is None:
+    facts, origin = resolved.facts, resolved.origin
+    if facts is not None:
+        for note in resolved.notes:
+            print(f"note: {note}", file=sys.stderr)
+    else:
         from pulumi_vllm.models.catalog import known_models
 
+        tried = f" ({resolved.notes[0]})" if resolved.notes else ""
         raise UserError(
-            f"unknown model {model!r}: not in the built-in catalog and not a local folder with a "
-            f"config.json. Catalog models: {', '.join(known_models())}"
+            f"unknown model {model!r}: not in the built-in catalog, not a local folder with a "
+            f"config.json, and not read from the Hub{tried}. Catalog models: {', '.join(known_models())}"
         )
     if facts.num_parameters is None and Path(model).is_dir():
         counted = parameters_in_checkpoint(Path(model))
@@ -163,7 +175,7 @@ def run_size(args: argparse.Namespace) -> int:
     skipped = _not_estimated(args)
     if skipped is not None:
         return skipped
-    facts, origin = _facts(args.model)
+    facts, origin = _facts(args.model, args.revision)
     from pulumi_vllm.cli import size_objective
 
     if size_objective.wanted(args):
@@ -258,7 +270,11 @@ def add_parser(subparsers: Any) -> None:
             "engine not built on vLLM (not estimated)."
         ),
     )
-    parser.add_argument("--model", required=True, help="Hugging Face id, or a local folder with config.json")
+    parser.add_argument("--model", required=True,
+                        help="Hugging Face id (a model outside the catalog is read from the Hub), or a local folder "
+                        "with config.json")
+    parser.add_argument("--revision", default=None,
+                        help="branch, tag or commit of a model read from the Hub (default main); HF_TOKEN is its token")
     parser.add_argument("--gpu", default=None,
                         help="GPU type, e.g. H100, A100-80GB, L4, or custom:<GiB> (optional with --rate: search)")
     parser.add_argument("--gpus", type=_positive(int), default=None, help="GPUs per node (suggests a layout)")
