@@ -249,7 +249,7 @@ def test_text_output_tables_every_layout_weighed(capsys: pytest.CaptureFixture[s
         assert cells[7] == ("yes, chosen" if candidate.plan is advice.plan else "yes" if candidate.fits
                             else f"no: {candidate.reason}")
     assert rows[1].endswith("yes, chosen") and rows[1].startswith("  8 x 1 ")
-    assert "no: the KV cache holds 15,104 tokens, less than one request of 32,768" in rows[6]
+    assert "no: the KV cache holds 15,392 tokens, less than one request of 32,768" in rows[6]
 
 
 def test_heads_not_dividing_the_node_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,7 +290,7 @@ def test_pipeline_across_nodes_comes_after_a_quantized_variant_that_fits_one_nod
     figures = json.loads(out)
     assert code == 1 and not figures["fits"]
     assert (figures["tensor_parallel_size"], figures["pipeline_parallel_size"]) == (8, 1)
-    assert figures["reason"].startswith("the weights alone (94.54 GiB per GPU, bfloat16) exceed the H100-80GB's")
+    assert figures["reason"].startswith("the weights alone (94.53 GiB per GPU, bfloat16) exceed the H100-80GB's")
     assert figures["remedies"][0].startswith(
         "serve the published quantized variant meta-llama/Llama-3.1-405B-Instruct-FP8 (fp8 weights) on 8 x H100-80GB"
     )

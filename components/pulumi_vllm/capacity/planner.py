@@ -16,7 +16,10 @@ names there are importable from here too.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pulumi_vllm.capacity.accounting import (
     BLOCK_SIZE,
@@ -46,10 +49,18 @@ from pulumi_vllm.capacity.accounting import (
 )
 from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 from pulumi_vllm.capacity.kv_layout import KvCacheLayout, kv_cache_layout
+from pulumi_vllm.capacity.weights import (
+    DraftWeights,
+    WeightBreakdown,
+    draft_weights,
+    estimate_num_parameters,
+    weight_breakdown,
+)
 from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     padded_vocab_size,
 )
+from pulumi_vllm.models import catalog
 from pulumi_vllm.models.facts import ModelFacts
 
 __all__ = [
@@ -73,6 +84,7 @@ __all__ = [
     "CapacityPlan",
     "KvCacheLayout",
     "StagePlan",
+    "WeightBreakdown",
     "accounting_for",
     "estimate_num_parameters",
     "kv_cache_bytes_per_token",
@@ -81,14 +93,12 @@ __all__ = [
     "pipeline_stage_layers",
     "plan_capacity",
     "resolve_weight_dtype",
+    "speculative_config_from_args",
+    "weight_breakdown",
 ]
 
 
 _KV_BYTES = {"auto": None, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
-_WEIGHT_BYTES = {
-    "float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0,
-    "int4": 0.5 + INT4_GROUP_OVERHEAD, "fp4": 0.5 + 1 / 32,  # mxfp4: one e8m0 scale per 32
-}
 
 
 def kv_cache_bytes_per_token(
@@ -124,20 +134,6 @@ def pipeline_stage_layers(num_layers: int, pipeline_parallel_size: int) -> list[
     for i in range(2, num_layers % pipeline_parallel_size + 2):
         partitions[-i] += 1
     return partitions
-
-
-def _attention_parameters(facts: ModelFacts) -> int:
-    heads, kv, dim, hidden = facts.num_attention_heads, facts.num_key_value_heads, facts.head_dim, facts.hidden_size
-    return 2 * hidden * heads * dim + 2 * hidden * kv * dim
-
-
-def estimate_num_parameters(facts: ModelFacts) -> float:
-    """A parameter count from the architecture alone (untied embeddings, SwiGLU MLP of
-    DEFAULT_MLP_RATIO x hidden per expert) for models whose facts lack ``num_parameters``."""
-    hidden = facts.hidden_size
-    mlp = 3 * hidden * DEFAULT_MLP_RATIO * hidden * (facts.num_experts or 1)
-    layer = _attention_parameters(facts) + mlp
-    return 2 * facts.vocab_size * hidden + facts.num_hidden_layers * layer
 
 
 @dataclass(frozen=True)
@@ -198,16 +194,22 @@ class CapacityPlan:
     """One entry per pipeline stage."""
     notes: tuple[str, ...] = ()
     """Assumptions and warnings (estimated parameters, weights larger than the GPU...)."""
+    weights_estimated: bool = False
+    """Whether the weights rest on an estimate (no published parameter count, no checkpoint tensors)."""
 
     def summary_line(self) -> str:
-        """One line for the render summary."""
+        """One line for the render summary (saying so when the weights are estimated)."""
         where = f"{self.gpu}, TP {self.tensor_parallel_size} x PP {self.pipeline_parallel_size}"
+        caveat = (
+            "; weights estimated from config.json (no num_parameters, no checkpoint tensors)"
+            if self.weights_estimated else ""
+        )
         if not self.fits:
-            return f"capacity: does not fit on {where}: {self.message}"
+            return f"capacity: does not fit on {where}: {self.message}{caveat}"
         return (
             f"capacity: {self.kv_cache_tokens:,} KV-cache tokens, {self.max_concurrency:.1f}x "
             f"concurrency at {self.max_model_len} tokens (weights {self.weights_gib_per_gpu:.2f} "
-            f"GiB/GPU on {self.gpu})"
+            f"GiB/GPU on {self.gpu}){caveat}"
         )
 
     def as_json(self) -> dict[str, object]:
@@ -258,6 +260,7 @@ def plan_capacity(
     max_num_seqs: int | None = None,
     max_num_batched_tokens: int | None = None,
     hybrid_kv_cache_manager: bool = True,
+    speculative_config: Mapping[str, Any] | None = None,
 ) -> CapacityPlan:
     """Memory per GPU, KV-cache capacity and vLLM's start-up verdict for one layout.
 
@@ -266,6 +269,9 @@ def plan_capacity(
     ``max_num_batched_tokens`` to vLLM's defaults for ``vllm serve`` on ``gpu``.
     ``hybrid_kv_cache_manager`` false is ``--disable-hybrid-kv-cache-manager`` (sliding-window
     layers then hold the whole context, see :mod:`pulumi_vllm.capacity.kv_layout`).
+    ``speculative_config`` is ``--speculative-config`` (see :func:`speculative_config_from_args`): its
+    draft's weights are added to the last stage. The weights come from
+    :func:`pulumi_vllm.capacity.weights.weight_breakdown`.
 
     Raises:
         ValueError: a layout vLLM rejects (the parallelism rules' messages), a utilization outside
@@ -284,29 +290,34 @@ def plan_capacity(
     max_len = max_model_len or facts.max_position_embeddings or DEFAULT_MAX_MODEL_LEN
     if facts.max_position_embeddings and max_len > facts.max_position_embeddings:
         notes.append(f"max_model_len {max_len} exceeds the model's {facts.max_position_embeddings}; vLLM refuses it")
-    params = facts.num_parameters
-    if params is None:
-        params = estimate_num_parameters(facts)
-        notes.append(f"num_parameters unknown: estimated {params / 1e9:.1f}B from the architecture")
+    breakdown = weight_breakdown(facts, dtype)
+    notes.extend(breakdown.notes)
+    weights_estimated = facts.checkpoint is None and facts.num_parameters is None
+    if weights_estimated and breakdown.source == "config":
+        notes.append(
+            f"num_parameters unknown: estimated {breakdown.num_parameters / 1e9:.1f}B from the architecture in "
+            "config.json (no checkpoint tensors read); the weights may be off by a few percent"
+        )
 
     hidden, vocab, layers = facts.hidden_size, facts.vocab_size, facts.num_hidden_layers
     act_bytes = 4 if dtype == "float32" else 2
     token_bytes = kv_cache_bytes_per_token(facts, tp, kv_cache_dtype, 1, act_bytes)
-    quantized = dtype in ("fp8", "int8", "int4", "fp4")
-    layer_params = max(params - 2 * vocab * hidden, 0) / layers
-    layer_bytes = layer_params * _WEIGHT_BYTES[dtype]
-    # Embedding and LM head stay in 16 bits in quantized checkpoints; one of each, on the first
-    # and the last pipeline stage.
-    embed_bytes = padded_vocab_size(vocab) * hidden * (2 if quantized else _WEIGHT_BYTES[dtype])
     rotary_dim = facts.qk_rope_head_dim if facts.use_mla and facts.qk_rope_head_dim else facts.head_dim
     # RotaryEmbedding keeps a [max_position, rotary_dim] cos/sin cache in the model dtype per worker.
     rotary_bytes = (facts.max_position_embeddings or max_len) * rotary_dim * act_bytes
+    draft = _draft(facts, dtype, speculative_config) if speculative_config else None
+    if draft is not None:
+        notes.append(draft.note)
 
     tokens = max_num_batched_tokens or gpu.default_max_num_batched_tokens
     requests = min(max_num_seqs or gpu.default_max_num_seqs, tokens)
     sampler = era.sampler_logit_copies * requests * padded_vocab_size(vocab) * 4 + tokens * hidden * act_bytes
     experts = facts.num_experts or 1
-    mlp_width = max(layer_params - _attention_parameters(facts), 0) / (3 * hidden) / experts
+    mlp_width = float(facts.moe_intermediate_size or facts.intermediate_size or 0)
+    if not mlp_width:  # only a parameter count: the width its layers imply
+        layer_params = sum(part.parameters for part in breakdown.layers) / layers
+        attention = 2 * hidden * facts.num_attention_heads * facts.head_dim + 2 * hidden * facts.num_key_value_heads * facts.head_dim
+        mlp_width = max(layer_params - attention, 0) / (facts.mlp_projections * hidden) / experts
     # The fused-MoE kernel (fused_experts_impl, vllm/model_executor/layers/fused_moe/fused_moe.py)
     # allocates its intermediate caches as tokens x top_k x width: the model's own router top-k.
     top_k = min(facts.num_experts_per_token or MOE_TOP_K, experts) if experts > 1 else 1
@@ -318,9 +329,12 @@ def plan_capacity(
     requested = gpu.total_memory_gib * gpu_memory_utilization * GIB
     non_torch = non_torch_gib(era, tp, pp) * GIB
     stages: list[StagePlan] = []
+    first_layer = 0
     for index, stage_layers in enumerate(pipeline_stage_layers(layers, pp)):
-        ends = (index == 0) + (index == pp - 1)
-        weights = (stage_layers * layer_bytes + ends * embed_bytes) / tp + rotary_bytes
+        weights = breakdown.stage_bytes(first_layer, stage_layers, index, pp, tp) + rotary_bytes
+        first_layer += stage_layers
+        if draft is not None and index == pp - 1:
+            weights += draft.bytes_per_rank(tp)
         activation = max(forward, sampler) if index == pp - 1 else forward
         graphs = CUDA_GRAPH_GIB_PER_LAYER * stage_layers * GIB if era.cuda_graphs_in_budget else 0.0
         available = requested - weights - activation - non_torch - graphs
@@ -360,4 +374,28 @@ def plan_capacity(
         weights_gib_per_gpu=weights_gib, kv_cache_gib_per_gpu=tightest.kv_cache_gib,
         kv_cache_tokens=cache_tokens, max_concurrency=concurrency, fits=fits, message=message,
         max_model_len_that_fits=tightest.kv.longest_request(blocks, max_len), stages=tuple(stages), notes=tuple(notes),
+        weights_estimated=weights_estimated,
     )
+
+
+def _draft(facts: ModelFacts, weight_dtype: str, speculative_config: Mapping[str, Any]) -> DraftWeights | None:
+    """The draft's weights, its facts from the catalog when it names a known model."""
+    model = speculative_config.get("model")
+    draft_facts = catalog.lookup(str(model)) if isinstance(model, str) and model else None
+    return draft_weights(facts, weight_dtype, speculative_config, draft_facts)
+
+
+def speculative_config_from_args(args: Sequence[str]) -> dict[str, Any] | None:
+    """The JSON of ``--speculative-config`` (or ``--speculative_config``, ``=`` or a separate word) in a
+    vLLM command line, ``None`` when absent or not a JSON object."""
+    for index, arg in enumerate(args):
+        flag, _, inline = arg.partition("=")
+        if flag.replace("_", "-") != "--speculative-config":
+            continue
+        text = inline if inline else (args[index + 1] if index + 1 < len(args) else "")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None

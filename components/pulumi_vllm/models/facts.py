@@ -62,6 +62,48 @@ class ModelFacts(BaseModel):
     """Value head size of a linear-attention layer."""
     linear_conv_kernel_dim: int | None = Field(default=None, gt=0)
     """Width of a linear-attention layer's short convolution (its conv state keeps width - 1 tokens)."""
+    intermediate_size: int | None = Field(default=None, gt=0)
+    """MLP width of a dense layer (of one expert in Mixtral, gpt-oss and Llama 4, which have no
+    ``moe_intermediate_size``)."""
+    moe_intermediate_size: int | None = Field(default=None, gt=0)
+    """Width of one routed expert (DeepSeek, Qwen MoE, GLM-4.5)."""
+    dense_intermediate_size: int | None = Field(default=None, gt=0)
+    """MLP width of the dense layers of a model whose ``intermediate_size`` is the expert's (Llama 4's
+    ``intermediate_size_mlp``)."""
+    shared_expert_intermediate_size: int | None = Field(default=None, ge=0)
+    """Total width of the always-active shared experts (``shared_expert_intermediate_size``, or
+    ``n_shared_experts`` x ``moe_intermediate_size``)."""
+    first_k_dense_replace: int | None = Field(default=None, ge=0)
+    """Leading decoder layers with a dense MLP instead of experts (DeepSeek-V3: 3, Kimi K2: 1)."""
+    moe_layer_step: int | None = Field(default=None, gt=0)
+    """Every n-th layer has experts, the others a dense MLP (``interleave_moe_layer_step``,
+    ``decoder_sparse_step``; Llama 4 Maverick 2)."""
+    mlp_projections: int = Field(default=3, ge=2, le=3)
+    """Matrices of one MLP: 3 for gated (SwiGLU, GeGLU), 2 for OPT/GPT-2 style."""
+    tie_word_embeddings: bool = False
+    """Whether the LM head shares the embedding's weights (one matrix loaded, not two)."""
+    q_lora_rank: int | None = Field(default=None, gt=0)
+    """MLA query compression rank (DeepSeek-V3: 1536; null in V2-Lite: a plain query projection)."""
+    qk_nope_head_dim: int | None = Field(default=None, gt=0)
+    """MLA non-rotary part of a query/key head."""
+    v_head_dim: int | None = Field(default=None, gt=0)
+    """MLA value head size."""
+    mtp_layers: int | None = Field(default=None, ge=0)
+    """Multi-token-prediction layers in the checkpoint (``num_nextn_predict_layers``), loaded only as a
+    speculative draft."""
+    vision_parameters: float | None = Field(default=None, ge=0)
+    """Parameters of the vision tower and its projector (estimated from ``vision_config`` or published)."""
+    audio_parameters: float | None = Field(default=None, ge=0)
+    """Parameters of the audio tower and its projector."""
+    vision_hidden_size: int | None = Field(default=None, gt=0)
+    """Width of the vision encoder (its profiling activations grow with it)."""
+    vision_intermediate_size: int | None = Field(default=None, gt=0)
+    """MLP width of the vision encoder."""
+    vision_merge: int = Field(default=1, gt=0)
+    """Encoder patches per language-model token (Qwen2-VL's ``spatial_merge_size`` squared)."""
+    quantization_config: dict[str, Any] | None = None
+    """The checkpoint's ``quantization_config`` as config.json writes it (group size, block size,
+    modules kept unquantized)."""
     torch_dtype: str = "bfloat16"
     """Dtype the checkpoint is stored in."""
     quantization: str | None = None
@@ -231,7 +273,9 @@ def facts_from_config_json(
         )
     } if linear_layers else {}
 
+    structure = _structure(top, config, number)
     return ModelFacts(
+        **structure,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
@@ -250,8 +294,90 @@ def facts_from_config_json(
         **linear,
         torch_dtype=dtype if isinstance(dtype, str) else "bfloat16",
         quantization=quantization,
+        quantization_config=quantization_config if isinstance(quantization_config, dict) else None,
         source=source or where,
     )
+
+
+# Model types whose MLP is two matrices (up, down) rather than a gated three.
+_UNGATED_MLP = ("opt", "gpt2", "gpt_neox", "gptj", "phi", "falcon", "bloom", "mpt", "gpt_bigcode", "starcoder2")
+
+
+def _structure(top: dict[str, Any], config: dict[str, Any], number: Any) -> dict[str, Any]:
+    """The fields the parameter count needs beyond attention: MLP widths, experts' layout, tied
+    embeddings, MLA ranks, multi-token-prediction layers and the vision or audio tower."""
+    moe_width = number("moe_intermediate_size", config.get("moe_intermediate_size"))
+    shared = number("shared_expert_intermediate_size", config.get("shared_expert_intermediate_size"))
+    shared_count = config.get("n_shared_experts") or config.get("num_shared_experts")
+    if shared is None and shared_count and moe_width:
+        shared = int(shared_count) * moe_width
+    model_type = str(config.get("model_type") or "")
+    if shared is None and model_type.startswith("llama4"):
+        shared = number("intermediate_size", config.get("intermediate_size"))  # one shared expert per MoE layer
+    tied = top.get("tie_word_embeddings", config.get("tie_word_embeddings"))
+    if tied is None:
+        tied = model_type.startswith(("gemma", "opt"))  # those families tie by default in transformers
+    vision = top.get("vision_config") if isinstance(top.get("vision_config"), dict) else None
+    audio = top.get("audio_config") if isinstance(top.get("audio_config"), dict) else None
+    text_hidden = number("hidden_size", _first(config, "hidden_size"))
+    return {
+        "intermediate_size": number("intermediate_size", config.get("intermediate_size") or config.get("ffn_dim")),
+        "moe_intermediate_size": moe_width,
+        "dense_intermediate_size": number("intermediate_size_mlp", config.get("intermediate_size_mlp")),
+        "shared_expert_intermediate_size": shared,
+        "first_k_dense_replace": config.get("first_k_dense_replace") or None,
+        "moe_layer_step": number(
+            "interleave_moe_layer_step", config.get("interleave_moe_layer_step") or config.get("decoder_sparse_step")
+        ),
+        "mlp_projections": 2 if model_type in _UNGATED_MLP else 3,
+        "tie_word_embeddings": bool(tied),
+        "q_lora_rank": number("q_lora_rank", config.get("q_lora_rank")),
+        "qk_nope_head_dim": number("qk_nope_head_dim", config.get("qk_nope_head_dim")),
+        "v_head_dim": number("v_head_dim", config.get("v_head_dim")),
+        "mtp_layers": config.get("num_nextn_predict_layers") or None,
+        "vision_parameters": tower_parameters(vision, text_hidden) if vision else None,
+        "audio_parameters": tower_parameters(audio, text_hidden) if audio else None,
+        "vision_hidden_size": _tower_width(vision) if vision else None,
+        "vision_intermediate_size": number(
+            "vision_config.intermediate_size", (vision or {}).get("intermediate_size")
+        ),
+        "vision_merge": int((vision or {}).get("spatial_merge_size") or 1) ** 2,
+    }
+
+
+def _tower_width(tower: dict[str, Any]) -> int | None:
+    width = tower.get("hidden_size") or tower.get("embed_dim") or tower.get("width") or tower.get("d_model")
+    return int(width) if isinstance(width, int | float) and width > 0 else None
+
+
+def tower_parameters(tower: dict[str, Any], text_hidden: int | None = None) -> float | None:
+    """Parameters of a vision or audio encoder described by its ``vision_config`` / ``audio_config``.
+
+    A ViT or Whisper-style encoder: per layer the four attention projections (h x h each) and an MLP
+    of two matrices (three when gated: ``silu``/``swiglu``, as Qwen2.5-VL's), plus the patch embedding
+    (channels x temporal x patch^2 x h), learned positions ((image / patch)^2 x h) and the projector
+    into the language model (Qwen2-VL's patch merger: (h m^2)^2 + h m^2 x out for merge size m; else
+    h x out). ``None`` when the config gives no width or depth.
+    """
+    width = _tower_width(tower)
+    depth = tower.get("depth") or tower.get("num_hidden_layers") or tower.get("encoder_layers") or tower.get("layers")
+    if not width or not isinstance(depth, int | float) or depth <= 0:
+        return None
+    inner = tower.get("intermediate_size") or tower.get("encoder_ffn_dim") or tower.get("mlp_dim") or 4 * width
+    act = str(tower.get("hidden_act") or tower.get("activation_function") or "")
+    matrices = 3 if act in ("silu", "swiglu") else 2
+    layer = 4 * width * width + matrices * width * inner + 9 * width  # projections, MLP, norms and biases
+    patch = int(tower.get("patch_size") or 0)
+    channels = int(tower.get("in_chans") or tower.get("in_channels") or tower.get("num_channels") or 3)
+    temporal = int(tower.get("temporal_patch_size") or 1)
+    embed = channels * temporal * patch * patch * width if patch else 0
+    image = int(tower.get("image_size") or 0)
+    positions = (image // patch) ** 2 * width if image and patch else 0
+    out = int(tower.get("out_hidden_size") or tower.get("output_dim") or text_hidden or width)
+    merge = int(tower.get("spatial_merge_size") or 1)
+    merged = width * merge * merge
+    projector = merged * merged + merged * out if merge > 1 else width * out
+    return float(depth * layer + embed + positions + projector)
 
 
 def _layer_kinds(
