@@ -21,13 +21,16 @@ from pulumi_vllm.distributed.parallelism import (
     Finding,
     Topology,
     TopologyError,
+    check_expert_parallel,
     check_parallelism,
     plan_topology,
 )
 from pulumi_vllm.engine.container import cache_path
+from pulumi_vllm.engine.plan_flags import folded_value
 from pulumi_vllm.engine.profiles import EngineProfile, profile
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_model_facts
+from pulumi_vllm.models.rope import apply_rope, effective_context, rope_warnings
 
 FACTS_ANNOTATION_PREFIX = "vllm.pulumi.com/"
 """Annotations that stamp the model facts the rules used onto the rendered workloads."""
@@ -166,6 +169,7 @@ VLLM_TO_STACK_KEYS = {
     "kv_cache_dtype": "engine.kvCacheDtype",
     "tensor_parallel_size": "parallelism.tensorParallelSize",
     "pipeline_parallel_size": "parallelism.pipelineParallelSize",
+    "data_parallel_size": "parallelism.dataParallelSize",
     "gpus_per_pod": "parallelism.gpusPerPod",
     "gpus_per_node": "parallelism.gpusPerNode",
 }
@@ -196,15 +200,17 @@ def _check_context_length(config: StackConfig, facts: ModelFacts | None) -> None
     """A context longer than the model's own is refused as vLLM refuses it (vllm/config/model.py,
     ``_get_and_verify_max_len``), before the capacity check would blame the GPU."""
     wanted = config.engine.max_model_len
-    longest = facts.max_position_embeddings if facts else None
+    longest, how = effective_context(facts, config.engine.hf_overrides)
     if wanted is None or longest is None or wanted <= longest:
         return
     if config.engine.env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").lower() in ("1", "true"):
         return  # the user asked vLLM to accept it (vLLM then only warns)
     raise ConfigError(
         f"{PROJECT}:engine.maxModelLen: {wanted} is not accepted for {config.model.id}: User-specified "
-        f"max_model_len ({wanted}) is greater than the derived max_model_len (max_position_embeddings="
-        f"{longest} in model's config.json). Use at most {longest}, or, knowing the risk, set "
+        f"max_model_len ({wanted}) is greater than the derived max_model_len ({longest}: {how}). Use at most "
+        f"{longest}; or extend the context by RoPE scaling in engine.hfOverrides (e.g. rope_parameters "
+        '{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": <the trained context>}, with '
+        "rope_theta from the model's config.json), for a model trained for it; or, knowing the risk, set "
         "engine.env.VLLM_ALLOW_LONG_MAX_MODEL_LEN to 1"
     )
 
@@ -229,6 +235,9 @@ def _capacity(
             kv_cache_dtype=config.engine.kv_cache_dtype,
             weight_dtype=config.engine.quantization,
             model_id=config.model.id,
+            # One data-parallel rank (each holds a whole copy); folded flags of engine.extraArgs.
+            max_num_seqs=folded_value(config.engine.extra_args, "max_num_seqs"),
+            max_num_batched_tokens=folded_value(config.engine.extra_args, "max_num_batched_tokens"),
         )
     except ValueError as error:
         raise ConfigError(f"{PROJECT}:resources.gpuType: {gpu_type!r} is not accepted: {error}") from None
@@ -262,6 +271,9 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     parallel = config.parallelism
     tensor, pipeline = parallel.tensor_parallel_size, parallel.pipeline_parallel_size
     facts, origin = _facts(config)
+    # The context vLLM derives under engine.hfOverrides (RoPE scaling) is the one the plan sizes.
+    facts = apply_rope(facts, config.engine.hf_overrides)
+    _check_data_parallel(config, facts)
     findings = tuple(check_parallelism(facts, tensor, pipeline, model=config.model.id))
     if not profile(config.engine.kind).splits_heads:
         # Layer and row splits (llama.cpp, Ollama) do not divide attention heads.
@@ -289,7 +301,9 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         # Docker hosts are the Ray nodes: their number, not a node size, decides the layout.
         gpus_per_pod = docker_gpus_per_host(config)
     try:
-        topology = plan_topology(tensor, pipeline, gpus_per_pod, parallel.gpus_per_node)
+        topology = plan_topology(
+            tensor, pipeline, gpus_per_pod, parallel.gpus_per_node, data_parallel_size=parallel.data_parallel_size
+        )
     except TopologyError as error:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
         raise ConfigError(f"{PROJECT}:{key}: {in_stack_terms(str(error))}") from None
@@ -314,6 +328,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
 
     _check_context_length(config, facts)
     capacity, warnings = _capacity(config, facts, topology)
+    warnings = (*warnings, *rope_warnings(config.engine.hf_overrides))
     if config.batch.enabled and topology.multi_node:
         raise ConfigError(
             f"{PROJECT}:batch.enabled: true is not accepted for a multi-node model ({topology.pods} pods): "
@@ -338,6 +353,28 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     if config.cluster is not None:
         check_platform(plan, config.cluster)
     return plan
+
+
+def _check_data_parallel(config: StackConfig, facts: ModelFacts | None) -> None:
+    """Data and expert parallelism are vLLM's: refuse them for another engine, and expert parallel for a dense model."""
+    parallel = config.parallelism
+    vllm_serves = config.engine.kind == "vllm"
+    for key, given in (
+        ("parallelism.dataParallelSize", parallel.data_parallel_size if parallel.data_parallel_size > 1 else None),
+        ("parallelism.enableExpertParallel", "true" if parallel.enable_expert_parallel else None),
+    ):
+        if given is not None and not vllm_serves:
+            raise ConfigError(
+                f"{PROJECT}:{key}: {given} is not accepted with engine.kind {config.engine.kind!r}: it is vLLM's "
+                f"{'--data-parallel-size' if 'data' in key else '--enable-expert-parallel'}; use engine.kind vllm, "
+                "or replicas for more copies"
+            )
+    for finding in check_expert_parallel(facts, parallel.enable_expert_parallel, config.model.id):
+        if finding.verifiable:
+            raise ConfigError(
+                f"{PROJECT}:parallelism.enableExpertParallel: true is not accepted for {config.model.id}: "
+                f"{finding.message} Remove it (tensor and data parallelism work for dense models)"
+            )
 
 
 def _check_engine(config: StackConfig, topology: Topology) -> None:

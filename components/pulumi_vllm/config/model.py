@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -11,6 +12,8 @@ from pulumi_vllm.config.base import (
     _Section,
 )
 from pulumi_vllm.engine.flags import check_extra_args, flag_name
+from pulumi_vllm.engine.plan_flags import HF_OVERRIDES, check_plan_flags, find_settings
+from pulumi_vllm.models.rope import check_hf_overrides
 
 
 class ModelSpec(_Section):
@@ -68,6 +71,15 @@ class EngineSpec(_Section):
     """Escape hatch: further flags of the engine's server (``vllm serve`` for vLLM), appended verbatim."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the engine's container (non-secret values only)."""
+    hf_overrides: dict[str, Any] = Field(default_factory=dict)
+    """Keys of the model's ``config.json`` vLLM replaces (``--hf-overrides``), e.g. ``rope_parameters`` for a longer
+    context by RoPE scaling; a ``--hf-overrides`` flag in ``extraArgs`` is moved here."""
+    runner: Literal["generate", "pooling"] = "generate"
+    """vLLM's ``--runner``: ``generate`` (chat and completions) or ``pooling`` (embedding, reranking, scoring and
+    classification models: ``/v1/embeddings``, ``/score``, ``/rerank``, ``/pooling``)."""
+    convert: Literal["embed", "classify"] | None = None
+    """vLLM's ``--convert`` for ``runner: pooling``: serve a generative checkpoint as an embedding (``embed``) or a
+    classification (``classify``) model; unset: the model's own head."""
 
     @property
     def pinned_image(self) -> str:
@@ -118,7 +130,64 @@ class EngineSpec(_Section):
                 )
         # The pinned release's own flags, without vLLM installed (vLLM's wording).
         check_extra_args(value)
+        # Flags the plan reads from its own keys: one flag per setting on the command line.
+        check_plan_flags(value)
         return value
+
+    @field_validator("hf_overrides")
+    @classmethod
+    def _rope(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_hf_overrides(value)
+        return value
+
+    @model_validator(mode="after")
+    def _fold_hf_overrides(self) -> EngineSpec:
+        """``--hf-overrides JSON`` in ``extraArgs`` becomes ``hfOverrides`` (the one place the plan reads)."""
+        if self.kind != "vllm":
+            given = [
+                key for key, value in (("engine.hfOverrides", self.hf_overrides), ("engine.convert", self.convert),
+                                       ("engine.runner", self.runner != "generate")) if value
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} is not accepted with engine.kind {self.kind!r}: these are vLLM's "
+                    "--hf-overrides, --convert and --runner; use engine.kind vllm, or remove them"
+                )
+            return self
+        if self.runner == "generate" and self.convert is not None:
+            raise ValueError(
+                f"engine.convert: {self.convert!r} is not accepted with engine.runner 'generate': vLLM converts "
+                "a model for the pooling runner only; set engine.runner: pooling"
+            )
+        settings = [setting for setting in find_settings(self.extra_args) if setting.dest == HF_OVERRIDES]
+        if not settings:
+            return self
+        written = ", ".join(repr(setting.written) for setting in settings)
+        if self.hf_overrides:
+            raise ValueError(
+                f"engine.extraArgs gives {written} and engine.hfOverrides is set too: vLLM would keep only the "
+                "flag given last; put every override in engine.hfOverrides"
+            )
+        if len(settings) > 1 or settings[0].dotted:
+            raise ValueError(
+                f"engine.extraArgs gives {written}: write the overrides as one JSON object in engine.hfOverrides"
+            )
+        setting = settings[0]
+        try:
+            overrides = json.loads(setting.value or "")
+        except ValueError:
+            overrides = None
+        if not isinstance(overrides, dict):
+            raise ValueError(  # noqa: TRY004 - pydantic reports ValueError as the key's error
+                f"engine.extraArgs: --hf-overrides {setting.value!r} is not accepted: a JSON object is "
+                "(e.g. '{\"rope_parameters\": {...}}'); or set engine.hfOverrides"
+            )
+        try:
+            check_hf_overrides(overrides)
+        except ValueError as error:
+            raise ValueError(f"engine.extraArgs: --hf-overrides is not accepted: {error}") from None
+        kept = [*self.extra_args[: setting.start], *self.extra_args[setting.stop :]]
+        return self.model_copy(update={"extra_args": kept, "hf_overrides": overrides})
 
     @field_validator("env")
     @classmethod

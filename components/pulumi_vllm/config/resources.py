@@ -23,6 +23,12 @@ class ParallelismSpec(_Section):
     """GPUs one copy of the model is split across inside a node (``--tensor-parallel-size``)."""
     pipeline_parallel_size: int = Field(default=1, ge=1)
     """Pipeline stages across nodes (``--pipeline-parallel-size``)."""
+    data_parallel_size: int = Field(default=1, ge=1)
+    """Copies of the model in one pod, each on tensor x pipeline GPUs, behind one server (``--data-parallel-size``);
+    the pod requests tensor x pipeline x data GPUs. One node only."""
+    enable_expert_parallel: bool = False
+    """Shard the experts of a mixture-of-experts model across the tensor x data parallel GPUs instead of splitting
+    each expert (``--enable-expert-parallel``); MoE models only."""
     gpus_per_node: int | None = Field(default=None, ge=1)
     """GPUs on each GPU node of the cluster; bounds the GPUs of one pod."""
     gpus_per_pod: int | None = Field(default=None, ge=1)

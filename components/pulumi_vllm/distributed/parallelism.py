@@ -5,7 +5,9 @@ rule lives in one place. The rules mirror what vLLM checks (or trips over) at st
 
 * tensor parallelism splits attention heads, key/value heads and the vocabulary across GPUs;
 * pipeline parallelism splits the decoder layers into stages;
-* with Ray, every pod is one Ray node, and a tensor-parallel group must not cross pods.
+* with Ray, every pod is one Ray node, and a tensor-parallel group must not cross pods;
+* data parallelism runs several copies of the model (each on tensor x pipeline GPUs) behind one
+  server, in one pod; expert parallelism shards a mixture-of-experts model's experts over them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pulumi_vllm.models.facts import ModelFacts
 
 TENSOR_PARALLEL_RULE = "tensor-parallel-divides-heads"
 PIPELINE_PARALLEL_RULE = "pipeline-parallel-fits-layers"
+EXPERT_PARALLEL_RULE = "expert-parallel-needs-experts"
 
 VOCAB_PADDING = 64
 """vLLM pads the vocabulary to a multiple of this before sharding it (DEFAULT_VOCAB_PADDING_SIZE)."""
@@ -42,17 +45,24 @@ class TopologyError(ValueError):
 
 @dataclass(frozen=True)
 class Topology:
-    """How the ``tensor_parallel_size * pipeline_parallel_size`` GPUs are spread over pods."""
+    """How the ``tensor_parallel_size * pipeline_parallel_size * data_parallel_size`` GPUs are spread over pods."""
 
     tensor_parallel_size: int
     pipeline_parallel_size: int
     gpus_per_pod: int
     pods: int
+    data_parallel_size: int = 1
+    """Copies of the model (data-parallel ranks), each on tensor x pipeline GPUs; all in one pod."""
+
+    @property
+    def gpus_per_rank(self) -> int:
+        """GPUs of one copy of the model: tensor parallel size times pipeline parallel size."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
 
     @property
     def world_size(self) -> int:
-        """GPUs in total: tensor parallel size times pipeline parallel size."""
-        return self.tensor_parallel_size * self.pipeline_parallel_size
+        """GPUs in total: tensor x pipeline x data parallel size."""
+        return self.gpus_per_rank * self.data_parallel_size
 
     @property
     def multi_node(self) -> bool:
@@ -196,6 +206,27 @@ def check_parallelism(
     ) + check_pipeline_parallel(facts, pipeline_parallel_size, model)
 
 
+def check_expert_parallel(facts: ModelFacts | None, enabled: bool, model: str = "") -> list[Finding]:
+    """Expert parallelism shards the experts of a mixture-of-experts model; a dense model has none to shard.
+
+    vLLM itself starts a dense model with ``--enable-expert-parallel`` and ignores it, so the layout the
+    user asked for is not the one that runs. Never raises.
+    """
+    if not enabled:
+        return []
+    if facts is None:
+        return [_unverifiable(EXPERT_PARALLEL_RULE, "expert parallelism", model)]
+    if (facts.num_experts or 0) > 1:
+        return []
+    return [
+        Finding(
+            EXPERT_PARALLEL_RULE,
+            f"Expert parallelism shards the experts of a mixture-of-experts model; {model or 'the model'} is a "
+            "dense model (no num_experts in its facts), so there is nothing to shard.",
+        )
+    ]
+
+
 def _pod_sizes(
     tensor_parallel_size: int, world_size: int, gpus_per_node: int | None
 ) -> list[int]:
@@ -213,8 +244,13 @@ def plan_topology(
     pipeline_parallel_size: int,
     gpus_per_pod: int | None = None,
     gpus_per_node: int | None = None,
+    data_parallel_size: int = 1,
 ) -> Topology:
     """Lay out ``tensor_parallel_size * pipeline_parallel_size`` GPUs over identical pods.
+
+    With ``data_parallel_size`` above 1, the ranks (each ``tensor_parallel_size * pipeline_parallel_size``
+    GPUs) all run in one pod behind one server: the pod holds the whole world and must fit a node
+    (data parallelism across nodes is not laid out here).
 
     The rule: every pod holds whole tensor-parallel groups (``gpus_per_pod`` is a multiple of
     ``tensor_parallel_size``) and fits on one node. With Ray each pod is one Ray node; vLLM
@@ -232,12 +268,17 @@ def plan_topology(
     sizes = {
         "tensor_parallel_size": tensor_parallel_size,
         "pipeline_parallel_size": pipeline_parallel_size,
+        "data_parallel_size": data_parallel_size,
         "gpus_per_pod": gpus_per_pod,
         "gpus_per_node": gpus_per_node,
     }
     for name, value in sizes.items():
         if value is not None and value < 1:
             raise TopologyError(f"{name} must be at least 1, got {value}.")
+    if data_parallel_size > 1:
+        return _data_parallel_topology(
+            tensor_parallel_size, pipeline_parallel_size, data_parallel_size, gpus_per_pod, gpus_per_node
+        )
 
     world = tensor_parallel_size * pipeline_parallel_size
     if gpus_per_node is not None and tensor_parallel_size > gpus_per_node:
@@ -282,6 +323,40 @@ def plan_topology(
         pipeline_parallel_size=pipeline_parallel_size,
         gpus_per_pod=gpus_per_pod,
         pods=world // gpus_per_pod,
+    )
+
+
+def _data_parallel_topology(
+    tensor_parallel_size: int,
+    pipeline_parallel_size: int,
+    data_parallel_size: int,
+    gpus_per_pod: int | None,
+    gpus_per_node: int | None,
+) -> Topology:
+    """One pod with every data-parallel rank: ``tensor x pipeline x data`` GPUs on one node."""
+    world = tensor_parallel_size * pipeline_parallel_size * data_parallel_size
+    layout = (
+        f"data_parallel_size {data_parallel_size} x tensor_parallel_size {tensor_parallel_size} x "
+        f"pipeline_parallel_size {pipeline_parallel_size} = {world} GPUs"
+    )
+    if gpus_per_node is not None and world > gpus_per_node:
+        raise TopologyError(
+            f"{layout} exceed the GPUs per node ({gpus_per_node}): data parallel ranks run in one pod on one node "
+            "here (data parallelism across nodes is not supported yet); lower data_parallel_size to "
+            f"{max(gpus_per_node // (tensor_parallel_size * pipeline_parallel_size), 1)} or less, or use replicas "
+            "for more copies"
+        )
+    if gpus_per_pod is not None and gpus_per_pod != world:
+        raise TopologyError(
+            f"gpus_per_pod ({gpus_per_pod}) must be {world} with data parallelism ({layout}): every rank runs in "
+            "the one pod (data parallelism across pods is not supported yet)."
+        )
+    return Topology(
+        tensor_parallel_size=tensor_parallel_size,
+        pipeline_parallel_size=pipeline_parallel_size,
+        gpus_per_pod=world,
+        pods=1,
+        data_parallel_size=data_parallel_size,
     )
 
 

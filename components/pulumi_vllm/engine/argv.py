@@ -6,11 +6,13 @@ Every target (the Kubernetes Deployment, the Ray head, the Docker container, the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pulumi_vllm.config import StackConfig
 from pulumi_vllm.engine.container import VllmCommand
+from pulumi_vllm.models.rope import rendered_overrides
 
 __all__ = ["BATCH_COMMAND", "SERVE_COMMAND", "VLLM_PORT", "EngineArgs", "VllmCommand", "engine_args_from_config",
            "vllm_command"]
@@ -41,6 +43,16 @@ class EngineArgs:
     quantization: str | None = None
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    """Copies of the model behind the one server (``--data-parallel-size``, rendered when above 1)."""
+    enable_expert_parallel: bool = False
+    """Shard a mixture-of-experts model's experts over the tensor x data parallel GPUs (``--enable-expert-parallel``)."""
+    hf_overrides: str | None = None
+    """``--hf-overrides``: the model-config overrides as one JSON object (keys sorted), or ``None``."""
+    runner: Literal["generate", "pooling"] = "generate"
+    """``--runner`` (rendered for ``pooling`` only; ``generate`` is what vLLM picks for a generative model)."""
+    convert: str | None = None
+    """``--convert`` (``embed``, ``classify``) for the pooling runner."""
     distributed_executor_backend: Literal["ray", "mp"] | None = None
     shutdown_timeout: int = 0
     """Seconds vLLM lets in-flight requests finish after SIGTERM (``--shutdown-timeout``); 0 aborts them."""
@@ -67,6 +79,14 @@ def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) ->
         quantization=config.engine.quantization,
         tensor_parallel_size=config.parallelism.tensor_parallel_size,
         pipeline_parallel_size=config.parallelism.pipeline_parallel_size,
+        data_parallel_size=config.parallelism.data_parallel_size,
+        enable_expert_parallel=config.parallelism.enable_expert_parallel,
+        hf_overrides=(
+            json.dumps(rendered_overrides(config.engine.hf_overrides), sort_keys=True, separators=(",", ":"))
+            if config.engine.hf_overrides else None
+        ),
+        runner=config.engine.runner,
+        convert=config.engine.convert,
         distributed_executor_backend="ray" if multi_node else None,
         lora_modules=tuple(config.adapters.items()),
         enable_lora=config.lora.runtime_loading,
@@ -83,6 +103,10 @@ def _format_number(value: float) -> str:
 
 def _engine_flags(engine: EngineArgs) -> list[str]:
     flags: list[str] = []
+    if engine.runner != "generate":
+        flags += ["--runner", engine.runner]
+    if engine.convert:
+        flags += ["--convert", engine.convert]
     if engine.revision:
         flags += ["--revision", engine.revision]
     if engine.served_model_name:
@@ -91,6 +115,8 @@ def _engine_flags(engine: EngineArgs) -> list[str]:
         flags.append("--trust-remote-code")
     if engine.dtype != "auto":
         flags += ["--dtype", engine.dtype]
+    if engine.hf_overrides:
+        flags += ["--hf-overrides", engine.hf_overrides]
     if engine.max_model_len is not None:
         flags += ["--max-model-len", str(engine.max_model_len)]
     flags += ["--gpu-memory-utilization", _format_number(engine.gpu_memory_utilization)]
@@ -100,6 +126,10 @@ def _engine_flags(engine: EngineArgs) -> list[str]:
         flags += ["--quantization", engine.quantization]
     flags += ["--tensor-parallel-size", str(engine.tensor_parallel_size)]
     flags += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
+    if engine.data_parallel_size > 1:
+        flags += ["--data-parallel-size", str(engine.data_parallel_size)]
+    if engine.enable_expert_parallel:
+        flags.append("--enable-expert-parallel")
     if engine.distributed_executor_backend:
         flags += ["--distributed-executor-backend", engine.distributed_executor_backend]
     if engine.shutdown_timeout:

@@ -51,6 +51,15 @@ Megatron checkpoint folder in the cache."""
     """Escape hatch: further flags of the engine's server (``vllm serve`` for vLLM), appended verbatim."""
     env: NotRequired[dict[str, str]]
     """Extra environment variables for the engine's container (non-secret values only)."""
+    hf_overrides: NotRequired[dict[str, Any]]
+    """Keys of the model's ``config.json`` vLLM replaces (``--hf-overrides``), e.g. ``rope_parameters`` for a longer
+context by RoPE scaling; a ``--hf-overrides`` flag in ``extraArgs`` is moved here."""
+    runner: NotRequired[str]
+    """vLLM's ``--runner``: ``generate`` (chat and completions) or ``pooling`` (embedding, reranking, scoring and
+classification models: ``/v1/embeddings``, ``/score``, ``/rerank``, ``/pooling``). One of ``generate``, ``pooling``."""
+    convert: NotRequired[str]
+    """vLLM's ``--convert`` for ``runner: pooling``: serve a generative checkpoint as an embedding (``embed``) or a
+classification (``classify``) model; unset: the model's own head. One of ``embed``, ``classify``."""
 
 
 class ServingParallelismArgs(TypedDict):
@@ -60,6 +69,12 @@ class ServingParallelismArgs(TypedDict):
     """GPUs one copy of the model is split across inside a node (``--tensor-parallel-size``)."""
     pipeline_parallel_size: NotRequired[int]
     """Pipeline stages across nodes (``--pipeline-parallel-size``)."""
+    data_parallel_size: NotRequired[int]
+    """Copies of the model in one pod, each on tensor x pipeline GPUs, behind one server (``--data-parallel-size``);
+the pod requests tensor x pipeline x data GPUs. One node only."""
+    enable_expert_parallel: NotRequired[bool]
+    """Shard the experts of a mixture-of-experts model across the tensor x data parallel GPUs instead of splitting
+each expert (``--enable-expert-parallel``); MoE models only."""
     gpus_per_node: NotRequired[int]
     """GPUs on each GPU node of the cluster; bounds the GPUs of one pod."""
     gpus_per_pod: NotRequired[int]
