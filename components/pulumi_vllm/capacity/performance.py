@@ -16,8 +16,8 @@ are data: ``gpu_performance.json`` beside this module. Published measurements an
 against them are in ``bench/performance_references.py`` and ``bench/performance_bench.py``.
 
 Active parameters of a mixture-of-experts model are estimated here from :class:`ModelFacts` (embeddings and
-attention always, routed experts by ``num_experts_per_token / num_experts``), unless
-``capacity.weights.active_weight_bytes_per_token`` exists, which is then used.
+attention always, routed experts by ``num_experts_per_token / num_experts``); ``capacity.weights`` counting
+weights as loaded was not yet in the repository when the constants were fitted.
 """
 
 from __future__ import annotations
