@@ -109,7 +109,8 @@ def resolve_gpu(ref: Reference) -> GpuType | str:
 
 def resolve_facts(ref: Reference) -> ModelFacts | str:
     """The model's facts (inline, else from the catalog), or why there are none."""
-    facts = ref.facts or (catalog.lookup(ref.model_id) if ref.model_id else None)
+    model_id = ref.facts_model_id or ref.model_id
+    facts = ref.facts or (catalog.lookup(model_id) if model_id else None)
     return facts if facts is not None else f"model {ref.model_id or '(not named)'} is outside the catalog"
 
 

@@ -47,6 +47,7 @@ from pulumi_vllm.models.facts import ModelFacts
 ISSUE = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md (run matrix)"
 REPORT = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md"
 EMPIRICAL = "llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md"
+EMPIRICAL_URL = "https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md"
 
 QWEN3_0_6B = ModelFacts(
     # https://huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json; 0.44B non-embedding parameters
@@ -93,6 +94,8 @@ class Reference:
     gpu_total_gib: float | None = 79.19
     """Total memory the log prints for the GPU; None: not printed, the catalog's figure is used."""
     facts: ModelFacts | None = None
+    facts_model_id: str = ""
+    """A catalog model whose architecture the source states this one has (facts looked up under that id)."""
     kv_cache_blocks: int | None = None
     """V0's "# GPU blocks: N" (16 tokens each)."""
     max_concurrency: float | None = None
@@ -405,6 +408,33 @@ NEW_LOGS: tuple[Reference, ...] = (
               notes="V1 engine, 2025-04; the ranks logged 107,312-107,824 tokens",
               unsized="MI308X is not in the GPU catalog and the log prints no total; the excerpt gives neither "
                       "the launch command nor gpu_memory_utilization"),
+    # Runs of EMPIRICAL's later revision that FITTED_ERA does not hold (same H100, release and settings as OLD).
+    Reference("gpt-oss-20b H100 len 16000 (<0.17)", "openai/gpt-oss-20b", tensor_parallel_size=1,
+              pipeline_parallel_size=1, source=EMPIRICAL_URL, weights_gib=13.47, kv_cache_gib=50.28,
+              activation_gib=7.38, non_torch_gib=0.13, family="mxfp4", version_logged=False, **OLD),
+    Reference("gpt-oss-120b H100 len 16000 (<0.17)", GPT_OSS, tensor_parallel_size=1, pipeline_parallel_size=1,
+              source=EMPIRICAL_URL, weights_gib=64.38, kv_cache_gib=3.33, activation_gib=7.38, non_torch_gib=0.13,
+              family="mxfp4", version_logged=False,
+              unsized="the page states no setting for this run, and its figures do not add up at the page's 0.9 "
+                      "(71.89 GiB of weights, activation and non-torch memory against 71.26 requested, yet 3.33 "
+                      "GiB available); they would at 0.95",
+              **OLD),
+    Reference("Qwen3-32B TP2 len 16000 (<0.17)", "Qwen/Qwen3-32B", tensor_parallel_size=2, pipeline_parallel_size=1,
+              source=EMPIRICAL_URL, weights_gib=30.59, kv_cache_gib=34.49, activation_gib=5.64, non_torch_gib=0.54,
+              version_logged=False, defaults=("gpu_memory_utilization 0.9, the page's setting for its runs",), **OLD),
+    Reference("Mistral-Small-3.2-24B (vision) H100 0.11.0", "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+              vllm_version="0.11.0", tensor_parallel_size=1, pipeline_parallel_size=1, max_model_len=16000,
+              gpu_memory_utilization=0.95, source=EMPIRICAL_URL, weights_gib=44.76, kv_cache_gib=28.20,
+              kv_cache_tokens=184_832, max_concurrency=11.55, activation_gib=2.12, non_torch_gib=0.14,
+              family="vision", gpu_total_gib=79.19, facts_model_id="mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+              notes="--block-size 128; the page lists the architecture (40 layers, 32 heads, 8 KV heads of 128, "
+                    "hidden 5120, vocabulary 131072, 131072 positions), that of Mistral-Small-3.1-24B"),
+    Reference("Qwen3-0.6B len 32000 (<0.17)", "Qwen/Qwen3-0.6B", tensor_parallel_size=1, pipeline_parallel_size=1,
+              source=EMPIRICAL_URL, weights_gib=1.12, kv_cache_gib=64.45, activation_gib=5.56, non_torch_gib=0.13,
+              facts=QWEN3_0_6B, version_logged=False, **{**OLD, "max_model_len": 32000}),
+    Reference("DeepSeek-R1 FP8 H100 TP1 (<0.17)", "deepseek-ai/DeepSeek-R1", tensor_parallel_size=1,
+              pipeline_parallel_size=1, source=EMPIRICAL_URL, fits=False, family="mla", version_logged=False,
+              notes="out of memory while loading the weights", **OLD),
 )
 
 FIT_POOL: frozenset[str] = frozenset(ref.label for ref in NEW_LOGS[0::2])
