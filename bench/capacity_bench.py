@@ -287,7 +287,7 @@ def table_lines(rows: list[Row]) -> list[str]:
     """The per-reference table, as text."""
     header = (
         f"{'run':<44} {'family':<8} {'GPU':<9} {'vLLM':<7} {'TPxPP':<5} | {'weights GiB':>13} {'err':>6} | "
-        f"{'KV GiB':>13} {'err':>6} | {'KV tokens':>21} {'err':>6} | {'verdict':>9} | split"
+        f"{'KV GiB':>13} {'err':>6} | {'KV tokens':>21} {'err':>6} | {'activation':>11} | {'verdict':>9} | split"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -298,7 +298,7 @@ def table_lines(rows: list[Row]) -> list[str]:
             f"{_pair(row.weights_gib, ref.weights_gib):>13} {_pct(row.weights_error):>6} | "
             f"{_pair(row.plan.kv_cache_gib_per_gpu, ref.kv_cache_gib):>13} {_pct(row.kv_gib_error):>6} | "
             f"{_pair(row.plan.kv_cache_tokens, row.kv_tokens, 0):>21} {_pct(row.kv_tokens_error):>6} | "
-            f"{_verdict(row):>9} | {ref.split}"
+            f"{_pair(row.plan.stages[0].activation_gib, ref.activation_gib):>11} | {_verdict(row):>9} | {ref.split}"
         )
     return lines
 
@@ -377,6 +377,8 @@ def as_json(rows: list[Row], unsized: list[Unsized]) -> dict[str, object]:
                                  "error": row.kv_gib_error},
                 "kv_cache_tokens": {"predicted": row.plan.kv_cache_tokens, "reported": row.kv_tokens,
                                     "error": row.kv_tokens_error},
+                "activation_gib": {"predicted": round(row.plan.stages[0].activation_gib, 3),
+                                   "reported": row.ref.activation_gib},
                 "fits": {"predicted": row.plan.fits, "reported": row.ref.fits},
                 "request_kv_gib": {"predicted": round(row.request_kv_gib or 0, 3), "reported": row.ref.request_kv_gib,
                                    "error": row.request_kv_error},

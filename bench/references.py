@@ -46,6 +46,7 @@ from pulumi_vllm.models.facts import ModelFacts
 
 ISSUE = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md (run matrix)"
 REPORT = "llm-d-incubation/llm-d-planner docs/accuracy/vllm-v0.19.0-accuracy-report.md"
+REPORT_URL = "https://github.com/llm-d-incubation/llm-d-planner/blob/main/docs/accuracy/vllm-v0.19.0-accuracy-report.md"
 EMPIRICAL = "llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md"
 EMPIRICAL_URL = "https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md"
 
@@ -150,6 +151,8 @@ FITTED_ERA: tuple[Reference, ...] = (
               source=REPORT, weights_gib=7.51, activation_gib=1.10, non_torch_gib=0.07, fitted=True, **V19),
     Reference("Llama-3.1-8B PP4 (rank 0)", LLAMA_8B, tensor_parallel_size=1, pipeline_parallel_size=4,
               source=REPORT, weights_gib=4.26, activation_gib=1.05, non_torch_gib=0.07, fitted=True, **V19),
+    Reference("Qwen3-8B TP1", "Qwen/Qwen3-8B", tensor_parallel_size=1, pipeline_parallel_size=1, source=REPORT,
+              weights_gib=15.27, activation_gib=2.21, non_torch_gib=0.25, fitted=True, **V19),
     Reference("Qwen2.5-7B TP1", QWEN_7B, tensor_parallel_size=1, pipeline_parallel_size=1, source=REPORT,
               weights_gib=14.25, kv_cache_tokens=1_096_000, kv_cache_gib=58.53, activation_gib=2.21,
               non_torch_gib=0.24, fitted=True, **V19),
@@ -435,6 +438,9 @@ NEW_LOGS: tuple[Reference, ...] = (
     Reference("DeepSeek-R1 FP8 H100 TP1 (<0.17)", "deepseek-ai/DeepSeek-R1", tensor_parallel_size=1,
               pipeline_parallel_size=1, source=EMPIRICAL_URL, fits=False, family="mla", version_logged=False,
               notes="out of memory while loading the weights", **OLD),
+    Reference("Qwen3-8B PP3 (rank 0)", "Qwen/Qwen3-8B", tensor_parallel_size=1, pipeline_parallel_size=3,
+              source=REPORT_URL, weights_gib=5.48, activation_gib=0.96, non_torch_gib=0.07,
+              notes="36 layers, 12 per stage", **V19),
 )
 
 FIT_POOL: frozenset[str] = frozenset(ref.label for ref in NEW_LOGS[0::2])
