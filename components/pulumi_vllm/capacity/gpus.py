@@ -144,6 +144,52 @@ _CATALOG: tuple[GpuType, ...] = (
         "PyTorch out-of-memory report on an RTX 4090 'total capacity of 23.52 GiB' "
         "(github.com/Soul-AILab/SoulX-FlashTalk/issues/5)", "NVIDIA GeForce RTX 4090",
     ),
+    # Cards teams serve on outside the big clouds' data-centre line-up. GPU feature discovery labels a
+    # node nvidia.com/gpu.product with the CUDA device name, spaces as dashes ("NVIDIA-GeForce-RTX-5090"),
+    # which lookup_gpu reads through device_name.
+    GpuType(
+        "RTX-PRO-6000-Server", 94.97,
+        ("RTX-PRO-6000", "RTX-PRO-6000-Blackwell", "RTX-PRO-6000-Blackwell-Server", "RTX-PRO-6000-SE",
+         "RTXPRO6000BW-SE", "RTX-PRO-6000-96GB"),
+        "CUDA device total 'total=94.97 GiB' on a 96 GB RTX PRO 6000 Blackwell whose nvidia-smi shows 97887 MiB "
+        "(github.com/antirez/ds4/issues/431); the Server and Workstation editions carry the same 96 GB GDDR7 "
+        "(not measured here)",
+        "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+    ),
+    GpuType(
+        "RTX-PRO-6000-Workstation", 94.97,
+        ("RTX-PRO-6000-Blackwell-Workstation", "RTX-PRO-6000-WS", "RTXPRO6000BW",
+         "RTX-PRO-6000-Max-Q", "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition"),
+        "CUDA device total 'total=94.97 GiB' on a 96 GB RTX PRO 6000 Blackwell, nvidia-smi 97887 MiB "
+        "(github.com/antirez/ds4/issues/431); llama.cpp lists the Workstation Edition at 97886 MiB "
+        "(github.com/ggml-org/llama.cpp/issues/22319)",
+        "NVIDIA RTX PRO 6000 Blackwell Workstation Edition",
+    ),
+    GpuType(
+        "RTX-5090", 31.37, ("RTX5090", "5090", "GeForce-RTX-5090", "RTX-5090-32GB"),
+        "vLLM start-up log on an RTX 5090 'total_gpu_memory (31.37GiB)' (github.com/vllm-project/vllm/issues/14452); "
+        "nvidia-smi shows 32607 MiB (github.com/noonghunna/club-3090/issues/1322)",
+        "NVIDIA GeForce RTX 5090",
+    ),
+    GpuType(
+        "RTX-4080", _from_nvidia_smi(16376), ("RTX4080", "4080", "GeForce-RTX-4080", "RTX-4080-16GB"),
+        "estimated: nvidia-smi 16376 MiB (as 16 GB GeForce cards report it; not measured here) less the H100 "
+        "driver reserve; the 16 GB RTX 5080 shows 'total capacity of 15.48 GiB' to PyTorch "
+        "(github.com/vllm-project/vllm/issues/14452)",
+        "NVIDIA GeForce RTX 4080",
+    ),
+    GpuType(
+        "L40", _from_nvidia_smi(46068), ("L40-48GB",),
+        "estimated: nvidia-smi 46068 MiB (the same 48 GB GDDR6 as the L40S, whose CUDA total is 44.53 GiB; not "
+        "measured here) less the H100 driver reserve",
+        "NVIDIA L40",
+    ),
+    GpuType(
+        "A40", _from_nvidia_smi(46068), ("A40-48GB",),
+        "estimated: nvidia-smi 46068 MiB (48 GB GDDR6 with ECC on, as A40 nodes report it; not measured here) "
+        "less the H100 driver reserve",
+        "NVIDIA A40",
+    ),
 )
 
 # AMD Instinct GPUs are scheduled as amd.com/gpu; ROCm's HIP reports the whole VRAM as the total.

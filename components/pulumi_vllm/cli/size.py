@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_vllm.capacity import planner as capacity
-from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.capacity.gpus import known_gpus, lookup_gpu
 from pulumi_vllm.capacity.layout import LayoutAdvice, LayoutCandidate, NoLayoutError, advise_layout
 from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
 from pulumi_vllm.capacity.remedies import Refusal, explain, prefer_one_node
@@ -276,7 +276,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--revision", default=None,
                         help="branch, tag or commit of a model read from the Hub (default main); HF_TOKEN is its token")
     parser.add_argument("--gpu", default=None,
-                        help="GPU type, e.g. H100, A100-80GB, L4, or custom:<GiB> (optional with --rate: search)")
+                        help=f"GPU type (case-insensitive): {', '.join(known_gpus())}, or custom:<GiB> "
+                        "(optional with --rate: search)")
     parser.add_argument("--gpus", type=_positive(int), default=None, help="GPUs per node (suggests a layout)")
     parser.add_argument("--tensor-parallel-size", type=_positive(int), default=None)
     parser.add_argument("--pipeline-parallel-size", type=_positive(int), default=None)
