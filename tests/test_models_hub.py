@@ -430,3 +430,25 @@ def test_the_plan_reads_the_hub_with_the_stacks_token_and_revision(
     assert plan.facts is None
     assert "pulumi-vllm:model.id: could not read acme/gated-8b from the Hub: acme/gated-8b was not found" in caplog.text
     assert "hf_x" not in caplog.text
+
+
+def test_no_example_stack_reaches_the_hub(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
+    """The example stacks name catalog models (or GGUF ones), so planning them never needs the network."""
+    from pulumi_vllm.config.stack import load_program_parts
+    from pulumi_vllm.render.engine import read_stack_files
+
+    monkeypatch.delenv("PULUMI_VLLM_OFFLINE", raising=False)
+    asked: list[str] = []
+
+    def no_network(repo_id: str, *args: Any) -> hub.HubModel:
+        asked.append(repo_id)
+        raise hub.HubUnavailable("the tests stay off the network")
+
+    monkeypatch.setattr(hub, "_download", no_network)
+    planned = []
+    for path in sorted(repo.glob("Pulumi.*.yaml")):
+        _, flat, secret = read_stack_files(repo, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+        serving = load_program_parts(flat, secret_keys=set(secret)).serving
+        for config in (serving.models.values() or [serving]) if serving is not None else []:
+            planned.append(plan_serving(config).config.model.id)
+    assert len(planned) >= 20 and asked == []

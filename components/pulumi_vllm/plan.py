@@ -153,7 +153,9 @@ def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
     try:
         resolved = resolve_model_facts(
             config.model.id, config.model.facts, config.model.config_json,
-            revision=config.model.revision, token=token, hub=True,
+            revision=config.model.revision, token=token,
+            # llama.cpp and Ollama load GGUF files: their repositories have no config.json to read.
+            hub=config.engine.kind not in ("llama.cpp", "ollama"),
         )
     except ValueError as error:
         key = "model.facts" if config.model.facts else "model.configJson"
