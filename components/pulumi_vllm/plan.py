@@ -276,6 +276,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     # The context vLLM derives under engine.hfOverrides (RoPE scaling) is the one the plan sizes.
     facts = apply_rope(facts, config.engine.hf_overrides)
     _check_data_parallel(config, facts)
+    _check_runner(config)
     findings = tuple(check_parallelism(facts, tensor, pipeline, model=config.model.id))
     if not profile(config.engine.kind).splits_heads:
         # Layer and row splits (llama.cpp, Ollama) do not divide attention heads.
@@ -377,6 +378,16 @@ def _check_data_parallel(config: StackConfig, facts: ModelFacts | None) -> None:
                 f"{PROJECT}:parallelism.enableExpertParallel: true is not accepted for {config.model.id}: "
                 f"{finding.message} Remove it (tensor and data parallelism work for dense models)"
             )
+
+
+def _check_runner(config: StackConfig) -> None:
+    """A pooling model (``engine.runner: pooling``) serves no completions: the load test would only measure 404s."""
+    if config.engine.runner == "pooling" and config.load_test.enabled:
+        raise ConfigError(
+            f"{PROJECT}:loadTest.enabled: true is not accepted with engine.runner 'pooling': the load test runs "
+            "vllm bench serve against /v1/completions, which a pooling model does not serve (it answers "
+            "/v1/embeddings, /pooling, /score, /rerank); remove loadTest or set loadTest.enabled: false"
+        )
 
 
 def _check_engine(config: StackConfig, topology: Topology) -> None:

@@ -57,6 +57,7 @@ def _check_group(workload: Workload, workloads: list[tuple[str, Workload]]) -> l
     problems: list[str] = []
     for target in engine_containers(workload):
         for command in target.engines:
+            problems += _conflicting_flags(target.label, command)
             is_head = target.commands.ray_head
             world = command.world_size(workload.multi_pod or is_head)
             if world is None:
@@ -91,6 +92,17 @@ def _check_group(workload: Workload, workloads: list[tuple[str, Workload]]) -> l
                         f"size {tensor}: a tensor-parallel group must not span pods."
                     )
     return problems
+
+
+def _conflicting_flags(label: str, command: EngineCommand) -> list[str]:
+    """A vLLM flag given twice with different values: vLLM keeps the last, whatever the pod was sized for."""
+    if command.vllm is None:
+        return []
+    return [
+        f"{label}: {flag} is given {len(values)} times ({', '.join(repr(value) for value in values)}): vLLM keeps the "
+        f"last ({values[-1]!r}); give it once, with the value the pod is sized for."
+        for flag, values in command.vllm.conflicting_flags.items()
+    ]
 
 
 def _launcher_problems(label: str, command: EngineCommand, world: int) -> list[str]:

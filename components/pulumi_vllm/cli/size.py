@@ -170,12 +170,34 @@ def _not_estimated(args: argparse.Namespace) -> int | None:
     return NOT_ESTIMATED
 
 
+def _with_hf_overrides(text: str, facts: ModelFacts, origin: str) -> tuple[ModelFacts, str]:
+    """The facts with the context vLLM derives under ``--hf-overrides`` (RoPE scaling), and the origin saying so."""
+    import json
+
+    from pulumi_vllm.models.rope import apply_rope, check_hf_overrides, effective_context
+
+    try:
+        overrides = json.loads(text)
+    except ValueError as error:
+        raise UserError(f"--hf-overrides {text!r} is not accepted: {error}") from None
+    if not isinstance(overrides, dict):
+        raise UserError(f"--hf-overrides {text!r} is not accepted: a JSON object is")
+    try:
+        check_hf_overrides(overrides)
+    except ValueError as error:
+        raise UserError(f"--hf-overrides {text!r} is not accepted: {error}") from None
+    tokens, how = effective_context(facts, overrides)
+    return apply_rope(facts, overrides) or facts, f"{origin}; context {tokens}: {how}"
+
+
 def run_size(args: argparse.Namespace) -> int:
     """Print the plan; 0 when the model fits, 1 when it does not, 3 when the engine's memory is not estimated."""
     skipped = _not_estimated(args)
     if skipped is not None:
         return skipped
     facts, origin = _facts(args.model, args.revision)
+    if args.hf_overrides:
+        facts, origin = _with_hf_overrides(args.hf_overrides, facts, origin)
     from pulumi_vllm.cli import size_objective
 
     if size_objective.wanted(args):
@@ -282,6 +304,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--tensor-parallel-size", type=_positive(int), default=None)
     parser.add_argument("--pipeline-parallel-size", type=_positive(int), default=None)
     parser.add_argument("--max-model-len", type=_positive(int), default=None, help="default: the model's")
+    parser.add_argument("--hf-overrides", default=None, metavar="JSON",
+                        help="vLLM's --hf-overrides (e.g. a YaRN rope_parameters map): the context it derives is sized")
     parser.add_argument("--gpu-memory-utilization", type=_utilization, default=0.9)
     parser.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", "float16", "fp8",
                                                                       "fp8_e4m3", "fp8_e5m2"])

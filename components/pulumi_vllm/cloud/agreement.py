@@ -151,7 +151,10 @@ def fit_problems(config: Any, group: GpuGroup) -> list[str]:
     instance = group.instance
     per_node = group.gpus_per_node or parallel.gpus_per_node
     try:
-        topology = plan_topology(parallel.tensor_parallel_size, parallel.pipeline_parallel_size, gpus_per_pod, per_node)
+        topology = plan_topology(
+            parallel.tensor_parallel_size, parallel.pipeline_parallel_size, gpus_per_pod, per_node,
+            data_parallel_size=parallel.data_parallel_size,
+        )
     except TopologyError as error:
         where = f"{group.key} ({group.types_text}, {per_node} GPU(s) per node)" if per_node else group.key
         return [f"{_key('parallelism.tensorParallelSize')}: {parallel.tensor_parallel_size} does not fit {where}: {error}"]

@@ -153,7 +153,8 @@ def check_scaling_bounds(config: Any) -> None:
     quota = config.quota
     if not quota.enabled:
         return
-    world = config.parallelism.tensor_parallel_size * config.parallelism.pipeline_parallel_size
+    parallel = config.parallelism
+    world = parallel.tensor_parallel_size * parallel.pipeline_parallel_size * parallel.data_parallel_size
     batch = world if config.batch.enabled else 0
     # The quota the stack creates: quota.gpus, or (unset) what the stack requests at its own replicas.
     limit = quota.gpus if quota.gpus is not None else world * config.replicas + batch

@@ -44,6 +44,8 @@ _ALIASES = {
     "-i": "--input-file",
     "-o": "--output-file",
 }
+_APPENDED = {"--middleware"}
+"""vLLM flags whose values add up instead of replacing each other (argparse ``append``)."""
 # Flags that take no value, so that a positional after them is not read as their value. Flags
 # named --enable-*, --disable-* and --no-* are switches too.
 _SWITCHES = {
@@ -135,6 +137,34 @@ class VllmCommand:
                     options[flag] = None
             index += 1
         return options, tuple(positionals)
+
+    @cached_property
+    def conflicting_flags(self) -> dict[str, tuple[str | None, ...]]:
+        """Flags given more than once with different values, in canonical form, with every value in order.
+
+        vLLM's parser (argparse) keeps the last value, and so does :attr:`options`; a command line that gives
+        ``--tensor-parallel-size 1 ... --tensor-parallel-size 2`` runs with 2, whatever its pod was sized for.
+        """
+        seen: dict[str, list[str | None]] = {}
+        args = list(self.args)
+        index = 0
+        while index < len(args):
+            token = args[index]
+            if token == "--":
+                break
+            if _is_flag(token) and not (token.startswith("-O") and not token.startswith("--")):
+                name, equals, value = token.partition("=")
+                flag = canonical_flag(name)
+                given: str | None = value if equals else None
+                if not equals and not _is_switch(flag) and index + 1 < len(args) and not _is_flag(args[index + 1]):
+                    given = args[index + 1]
+                    index += 1
+                seen.setdefault(flag, []).append(given)
+            index += 1
+        # --middleware appends (action "append"): several are several middlewares, not a conflict.
+        return {
+            flag: tuple(values) for flag, values in seen.items() if len(set(values)) > 1 and flag not in _APPENDED
+        }
 
     @property
     def options(self) -> dict[str, str | None]:

@@ -31,6 +31,28 @@ ROUTER_METRICS_PORT = 29000
 ROUTER_COMMAND = ("vllm-router",)
 """The router's console script (the wheel's entry point and the image's)."""
 
+GENERATE_ROUTES: tuple[str, ...] = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+"""The OpenAI routes a model served by vLLM's ``generate`` runner answers (and that clients reach through the router)."""
+
+POOLING_ROUTES: tuple[str, ...] = (
+    "/v1/embeddings", "/v2/embed", "/pooling", "/classify", "/score", "/v1/score", "/rerank", "/v1/rerank",
+    "/v2/rerank", "/v1/models",
+)
+"""The routes of vLLM 0.32's pooling runner (``vllm/entrypoints/pooling/*/api_router.py``): embeddings, pooling,
+classification, scoring and reranking. Which of them answer depends on the model's tasks (an embedding model
+answers ``/v1/embeddings``, a cross-encoder ``/score`` and ``/rerank``); chat and completions never do."""
+
+
+def runner_routes(runner: str) -> tuple[str, ...]:
+    """The routes a model group offers through the router: chat and completions for ``generate``, the pooling
+    routes for ``pooling`` (a chat request to an embedding model is not offered, and vLLM would answer 404)."""
+    if runner == "pooling":
+        return POOLING_ROUTES
+    if runner == "generate":
+        return GENERATE_ROUTES
+    raise ValueError(f"runner {runner!r} is not accepted: generate or pooling is")
+
+
 REFRESH_ENV = "ROUTER_REFRESH_SECONDS"
 WORKERS_ENV = "ROUTER_WORKERS"
 ROUTER_URL_ENV = "ROUTER_URL"

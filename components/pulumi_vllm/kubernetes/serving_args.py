@@ -95,10 +95,14 @@ class ServingResourcesArgs(TypedDict):
     """Extended resource name of the GPUs (``amd.com/gpu`` for AMD)."""
     gpu_type: NotRequired[str]
     """GPU model (e.g. H100-80GB, A100-40GB, L4) for the capacity planner; optional."""
+    pin_gpu_type: NotRequired[bool]
+    """With ``gpuType`` set, pin the GPU pods to nodes of that GPU (required node affinity on GPU feature
+discovery's ``nvidia.com/gpu.product`` and the clouds' GPU labels); ``false`` for none."""
     cpu_request: NotRequired[str]
-    """The stack config's ``cpuRequest`` key."""
+    """CPU request; unset: 2 x (2 + GPUs per pod), vLLM's guidance of 2 + N cores for N GPUs, in vCPUs."""
     memory_request: NotRequired[str]
-    """The stack config's ``memoryRequest`` key."""
+    """Memory request; unset: 2Gi per vLLM process (2 + GPUs per pod) plus the pod's share of the checkpoint and
+its CPU offload buffers, at least 16Gi."""
     cpu_limit: NotRequired[str]
     """CPU limit; unset by default so tokenization and scheduling are not throttled."""
     memory_limit: NotRequired[str]

@@ -28,7 +28,9 @@ def summary_lines(rendered: Any) -> list[str]:
         f"gpus:     {plan.total_gpus} x {gpu_name} ({plan.gpus_per_pod} per {unit}, {config.replicas} replica(s))",
         (
             f"layout:   world size {topology.world_size} = tensor {topology.tensor_parallel_size}"
-            f" x pipeline {topology.pipeline_parallel_size}; {topology.pods} {unit}(s) per replica, {where}"
+            f" x pipeline {topology.pipeline_parallel_size}"
+            + (f" x data {topology.data_parallel_size}" if topology.data_parallel_size > 1 else "")
+            + f"; {topology.pods} {unit}(s) per replica, {where}"
         ),
         f"image:    {config.engine.pinned_image}",
     ]
@@ -46,6 +48,10 @@ def summary_lines(rendered: Any) -> list[str]:
         lines.append("capacity: not planned (set resources.gpuType)")
     else:
         lines.append(f"capacity: not planned (no model facts for {config.model.id})")
+    elif config.engine.runner == "pooling":
+        from pulumi_vllm.engine.router import runner_routes
+
+        lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
     if config.batch.enabled:
         lines.append(f"batch:    Job {config.name}-batch ({plan.gpus_per_pod} GPU(s), runs once)")
     from pulumi_vllm.program import plan_notes
