@@ -126,7 +126,8 @@ class Reference:
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 QWEN_7B = "Qwen/Qwen2.5-7B-Instruct"
 V19 = {"vllm_version": "0.19.0", "max_model_len": 8192, "gpu_memory_utilization": 0.95}
-OLD = {"vllm_version": "0.16.0", "max_model_len": 16000, "gpu_memory_utilization": 0.9, "gpu_total_gib": 79.18}
+OLD = {"vllm_version": "0.16.0", "max_model_len": 16000, "gpu_memory_utilization": 0.9, "gpu_total_gib": 79.18,
+       "version_logged": False}
 
 FITTED_ERA: tuple[Reference, ...] = (
     Reference("Llama-3.1-8B TP1", LLAMA_8B, tensor_parallel_size=1, pipeline_parallel_size=1, source=ISSUE,
@@ -414,17 +415,17 @@ NEW_LOGS: tuple[Reference, ...] = (
     # Runs of EMPIRICAL's later revision that FITTED_ERA does not hold (same H100, release and settings as OLD).
     Reference("gpt-oss-20b H100 len 16000 (<0.17)", "openai/gpt-oss-20b", tensor_parallel_size=1,
               pipeline_parallel_size=1, source=EMPIRICAL_URL, weights_gib=13.47, kv_cache_gib=50.28,
-              activation_gib=7.38, non_torch_gib=0.13, family="mxfp4", version_logged=False, **OLD),
+              activation_gib=7.38, non_torch_gib=0.13, family="mxfp4", **OLD),
     Reference("gpt-oss-120b H100 len 16000 (<0.17)", GPT_OSS, tensor_parallel_size=1, pipeline_parallel_size=1,
               source=EMPIRICAL_URL, weights_gib=64.38, kv_cache_gib=3.33, activation_gib=7.38, non_torch_gib=0.13,
-              family="mxfp4", version_logged=False,
+              family="mxfp4",
               unsized="the page states no setting for this run, and its figures do not add up at the page's 0.9 "
                       "(71.89 GiB of weights, activation and non-torch memory against 71.26 requested, yet 3.33 "
                       "GiB available); they would at 0.95",
               **OLD),
     Reference("Qwen3-32B TP2 len 16000 (<0.17)", "Qwen/Qwen3-32B", tensor_parallel_size=2, pipeline_parallel_size=1,
               source=EMPIRICAL_URL, weights_gib=30.59, kv_cache_gib=34.49, activation_gib=5.64, non_torch_gib=0.54,
-              version_logged=False, defaults=("gpu_memory_utilization 0.9, the page's setting for its runs",), **OLD),
+              defaults=("gpu_memory_utilization 0.9, the page's setting for its runs",), **OLD),
     Reference("Mistral-Small-3.2-24B (vision) H100 0.11.0", "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
               vllm_version="0.11.0", tensor_parallel_size=1, pipeline_parallel_size=1, max_model_len=16000,
               gpu_memory_utilization=0.95, source=EMPIRICAL_URL, weights_gib=44.76, kv_cache_gib=28.20,
@@ -434,9 +435,9 @@ NEW_LOGS: tuple[Reference, ...] = (
                     "hidden 5120, vocabulary 131072, 131072 positions), that of Mistral-Small-3.1-24B"),
     Reference("Qwen3-0.6B len 32000 (<0.17)", "Qwen/Qwen3-0.6B", tensor_parallel_size=1, pipeline_parallel_size=1,
               source=EMPIRICAL_URL, weights_gib=1.12, kv_cache_gib=64.45, activation_gib=5.56, non_torch_gib=0.13,
-              facts=QWEN3_0_6B, version_logged=False, **{**OLD, "max_model_len": 32000}),
+              facts=QWEN3_0_6B, **{**OLD, "max_model_len": 32000}),
     Reference("DeepSeek-R1 FP8 H100 TP1 (<0.17)", "deepseek-ai/DeepSeek-R1", tensor_parallel_size=1,
-              pipeline_parallel_size=1, source=EMPIRICAL_URL, fits=False, family="mla", version_logged=False,
+              pipeline_parallel_size=1, source=EMPIRICAL_URL, fits=False, family="mla",
               notes="out of memory while loading the weights", **OLD),
     Reference("Qwen3-8B PP3 (rank 0)", "Qwen/Qwen3-8B", tensor_parallel_size=1, pipeline_parallel_size=3,
               source=REPORT_URL, weights_gib=5.48, activation_gib=0.96, non_torch_gib=0.07,

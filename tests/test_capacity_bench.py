@@ -20,11 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import capacity_bench as bench
 import references
 
-# Measured on the held-out references: KV-cache median 0.24 %, worst 382.5 % (gpt-oss-120b on H100 at
-# 0.95, whose MXFP4 weights the planner puts about 6 GiB too low); the new logs alone, median 15.1 %.
+# Measured on the held-out references with the planner that loads weights as vLLM does: KV-cache median
+# 0.26 %, worst 23.5 % (Qwen3-235B-A22B-FP8 on 4 H100s); the new logs alone, median 6.0 %; weights worst
+# 2.3 %; two wrong start-up verdicts, both failures after the cache is sized (CUDA-graph capture, -O3).
 HELD_OUT_MEDIAN_MAX = 0.005
-HELD_OUT_WORST_MAX = 3.90
-NEW_LOGS_MEDIAN_MAX = 0.16
+HELD_OUT_WORST_MAX = 0.25
+NEW_LOGS_MEDIAN_MAX = 0.07
+HELD_OUT_WEIGHTS_WORST_MAX = 0.03
+KNOWN_WRONG_VERDICTS = {"Qwen3-30B-A3B 4x A10 TP4", "gpt-oss-120b H100 0.14.1 len 5120"}
 FITTED_WORST_MAX = bench.FITTED_TOLERANCE
 
 
@@ -83,6 +86,13 @@ def test_held_out_error_does_not_regress(evaluated) -> None:
     assert held.worst <= HELD_OUT_WORST_MAX, held.text()
     new = bench.new_logs_held_out(rows)
     assert new is not None and new.median <= NEW_LOGS_MEDIAN_MAX, new.text()
+    weights = bench.overall(rows)["held-out"]["weights"]
+    assert weights is not None and weights.worst <= HELD_OUT_WEIGHTS_WORST_MAX, weights.text()
+
+
+def test_no_new_wrong_verdict(evaluated) -> None:
+    rows, _ = evaluated
+    assert {row.ref.label for row in bench.wrong_verdicts(rows)} <= KNOWN_WRONG_VERDICTS
 
 
 def test_json_and_markdown_carry_the_same_references(evaluated, capsys) -> None:
