@@ -38,6 +38,10 @@ def summary_lines(rendered: Any) -> list[str]:
     if config.engine.kind != "vllm":
         routes = ", ".join(engine.openai_paths) or f"none (its own API; port {engine.port})"
         lines.append(f"engine:   {engine.kind} ({engine.title} {engine.version}); OpenAI routes: {routes}")
+    elif config.engine.runner == "pooling":
+        from pulumi_vllm.engine.router import runner_routes
+
+        lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
     if plan.capacity is not None:
