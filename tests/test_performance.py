@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pulumi_vllm.capacity import performance
 from pulumi_vllm.capacity.performance import ServingLayout, Workload, active_parameters, predict
@@ -165,3 +166,44 @@ def test_prices_have_sources_and_go_stale(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(Exception, match="--price-file"):
         size_objective.load_prices(bad)
+
+
+def test_write_stack_renders_and_passes_the_policy_pack(tmp_path: Path) -> None:
+    """The chosen layout as a stack file: it validates, renders, carries the model's autoscaling targets, and the
+    policy pack (over gRPC, as a preview runs it) finds nothing mandatory."""
+    from pulumi_vllm.cli.render import render_stack
+    from pulumi_vllm.policy.client import resources_from_registrations, run_policy_pack
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "pulumi_vllm", "size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--rate", "20",
+         "--ttft-p90", "500", "--itl-p90", "50", "--write-stack", "planned"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "components")},
+    )
+    assert done.returncode == 0, done.stderr
+    stack = yaml.safe_load((tmp_path / "Pulumi.planned.yaml").read_text())["config"]
+    autoscaling = stack["pulumi-vllm:autoscaling"]
+    assert autoscaling["minReplicas"] == stack["pulumi-vllm:replicas"] >= 1
+    assert autoscaling["maxReplicas"] > autoscaling["minReplicas"]
+    rendered = render_stack(tmp_path, "planned", env={})
+    manifests = [doc for name, doc in rendered.documents
+                 if name.endswith(".yaml") and isinstance(doc, dict) and "kind" in doc]
+    assert {"Deployment", "ScaledObject"} <= {doc["kind"] for doc in manifests}
+    scaled = next(doc for doc in manifests if doc["kind"] == "ScaledObject")
+    assert scaled["spec"]["minReplicaCount"] == autoscaling["minReplicas"]
+    violations = run_policy_pack(ROOT / "policies", resources_from_registrations(rendered.run.registrations))
+    assert [v for v in violations if v.enforcement_level == "mandatory"] == []
+
+
+def test_autoscaling_targets_follow_the_predicted_capacity() -> None:
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100", replicas=2, kv_cache_tokens=400_000)
+    prediction = predict(llama, layout, Workload(1024, 128, rate=20))
+    targets = performance.autoscaling_targets(prediction, 2, 20, ttft_p90_objective_ms=prediction.ttft_ms.p90 + 500)
+    assert targets.replica_requests_per_s == 10
+    assert targets.waiting_requests_per_replica == pytest.approx(10 * 0.5, abs=0.1)  # arrivals in the headroom
+    assert targets.kv_cache_usage_percent is not None
+    assert targets.kv_cache_usage_percent == pytest.approx(min(95, round(prediction.kv_cache_usage * 100 + 10)))
+    assert (targets.min_replicas, targets.max_replicas) == (2, 3)

@@ -501,3 +501,57 @@ def predict(
         notes=tuple(notes),
     )
 
+
+
+@dataclass(frozen=True)
+class AutoscalingTargets:
+    """KEDA thresholds and replica bounds derived from the predicted per-replica capacity at the objective."""
+
+    min_replicas: int
+    """Replicas that serve the traffic target within the objective (the search's count)."""
+    max_replicas: int
+    """Half as many again, for bursts above the target."""
+    waiting_requests_per_replica: float
+    """Requests that may wait per replica before another is added: those that arrive within the TTFT headroom
+    (the objective less the predicted p90), at least 1."""
+    kv_cache_usage_percent: float | None
+    """The predicted KV-cache use per replica at the target, plus 10 points (10-95); ``None`` without a KV size."""
+    running_requests_per_replica: float
+    """Sequences one replica runs at the target (for dashboards; KEDA scales on the two signals above)."""
+    replica_requests_per_s: float
+    """Requests/s one replica serves at the target."""
+
+    def as_config(self) -> dict[str, Any]:
+        """The ``autoscaling`` section's keys, in the stack file's camelCase."""
+        config: dict[str, Any] = {
+            "enabled": True,
+            "minReplicas": self.min_replicas,
+            "maxReplicas": self.max_replicas,
+            "waitingRequestsPerReplica": self.waiting_requests_per_replica,
+        }
+        if self.kv_cache_usage_percent is not None:
+            config["kvCacheUsagePercent"] = self.kv_cache_usage_percent
+        return config
+
+
+def autoscaling_targets(
+    prediction: Prediction, replicas: int, rate: float, ttft_p90_objective_ms: float | None = None,
+) -> AutoscalingTargets:
+    """The targets for ``replicas`` serving ``rate`` requests/s with ``prediction`` (the search's layout at the
+    objective)."""
+    per_replica = rate / replicas
+    if ttft_p90_objective_ms is not None and math.isfinite(prediction.ttft_ms.p90):
+        headroom_s = max(0.0, ttft_p90_objective_ms - prediction.ttft_ms.p90) / 1e3
+    else:
+        headroom_s = prediction.itl_ms.p50 / 1e3 * 10  # about ten decode steps of waiting
+    waiting = max(1.0, round(per_replica * headroom_s, 1))
+    usage = prediction.kv_cache_usage
+    kv = None if usage is None else float(min(95, max(10, round(usage * 100 + 10))))
+    return AutoscalingTargets(
+        min_replicas=replicas,
+        max_replicas=max(replicas + 1, math.ceil(replicas * 1.5)),
+        waiting_requests_per_replica=waiting,
+        kv_cache_usage_percent=kv,
+        running_requests_per_replica=round(prediction.running_per_engine, 2),
+        replica_requests_per_s=per_replica,
+    )

@@ -21,6 +21,7 @@ from pulumi_vllm.capacity.performance import (
     Prediction,
     ServingLayout,
     Workload,
+    autoscaling_targets,
     gpu_performance,
     known_performance_gpus,
     predict,
@@ -309,6 +310,8 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
         print(json.dumps({
             "model": args.model, "objective": objective.__dict__, "candidates": [c.as_json() for c in candidates],
             "chosen": chosen, "binding": binding, "reason": reason or None,
+            "autoscaling": None if best is None else autoscaling_targets(
+                best.prediction, best.replicas, objective.rate, objective.ttft_p90_ms).as_config(),
             "prices": {"as_of": prices.as_of.isoformat(), "source": prices.source, "warnings": list(prices.warnings)},
         }, indent=2))
     else:
@@ -322,6 +325,10 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
         if best is not None:
             print(f"chosen:       {best.nodes} x {best.instance.name} ({best.replicas} replica(s) of tensor parallel "
                   f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}; binding: {binding}")
+            targets = autoscaling_targets(best.prediction, best.replicas, objective.rate, objective.ttft_p90_ms)
+            print(f"autoscaling:  replicas {targets.min_replicas}-{targets.max_replicas}, waiting requests per replica "
+                  f"{targets.waiting_requests_per_replica:g}, KV-cache usage {targets.kv_cache_usage_percent or '-'}%, "
+                  f"{targets.running_requests_per_replica:g} running per replica at the target")
         else:
             print(f"no layout:    {reason}")
         for warning in prices.warnings:
@@ -332,24 +339,47 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
     return 0 if best is not None else NO_FEASIBLE_LAYOUT
 
 
-def stack_config(model: str, candidate: Candidate, objective: Objective) -> dict[str, Any]:
-    """The ``pulumi-vllm:*`` keys of a stack for the chosen layout."""
+def stack_config(name: str, model: str, candidate: Candidate, objective: Objective) -> dict[str, Any]:
+    """The ``pulumi-vllm:*`` keys of a stack for the chosen layout, with KEDA's targets from the model."""
     tp = candidate.tensor_parallel_size
-    return {
+    targets = autoscaling_targets(candidate.prediction, candidate.replicas, objective.rate, objective.ttft_p90_ms)
+    context = objective.input_tokens + objective.output_tokens
+    config: dict[str, Any] = {
+        "pulumi-vllm:name": name,
+        "pulumi-vllm:namespace": "vllm",
         "pulumi-vllm:model": {"id": model},
-        "pulumi-vllm:resources": {"gpuType": candidate.instance.gpu, "gpusPerPod": tp},
-        "pulumi-vllm:parallelism": {"tensorParallelSize": tp},
-        "pulumi-vllm:replicas": candidate.replicas,
+        "pulumi-vllm:engine": {"maxModelLen": max(2048, 1 << (context - 1).bit_length())},
+        "pulumi-vllm:resources": {"gpuType": candidate.instance.gpu},
+        "pulumi-vllm:replicas": targets.min_replicas,
+        "pulumi-vllm:autoscaling": targets.as_config(),
+        "pulumi-vllm:monitoring": {"enabled": True, "monitor": "podMonitor",
+                                   "labels": {"release": "kube-prometheus-stack"}},
+        # Replicas on several nodes share the weights.
+        "pulumi-vllm:cache": {"accessMode": "ReadWriteMany"},
     }
+    if tp > 1:
+        config["pulumi-vllm:parallelism"] = {"tensorParallelSize": tp, "gpusPerNode": candidate.instance.gpus}
+    return config
 
 
 def write_stack(name: str, model: str, candidate: Candidate, objective: Objective) -> Path:
-    """Write ``Pulumi.<name>.yaml`` for the chosen layout in the current folder."""
+    """Write ``Pulumi.<name>.yaml`` for the chosen layout in the current folder.
+
+    Raises:
+        UserError: ``name`` is not a stack name (letters, digits, ``-``, ``_``, ``.``).
+    """
+    import re
+
     import yaml
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"--write-stack {name!r}: a stack name is letters, digits, '-', '_' and '.'")
     path = Path(f"Pulumi.{name}.yaml")
-    path.write_text(yaml.safe_dump({"config": stack_config(model, candidate, objective)}, sort_keys=False),
-                    encoding="utf-8")
+    header = (f"# Written by pulumi-vllm size for {objective.rate:g} requests/s of {objective.input_tokens} in / "
+              f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}.\n"
+              "# The autoscaling targets come from the predicted per-replica capacity (docs/capacity.md).\n")
+    body = yaml.safe_dump({"config": stack_config(name, model, candidate, objective)}, sort_keys=False)
+    path.write_text(header + body, encoding="utf-8")
     return path
 
 
