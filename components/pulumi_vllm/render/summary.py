@@ -42,6 +42,10 @@ def summary_lines(rendered: Any) -> list[str]:
         from pulumi_vllm.engine.router import runner_routes
 
         lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
+    elif config.engine.runner == "pooling":
+        from pulumi_vllm.engine.router import runner_routes
+
+        lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
     if plan.capacity is not None:
@@ -52,10 +56,6 @@ def summary_lines(rendered: Any) -> list[str]:
         lines.append("capacity: not planned (set resources.gpuType)")
     else:
         lines.append(f"capacity: not planned (no model facts for {config.model.id})")
-    elif config.engine.runner == "pooling":
-        from pulumi_vllm.engine.router import runner_routes
-
-        lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
     if config.batch.enabled:
         lines.append(f"batch:    Job {config.name}-batch ({plan.gpus_per_pod} GPU(s), runs once)")
     from pulumi_vllm.program import plan_notes
