@@ -42,10 +42,6 @@ def summary_lines(rendered: Any) -> list[str]:
         from pulumi_vllm.engine.router import runner_routes
 
         lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
-    elif config.engine.runner == "pooling":
-        from pulumi_vllm.engine.router import runner_routes
-
-        lines.append(f"runner:   pooling; routes: {', '.join(runner_routes('pooling'))}")
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
     if plan.capacity is not None:
