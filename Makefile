@@ -41,7 +41,7 @@ install: $(STAMP_CORE)
 install-test: $(STAMP_TEST)
 
 demo: install
-	$(DEMO_SECRETS) $(BIN)/pulumi-vllm render --stack dev --out rendered/dev \
+	$(DEMO_SECRETS) $(BIN)/pulumi-vllm render --stack dev --secret hfToken --secret apiKey --out rendered/dev \
 	  --policy-pack policies --policy-pack-config policies/policy-config.example.json
 
 test: install-test lint llama-server helm

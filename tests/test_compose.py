@@ -47,12 +47,12 @@ def _validate(document: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def single() -> Any:
-    return render_stack(REPO, "docker-single", env=SECRETS_ENV)
+    return render_stack(REPO, "docker-single", env=SECRETS_ENV, secrets={"hfToken": None, "apiKey": None})
 
 
 @pytest.fixture(scope="module")
 def two_hosts() -> Any:
-    return render_stack(REPO, "docker-2host", env=SECRETS_ENV)
+    return render_stack(REPO, "docker-2host", env=SECRETS_ENV, secrets={"hfToken": None, "apiKey": None})
 
 
 def test_the_validator_rejects_what_compose_rejects() -> None:

@@ -45,7 +45,7 @@ def test_flat_runtime_config_is_decoded() -> None:
         ({}, "pulumi-vllm:model: required but not set"),
         (
             {**MINIMAL, "engine": {"gpuMemoryUtilization": 1.5}},
-            "pulumi-vllm:engine.gpuMemoryUtilization: 1.5 is not accepted: Input should be less than or equal to 1",
+            "pulumi-vllm:engine.gpuMemoryUtilization: 1.5 is not accepted: use at most 1",
         ),
         ({**MINIMAL, "engine": {"image": "vllm/vllm-openai:latest"}}, "uses 'latest'; pin a vLLM release"),
         ({**MINIMAL, "engine": {"image": "vllm/vllm-openai"}}, "has no tag; pin a vLLM release"),

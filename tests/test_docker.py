@@ -53,7 +53,7 @@ def _one(rendered: Any, type_: str) -> Registration:
 @pytest.fixture(scope="module")
 def single() -> Any:
     return render_stack(
-        REPO, "docker-single", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}
+        REPO, "docker-single", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}, secrets={"hfToken": None, "apiKey": None}
     )
 
 
@@ -312,7 +312,7 @@ def test_component_rejects_bad_config_before_registering_anything(mocks: Any) ->
 @pytest.fixture(scope="module")
 def two_hosts() -> Any:
     return render_stack(
-        REPO, "docker-2host", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}
+        REPO, "docker-2host", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}, secrets={"hfToken": None, "apiKey": None}
     )
 
 

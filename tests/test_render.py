@@ -35,7 +35,9 @@ def _deployment(rendered: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dev() -> Any:
-    return render_stack(REPO, "dev", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY})
+    return render_stack(
+        REPO, "dev", env={"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}, secrets={"hfToken": None, "apiKey": None}
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -128,7 +130,7 @@ def test_no_secret_in_files_or_outputs(tmp_path: Path, capsys: pytest.CaptureFix
     monkeypatch.setenv("PULUMI_VLLM_SECRET_HF_TOKEN", TOKEN)
     monkeypatch.setenv("PULUMI_VLLM_SECRET_API_KEY", API_KEY)
     out = tmp_path / "dev"
-    assert main(["render", "--stack", "dev", "--out", str(out), "--project", str(REPO)]) == 0
+    assert main(["render", "--stack", "dev", "--secret", "hfToken", "--secret", "apiKey", "--out", str(out), "--project", str(REPO)]) == 0
     printed = capsys.readouterr()
     files = [path for path in out.rglob("*") if path.is_file()]
     assert len(files) >= 5
@@ -208,7 +210,9 @@ def test_secrets_reach_the_engine_only_as_secrets(stack: str) -> None:
     env = {"PULUMI_VLLM_SECRET_HF_TOKEN": TOKEN, "PULUMI_VLLM_SECRET_API_KEY": API_KEY}
     if not profile(engine_kind(stack)).api_key_env:
         del env["PULUMI_VLLM_SECRET_API_KEY"]  # an engine without an API key refuses apiKey
-    rendered = render_stack(REPO, stack, env=env)
+    # The stack declares the secrets, as `pulumi config set --secret` would.
+    declared = {"hfToken": None, "apiKey": None} if "PULUMI_VLLM_SECRET_API_KEY" in env else {"hfToken": None}
+    rendered = render_stack(REPO, stack, env=env, secrets=declared)
     carried = False
     for registration in rendered.run.registrations:
         for secret in (TOKEN, API_KEY):

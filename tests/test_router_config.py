@@ -69,7 +69,7 @@ def test_errors_name_the_key_where_the_file_sets_it() -> None:
         ({"model": {"id": "org/a"}, "adapters": {"bad name": "org/x"}}, "pulumi-vllm:models.m.adapters"),
         ({"model": {"id": "org/a"}, "adapters": {"x": "not-a-repo"}}, "is not a Hugging Face id"),
         ({"model": {"id": "org/a"}, "unknownKey": 1}, "pulumi-vllm:models.m.unknownKey: unknown key"),
-        ({"engine": {}}, "pulumi-vllm:model: required but not set (the shared default, for models.m)"),
+        ({"engine": {}}, "pulumi-vllm:models.m.model: required but not set"),
     ],
 )
 def test_bad_entries_are_refused_with_their_key(entry: dict[str, Any], expected: str) -> None:

@@ -218,7 +218,7 @@ def test_a_single_model_stack_can_have_the_router_in_front() -> None:
      "the router runs on Kubernetes"),
     ({"models": {"a": {"model": {"id": "org/a", "servedModelName": "same"}},
                  "b": {"model": {"id": "org/b", "servedModelName": "same"}}}},
-     "the model name 'same' is also served by 'a'"),
+     "pulumi-vllm:models.b.model.servedModelName: 'same' is not accepted: it is also served by models.a"),
 ])
 def test_what_the_router_cannot_front_is_refused(values: dict[str, Any], expected: str) -> None:
     base = {"name": "x", "model": {"id": "org/a"}, "router": {"enabled": True}}

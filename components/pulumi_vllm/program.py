@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 
 from pulumi_vllm.config import StackConfig, load_stack_config
+from pulumi_vllm.config.models import check_model_groups
 from pulumi_vllm.config.stack import ProgramConfig, load_program_parts
 from pulumi_vllm.kubernetes.platform import PlatformNeedsArgs
 from pulumi_vllm.plan import ServingPlan, plan_serving
@@ -61,6 +62,8 @@ def run() -> None:
     parts = read_program_config()
     config = parts.serving
     # A serving that cannot run is refused (e.g. pods that fit no GPU node) before the cluster or platform exist.
+    if config is not None:
+        check_model_groups(config, plan_serving)  # each group's problem named where the file sets it
     plan = plan_serving(config) if config is not None else None
     outputs: dict[str, Any] = {}
     after = on_cluster = _cloud_cluster(parts, outputs)

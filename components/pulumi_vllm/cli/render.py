@@ -6,18 +6,27 @@ import argparse
 import contextlib
 import io
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pulumi_vllm.config import PROJECT, ClusterSpec, ConfigError, StackConfig, load_program_config
+from pulumi_vllm.config.models import check_model_groups
 from pulumi_vllm.plan import ServingPlan, plan_serving
 from pulumi_vllm.render import (
     cloud_files,  # noqa: F401 - registers the cloud resources' files
     docker_files,  # noqa: F401 - registers the Docker target's files
     helm_files,  # noqa: F401 - registers the Helm releases' files
 )
-from pulumi_vllm.render.engine import ProgramRun, RenderError, read_stack_files, run_program
+from pulumi_vllm.render.engine import (
+    ProgramRun,
+    RenderError,
+    apply_config_override,
+    read_stack_files,
+    run_program,
+)
 from pulumi_vllm.render.manifests import rendered_documents, write_documents
 
 
@@ -42,19 +51,25 @@ class RenderedStack:
 
 
 def render_stack(
-    project_dir: Path, stack: str, env: dict[str, str] | None = None, overrides: dict[str, str] | None = None
+    project_dir: Path,
+    stack: str,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, str] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
 ) -> RenderedStack:
     """Validate the stack's config, run its program under mocks and build its files (nothing written).
 
     Any Pulumi Python program renders, with its own project name and config; ``overrides`` are
-    ``--config key=value`` pairs (a key without ``project:`` is the program's own). The config is
+    ``--config key=value`` pairs (a key without ``project:`` is the program's own; a dotted key sets a
+    value inside an object, as ``pulumi config set --path`` does); ``secrets`` are secret keys the stack
+    declares beyond its file (``--secret KEY[=VALUE]``; ``None``: from ``PULUMI_VLLM_SECRET_<KEY>``). The config is
     validated against this project's stack schema only when the program is this project's
     (``name: pulumi-vllm``); another program's components validate their own Args as they run.
     Raises :class:`ConfigError` for invalid config and :class:`RenderError` for missing files.
     """
-    project, flat, secret_keys = read_stack_files(project_dir, stack, env)
+    project, flat, secret_keys = read_stack_files(project_dir, stack, env, secrets)
     for key, value in (overrides or {}).items():
-        flat[key if ":" in key else f"{project}:{key}"] = value
+        apply_config_override(flat, project, key, value)
     return _render(project_dir, stack, flat, secret_keys, project)
 
 
@@ -63,10 +78,26 @@ def _render(project_dir: Path, stack: str, flat: dict[str, str], secret_keys: li
     cluster: ClusterSpec | None = None
     if project == PROJECT:
         config, cluster = load_program_config(flat, secret_keys=secret_keys)
+    if config is not None:
+        check_model_groups(config, plan_serving)
     plan = plan_serving(config) if config is not None else None
     # The program's own progress chatter (Pulumi's mock engine logs) is not the user's concern.
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = run_program(project_dir, stack, flat, secret_keys, project)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            run = run_program(project_dir, stack, flat, secret_keys, project)
+    except SystemExit as exit_:
+        # The program refused its config (its __main__ prints the message and exits 1, which `pulumi up` shows):
+        # the same message as every other refusal of bad input, `error:` and exit code 2 included.
+        message = stderr.getvalue().strip()
+        if exit_.code in (0, None) or not message:
+            sys.stderr.write(stderr.getvalue())
+            raise
+        raise ConfigError(message) from None
+    except BaseException:
+        sys.stderr.write(stderr.getvalue())
+        raise
+    sys.stderr.write(stderr.getvalue())
     return RenderedStack(
         stack=stack, config=config, plan=plan, run=run, documents=rendered_documents(run), cluster=cluster
     )
@@ -87,8 +118,9 @@ def add_parser(subparsers: Any) -> None:
         help="run a stack's program offline (Pulumi mock runtime) and write the objects it would create",
         description=(
             "Run the stack's real Pulumi program under Pulumi's mock runtime and write one YAML file per "
-            "object into --out. Secret values are redacted; secure config values are read from "
-            "PULUMI_VLLM_SECRET_<KEY> (e.g. PULUMI_VLLM_SECRET_HF_TOKEN) or replaced by a placeholder."
+            "object into --out. Secret values are redacted; the secrets the stack declares (secure values in its "
+            "file, --secret KEY) are read from PULUMI_VLLM_SECRET_<KEY> (e.g. PULUMI_VLLM_SECRET_HF_TOKEN) or "
+            "replaced by a placeholder."
         ),
     )
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
@@ -99,7 +131,20 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set a config value over the stack file's (repeatable; KEY without 'project:' is the program's own)",
+        help=(
+            "set a config value over the stack file's, as pulumi config set --path writes it (repeatable; KEY "
+            "without 'project:' is the program's own; engine.quantization=fp8 and a[0]=x set values inside objects)"
+        ),
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help=(
+            "declare a secret config key as pulumi config set --secret does (repeatable); its value is VALUE, "
+            "else PULUMI_VLLM_SECRET_<KEY>, else a placeholder"
+        ),
     )
     parser.add_argument(
         "--check-vllm",
@@ -117,7 +162,9 @@ def run_render(args: argparse.Namespace) -> int:
 
     try:
         project_dir = args.project or find_project(Path.cwd())
-        rendered = render_stack(project_dir, args.stack, overrides=config_overrides(args.config))
+        rendered = render_stack(
+            project_dir, args.stack, overrides=config_overrides(args.config), secrets=secret_declarations(args.secret)
+        )
     except (ConfigError, RenderError) as error:
         raise UserError(str(error)) from None
     written = write_documents(args.out, rendered.documents)
@@ -149,6 +196,19 @@ def config_overrides(pairs: list[str]) -> dict[str, str]:
             raise UserError(f"--config {pair!r}: expected KEY=VALUE")
         overrides[key] = value
     return overrides
+
+
+def secret_declarations(pairs: list[str]) -> dict[str, str | None]:
+    """``["hfToken", "apiKey=k"]`` -> ``{"hfToken": None, "apiKey": "k"}`` (``None``: the value comes from the environment)."""
+    from pulumi_vllm.errors import UserError
+
+    declared: dict[str, str | None] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not key or "." in key or "[" in key:
+            raise UserError(f"--secret {pair.partition('=')[0]!r}: expected a top-level config key, e.g. --secret hfToken")
+        declared[key] = value if sep else None
+    return declared
 
 
 def flat_config(values: dict[str, Any], project: str = "pulumi-vllm") -> dict[str, str]:

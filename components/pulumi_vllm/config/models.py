@@ -29,7 +29,12 @@ STACK_WIDE_KEYS = frozenset(
 )
 """Keys that describe the whole stack: set once at the top, never inside a ``models`` entry."""
 
-_KEY_LINE = re.compile(rf"^{re.escape(PROJECT)}:([A-Za-z0-9_]+)((?:[.\[][^:]*)?): (.*)$")
+_KEY_LINE = re.compile(rf"^{re.escape(PROJECT)}:([A-Za-z0-9_]+)((?:[.\[][^:\s]*)?): (.*)$", re.DOTALL)
+
+DERIVED_KEYS = {
+    "name": "the entry's objects are named <name>-<key> (the stack's name, '-', the entry's key)",
+}
+"""Keys a ``models`` entry gets from the stack rather than from the file, and how they are derived."""
 
 Config = TypeVar("Config")
 
@@ -59,10 +64,17 @@ def _path_in(entry: Mapping[str, Any], top: str, rest: str) -> bool:
     return not child or not isinstance(value, Mapping) or child in value
 
 
-def relabel(message: str, key: str, entry: Mapping[str, Any]) -> list[str]:
-    """The problem lines of one entry's error, each naming the key where the file sets it."""
+def relabel(message: str, key: str, entry: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """The problem lines of one entry's error, each naming the key where the file sets it.
+
+    A key the entry sets is named inside it (``models.<key>.engine.maxModelLen``); a key the file sets only
+    at the top is blamed on the shared default; a key the file sets nowhere (a value derived for the entry,
+    such as its name, or a required key) is named inside the entry, where it would be written.
+    """
     lines = []
-    for line in message.splitlines()[1:] if message.startswith("invalid stack configuration:") else [message]:
+    stack_name = str((defaults or {}).get("name", "vllm"))
+    body = _problems(message)
+    for line in body:
         line = line.strip()
         match = _KEY_LINE.match(line)
         if match is None:
@@ -71,9 +83,61 @@ def relabel(message: str, key: str, entry: Mapping[str, Any]) -> list[str]:
         top, rest, text = match.groups()
         if _path_in(entry, top, rest):
             lines.append(f"{PROJECT}:{MODELS_KEY}.{key}.{top}{rest}: {text}")
-        else:
+        elif top in DERIVED_KEYS and not rest:
+            derived = f"{stack_name}-{key}"
+            lines.append(
+                f"{PROJECT}:{MODELS_KEY}.{key}: the derived name {derived!r} is not accepted: {text.split(': ', 1)[-1]}; "
+                f"{DERIVED_KEYS[top]}: shorten the entry's key or {PROJECT}:name"
+            )
+        elif defaults is not None and _path_in(defaults, top, rest):
             lines.append(f"{PROJECT}:{top}{rest}: {text} (the shared default, for {MODELS_KEY}.{key})")
+        else:
+            lines.append(f"{PROJECT}:{MODELS_KEY}.{key}.{top}{rest}: {text}")
     return lines
+
+
+def _problems(message: str) -> list[str]:
+    """The problems of one error: each ``  pulumi-vllm:...`` line of a multi-problem error with its detail lines."""
+    if not message.startswith("invalid stack configuration:"):
+        return [message]
+    problems: list[str] = []
+    for line in message.splitlines()[1:]:
+        if line.startswith(f"  {PROJECT}:") or not problems:
+            problems.append(line.strip())
+        else:
+            problems[-1] += "\n  " + line.strip()
+    return problems
+
+
+def check_model_groups(root: Any, check: Callable[[Any], object]) -> None:
+    """Run ``check`` (the serving plan) on every model group of a ``models`` stack; name each problem's key
+    where the file sets it (``models.<key>.engine.maxModelLen``).
+
+    Raises:
+        ConfigError: one line per problem of every group, as a one-model stack's error reads.
+    """
+    entries, defaults = getattr(root, "_model_sources", ({}, {}))
+    problems: list[str] = []
+    requested: dict[str, int] = {}
+    for key, member in getattr(root, "models", {}).items():
+        try:
+            plan = check(member)
+        except ConfigError as error:
+            problems.extend(relabel(str(error), key, entries.get(key, {}), defaults))
+        else:
+            requested[key] = int(getattr(plan, "gpus_at_once", 0) or 0)
+    if problems:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
+    quota = getattr(root, "quota", None)
+    needed = sum(requested.values())
+    if quota is not None and quota.enabled and quota.gpus is not None and quota.gpus < needed:
+        # The one quota of the namespace covers every group; the first group's plan alone would undercount.
+        parts = ", ".join(f"{key} {gpus}" for key, gpus in requested.items())
+        raise ConfigError(
+            f"{PROJECT}:quota.gpus: {quota.gpus} is not accepted: the stack's models request {needed} GPU(s) together "
+            f"({parts}); their pods would be refused with 'exceeded quota'. Use at least {needed}, or leave quota.gpus "
+            "unset to cap the namespace at what the models request"
+        )
 
 
 def model_entries(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -121,6 +185,11 @@ def model_entries(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return merged
 
 
+def shared_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level keys of a ``models`` stack that each entry is merged over, as the file writes them."""
+    return {name: value for name, value in raw.items() if name not in (MODELS_KEY, "router", "quota", "cluster")}
+
+
 def parse_models(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Config]) -> dict[str, Config]:
     """Validate every entry of a multi-model stack with ``parse`` (the single-model parser).
 
@@ -134,7 +203,7 @@ def parse_models(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Co
         try:
             parsed[key] = parse(values)
         except ConfigError as error:
-            problems.extend(relabel(str(error), key, entries[key]))
+            problems.extend(relabel(str(error), key, entries[key], shared_defaults(raw)))
     if problems:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
     return parsed

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from pulumi_vllm.config.base import (
     _DNS_LABEL,
@@ -23,7 +23,7 @@ from pulumi_vllm.config.cloud import CloudSpec
 from pulumi_vllm.config.cluster import ClusterSpec
 from pulumi_vllm.config.docker import DockerSpec
 from pulumi_vllm.config.model import EngineSpec, ModelSpec
-from pulumi_vllm.config.models import is_multi_model, parse_models, root_values
+from pulumi_vllm.config.models import MODELS_KEY, is_multi_model, parse_models, root_values, shared_defaults
 from pulumi_vllm.config.network import NetworkSpec
 from pulumi_vllm.config.operations import AutoscalingSpec, MonitoringSpec, check_scaling_bounds
 from pulumi_vllm.config.resources import (
@@ -91,6 +91,8 @@ class StackConfig(_Section):
     """vLLM's router in front of the models: one endpoint, routing by model and prefix (docs/routing.md)."""
     # Set by parse_stack_config for a `models` stack; private, so walkers of the schema never recurse into it.
     _models: dict[str, StackConfig] = PrivateAttr(default_factory=dict)
+    # The entries and shared defaults as the file writes them, so later checks name the key where it is set.
+    _model_sources: tuple[dict[str, Any], dict[str, Any]] = PrivateAttr(default_factory=lambda: ({}, {}))
 
     @property
     def models(self) -> dict[str, StackConfig]:
@@ -202,8 +204,15 @@ def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
-def format_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> str:
-    """One message per problem, each naming the key path, the value given and what is accepted."""
+def format_validation_error(error: ValidationError, raw: Mapping[str, Any], schema: type[BaseModel] | None = None) -> str:
+    """One message per problem, each naming the key path, the value given and what is accepted (and why).
+
+    ``schema`` is the model that was validated (default :class:`StackConfig`), whose field docstrings give
+    the reason for a bound when :data:`~pulumi_vllm.config.messages.REASONS` has none.
+    """
+    from pulumi_vllm.config.messages import explain
+
+    schema = schema or StackConfig
     lines = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -221,7 +230,7 @@ def format_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> s
             # Whole-config rules and secrets: never echo values back (they may hold a token).
             lines.append(f"{key}: {message}")
         else:
-            lines.append(f"{key}: {given!r} is not accepted: {message}")
+            lines.append(f"{key}: {given!r} is not accepted: {explain(item, schema)}")
     return "invalid stack configuration:\n  " + "\n  ".join(lines)
 
 
@@ -232,6 +241,7 @@ def parse_stack_config(raw: Mapping[str, Any]) -> StackConfig:
         members = parse_models(raw, parse_stack_config)
         root = _parse_single(root_values(raw, next(iter(members))))
         root._models = members
+        root._model_sources = (dict(raw[MODELS_KEY]), shared_defaults(raw))
         return root
     return _parse_single(raw)
 
@@ -334,7 +344,7 @@ def load_program_parts(
         try:
             platform = PlatformStackConfig.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(format_validation_error(error, raw)) from None
+            raise ConfigError(format_validation_error(error, raw, PlatformStackConfig)) from None
         return ProgramConfig(platform.name, None, platform.cluster, platform.cloud)
     config = _with_platform_defaults(parse_stack_config(raw))
     return ProgramConfig(config.name, config, config.cluster, config.cloud)

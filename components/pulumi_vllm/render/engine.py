@@ -11,8 +11,10 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import runpy
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,13 +95,17 @@ def _to_config_string(value: Any) -> str:
     return str(value)
 
 
-def read_stack_files(project_dir: Path, stack: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, str], list[str]]:
+def read_stack_files(
+    project_dir: Path, stack: str, env: dict[str, str] | None = None, secrets: Mapping[str, str | None] | None = None
+) -> tuple[str, dict[str, str], list[str]]:
     """Read ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` into the flat config the runtime expects.
 
-    Returns the project name, ``{"project:key": "string value"}`` and the secret keys. A ``secure:``
-    value (ciphertext only the CLI can decrypt) is taken from its ``PULUMI_VLLM_SECRET_*`` variable
-    when set, else replaced by a redacted placeholder; a secret key absent from the file is taken
-    from its variable when that is set.
+    Returns the project name, ``{"project:key": "string value"}`` and the secret keys. Only the secrets
+    the stack declares are filled, so the render is what ``pulumi preview`` of the same stack creates:
+    a ``secure:`` value (ciphertext only the CLI can decrypt) in the stack file, or a key of
+    ``secrets`` (``render --secret KEY[=VALUE]``, as ``pulumi config set --secret`` adds one). Its value
+    is the one given, else its ``PULUMI_VLLM_SECRET_*`` variable, else a redacted placeholder. A
+    variable for a secret the stack does not declare is ignored, as the Pulumi CLI never sees it.
     """
     env = dict(os.environ if env is None else env)
     project_file = project_dir / "Pulumi.yaml"
@@ -131,19 +137,97 @@ def read_stack_files(project_dir: Path, stack: str, env: dict[str, str] | None =
             secret_keys.append(full)
         else:
             flat[full] = _to_config_string(value)
-    from pulumi_vllm.config import SECRET_KEYS
-
-    # A stack without a model (the GPU platform alone) has no use for the serving's secrets.
-    serving = f"{project}:model" in flat or f"{project}:models" in flat
-    for short in SECRET_KEYS if serving else ():
-        full = f"{project}:{short}"
-        variable = env_name_for_secret(short)
-        # A plain value in the stack file stays plain, so the program refuses it as `pulumi up` would.
-        if env.get(variable) and (full not in flat or full in secret_keys):
-            flat[full] = env[variable]
-            if full not in secret_keys:
-                secret_keys.append(full)
+    for key, given in (secrets or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        short = full.split(":", 1)[1]
+        flat[full] = given if given is not None else env.get(env_name_for_secret(short), REDACTED)
+        if full not in secret_keys:
+            secret_keys.append(full)
     return project, flat, secret_keys
+
+
+_PATH_PART = re.compile(r'\.([^.\[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
+
+
+def parse_config_path(key: str) -> tuple[str, list[str | int]]:
+    """``pulumi-vllm:engine.quantization`` -> (``pulumi-vllm:engine``, ``["quantization"]``), as ``--path`` reads it.
+
+    The path syntax is ``pulumi config set --path``'s: ``.name`` for a map key, ``[0]`` for a list index,
+    ``["a.b"]`` for a map key holding dots. Raises :class:`RenderError` for a path it cannot read.
+    """
+    namespace, colon, rest = key.rpartition(":")
+    head = re.match(r"[^.\[\]]+", rest)
+    if head is None:
+        raise RenderError(f"--config {key}: the key must start with a config key name (e.g. engine.quantization)")
+    parts: list[str | int] = []
+    position = head.end()
+    while position < len(rest):
+        match = _PATH_PART.match(rest, position)
+        if match is None:
+            raise RenderError(
+                f"--config {key}: cannot read the path at {rest[position:]!r}; write it as pulumi config set --path "
+                "does: a.b for a map key, a[0] for a list index, a[\"b.c\"] for a key with dots"
+            )
+        name, index, quoted = match.groups()
+        parts.append(int(index) if index is not None else (name if name is not None else quoted))
+        position = match.end()
+    return f"{namespace}{colon}{head.group()}", parts
+
+
+def path_value(value: str) -> Any:
+    """A ``--path`` value as the Pulumi CLI stores it: ``true`` / ``false`` as booleans, an integer as a number."""
+    if value in ("true", "false"):
+        return value == "true"
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)", value):
+        return int(value)
+    return value
+
+
+def apply_config_override(flat: dict[str, str], project: str, key: str, value: str) -> None:
+    """Set ``key=value`` in the flat config as ``pulumi config set [--path]`` writes it into the stack file.
+
+    A key without ``project:`` is the program's own. A dotted key (``engine.quantization``,
+    ``models.llama.replicas``, ``resources.tolerations[0].key``) sets that value inside the
+    top-level key's object, keeping its other values; a plain key replaces the whole value.
+    """
+    full = key if ":" in key else f"{project}:{key}"
+    top, parts = parse_config_path(full)
+    if not parts:
+        flat[top] = value
+        return
+    import json
+
+    current = flat.get(top)
+    if current is None:
+        document: Any = [] if isinstance(parts[0], int) else {}
+    else:
+        try:
+            document = json.loads(current)
+        except json.JSONDecodeError:
+            document = current
+    if not isinstance(document, (dict, list)):
+        raise RenderError(f"--config {key}: {top} is {current!r}, not a map or a list, so it has no {parts[0]!r} inside")
+    node = document
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        child: Any = path_value(value) if last else ([] if isinstance(parts[depth + 1], int) else {})
+        where = top + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[:depth])
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise RenderError(f"--config {key}: {where} is not a list, so [{part}] cannot be set")
+            if part > len(node):
+                raise RenderError(f"--config {key}: {where} has {len(node)} item(s); [{part}] is out of range")
+            if part == len(node):
+                node.append(child)
+            elif last or not isinstance(node[part], (dict, list)):
+                node[part] = child
+        else:
+            if not isinstance(node, dict):
+                raise RenderError(f"--config {key}: {where} is not a map, so .{part} cannot be set")
+            if last or not isinstance(node.get(part), (dict, list)):
+                node[part] = child
+        node = node[part]  # type: ignore[index]  # a list index for a list, a key for a map: checked above
+    flat[top] = json.dumps(document)
 
 
 def _kubernetes_defaults(inputs: dict[str, Any], name: str) -> dict[str, Any]:

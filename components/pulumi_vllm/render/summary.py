@@ -6,7 +6,17 @@ from typing import Any
 
 
 def summary_lines(rendered: Any) -> list[str]:
-    """Model, GPUs, image, URL, topology, capacity and warnings of a rendered stack (and its GPU platform)."""
+    """Model, GPUs, image, URL, topology, capacity and warnings of a rendered stack (and its GPU platform), then
+    the cluster objects it names and does not create (``must exist in the cluster: PriorityClass ...``)."""
+    from pulumi_vllm.render.references import must_exist_line
+
+    lines = _stack_lines(rendered)
+    must_exist = must_exist_line(rendered.run)
+    return [*lines, must_exist] if must_exist else lines
+
+
+def _stack_lines(rendered: Any) -> list[str]:
+    """Everything of the summary but the objects that must exist."""
     platform = platform_lines(rendered)
     config = rendered.config
     plan = rendered.plan
