@@ -49,8 +49,14 @@ class ResourcesSpec(_Section):
     """Extended resource name of the GPUs (``amd.com/gpu`` for AMD)."""
     gpu_type: str | None = None
     """GPU model (e.g. H100-80GB, A100-40GB, L4) for the capacity planner; optional."""
-    cpu_request: str = "4"
-    memory_request: str = "32Gi"
+    pin_gpu_type: bool = True
+    """With ``gpuType`` set, pin the GPU pods to nodes of that GPU (required node affinity on GPU feature
+    discovery's ``nvidia.com/gpu.product`` and the clouds' GPU labels); ``false`` for none."""
+    cpu_request: str | None = None
+    """CPU request; unset: 2 x (2 + GPUs per pod), vLLM's guidance of 2 + N cores for N GPUs, in vCPUs."""
+    memory_request: str | None = None
+    """Memory request; unset: 2Gi per vLLM process (2 + GPUs per pod) plus the pod's share of the checkpoint and
+    its CPU offload buffers, at least 16Gi."""
     cpu_limit: str | None = None
     """CPU limit; unset by default so tokenization and scheduling are not throttled."""
     memory_limit: str | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from pulumi_vllm.config import ProbesSpec, ResourcesSpec, StackConfig
 from pulumi_vllm.engine.container import HEALTH_PATH, MODEL_CACHE_PATH, default_shm_size, quantity_bytes
 from pulumi_vllm.engine.profiles.base import ENGINE_FILES_PATH
+from pulumi_vllm.kubernetes.pod_resources import ModelMemory, cpu_request, gpu_node_affinity, memory_request
 
 CONTAINER_PORT_NAME = "http"
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -72,6 +73,8 @@ class ContainerSettings:
     engine_file_items: tuple[tuple[str, str], ...] = ()
     """(ConfigMap key, path below the mount) of each engine file."""
     engine_files_path: str = ENGINE_FILES_PATH
+    model_memory: ModelMemory = field(default_factory=ModelMemory)
+    """What the pod loads through host memory (checkpoint share, CPU offload): sizes the default memory request."""
 
 
 def shm_size(resources: ResourcesSpec, gpus: int) -> str:
@@ -79,11 +82,20 @@ def shm_size(resources: ResourcesSpec, gpus: int) -> str:
     return resources.shm_size or default_shm_size(gpus)
 
 
-def memory_limit(resources: ResourcesSpec, gpus: int) -> str:
+def requests(resources: ResourcesSpec, gpus: int, memory: ModelMemory | None = None) -> tuple[str, str]:
+    """``(cpu, memory)`` requests: ``resources.cpuRequest`` / ``memoryRequest`` when set, else sized for ``gpus``
+    GPUs and the model (:mod:`pulumi_vllm.kubernetes.pod_resources`)."""
+    return (
+        resources.cpu_request or cpu_request(gpus),
+        resources.memory_request or memory_request(gpus, memory or ModelMemory()),
+    )
+
+
+def memory_limit(resources: ResourcesSpec, gpus: int, memory: ModelMemory | None = None) -> str:
     """The memory limit: configured, or the request plus /dev/shm (a Memory emptyDir counts against it)."""
     if resources.memory_limit:
         return resources.memory_limit
-    total = quantity_bytes(resources.memory_request) + quantity_bytes(shm_size(resources, gpus))
+    total = quantity_bytes(requests(resources, gpus, memory)[1]) + quantity_bytes(shm_size(resources, gpus))
     return f"{math.ceil(total / 2**30)}Gi"
 
 
@@ -135,7 +147,8 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     env += list(settings.extra_env)
     resources = settings.resources
     gpu = {resources.gpu_resource_name: str(settings.gpus)} if settings.gpus else {}
-    limits: dict[str, Any] = {"memory": memory_limit(resources, settings.gpus), **gpu}
+    cpu, memory = requests(resources, settings.gpus, settings.model_memory)
+    limits: dict[str, Any] = {"memory": memory_limit(resources, settings.gpus, settings.model_memory), **gpu}
     if resources.cpu_limit:
         limits["cpu"] = resources.cpu_limit
     container: dict[str, Any] = {
@@ -147,7 +160,7 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
         "env": env,
         "ports": [{"name": CONTAINER_PORT_NAME, "containerPort": settings.container_port, "protocol": "TCP"}],
         "resources": {
-            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request, **gpu},
+            "requests": {"cpu": cpu, "memory": memory, **gpu},
             "limits": limits,
         },
         "volumeMounts": [
@@ -192,6 +205,10 @@ def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
     }
     if resources.node_selector:
         spec["nodeSelector"] = dict(resources.node_selector)
+    # Required node affinity on the GPU type, so that a plan sized for one GPU never lands on another.
+    affinity = gpu_node_affinity(resources.gpu_type, resources.node_selector, settings.gpus, resources.pin_gpu_type)
+    if affinity is not None:
+        spec["affinity"] = affinity
     tolerations = gpu_tolerations(resources, settings.gpus)
     if tolerations:
         spec["tolerations"] = tolerations

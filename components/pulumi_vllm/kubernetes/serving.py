@@ -16,6 +16,7 @@ from pulumi_vllm.engine.profiles.stack import serve_spec
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.operations import VllmOperations, operations_options
 from pulumi_vllm.kubernetes.pod import ContainerSettings, SecretKeyRef, object_labels, selector_labels
+from pulumi_vllm.kubernetes.pod_resources import model_memory
 from pulumi_vllm.kubernetes.safety import LoadTest, ServingSafety
 from pulumi_vllm.kubernetes.safety_pods import check_safety, graceful_engine, harden
 from pulumi_vllm.kubernetes.secrets import SecretValue
@@ -142,6 +143,7 @@ class VllmServing(pulumi.ComponentResource):
             api_key=api_key_ref,
             env=dict(config.engine.env),
             probes=config.probes,
+            model_memory=model_memory(plan),
         )
         if config.engine.kind != "vllm":
             container = self._other_engine(name, plan, container, labels)

@@ -1,0 +1,185 @@
+"""What a vLLM pod asks of its node, besides GPUs: CPU and memory sized for the model, and the GPU type it needs.
+
+Pure functions of the serving plan; :mod:`pulumi_vllm.kubernetes.pod` puts them into every pod template
+(Deployment, Ray head and workers, LeaderWorkerSet, RayCluster, batch Job).
+
+**CPU.** vLLM's "CPU Resources for GPU Deployments" (docs/configuration/optimization.md, vLLM 0.20 and
+later) counts at least ``2 + N`` busy processes for ``N`` GPUs (one API server doing HTTP, tokenization and
+detokenization, one engine core running the scheduler's busy loop, one worker per GPU) and asks for
+``2 + N`` physical cores, ``2 x (2 + N)`` vCPUs with hyperthreading. Kubernetes counts vCPUs, so a pod of
+``N`` GPUs requests ``2 x (2 + N)`` CPUs (6 for one GPU, as the vLLM production-stack chart's tutorials
+request with ``requestCPU: 6``).
+
+**Memory.** Each of those processes holds Python, PyTorch and the CUDA host context (about
+:data:`HOST_GIB_PER_PROCESS` each). Loading the weights reads the pod's share of the safetensors files
+through host memory (vLLM memory-maps them; the page cache is charged to the pod's memory cgroup), so
+the checkpoint share is added; so are the CPU offload buffers the command asks for
+(``--cpu-offload-gb`` per GPU, ``--kv-offloading-size`` in total, LMCache's ``LMCACHE_MAX_LOCAL_CPU_SIZE``;
+the production-stack chart's LMCache example grows ``requestMemory`` with its ``cpuOffloadingBufferSize``
+the same way). Never less than :data:`MIN_MEMORY_GIB`, the production-stack chart's ``requestMemory``
+of its tutorials. ``resources.cpuRequest`` and ``resources.memoryRequest`` replace the rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_vllm.capacity.accounting import GIB, resolve_weight_dtype
+from pulumi_vllm.capacity.gpus import GKE_ACCELERATORS, GpuType, gpu_from_node_label, lookup_gpu
+from pulumi_vllm.models.facts import ModelFacts
+
+HOST_GIB_PER_PROCESS = 2.0
+"""Host memory of one vLLM process (API server, engine core, each GPU worker): interpreter, PyTorch, CUDA context."""
+MIN_MEMORY_GIB = 16
+"""The smallest memory request: the vLLM production-stack chart tutorials' ``requestMemory: 16Gi``."""
+
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+"""NVIDIA GPU feature discovery's label: the NVML device name, spaces as dashes (``NVIDIA-H100-80GB-HBM3``)."""
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+KARPENTER_GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+GPU_TYPE_LABELS = (GPU_PRODUCT_LABEL, GKE_ACCELERATOR_LABEL, KARPENTER_GPU_NAME_LABEL, INSTANCE_TYPE_LABEL)
+"""Node labels that say which GPU a node has; a node selector on one of them already pins the GPU type."""
+
+# NVML names of other board versions of a catalog GPU (PCIe and NVL boards), as GPU feature discovery labels them.
+_OTHER_PRODUCTS = (
+    "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL", "NVIDIA-A100-PCIE-40GB", "NVIDIA-A100-PCIE-80GB", "NVIDIA-A100-80GB-PCIe",
+    "NVIDIA-H200-NVL",
+)
+_DISK_BYTES = {"fp8": 1.0, "int8": 1.0, "int4": 0.5 + 1 / 64, "fp4": 0.5 + 1 / 32}
+"""Bytes per parameter of quantized checkpoints on disk (scales and zero points included, roughly)."""
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """What one pod of the model loads through host memory."""
+
+    checkpoint_gib: float = 0.0
+    """The pod's share of the checkpoint (GiB): all of it on one node, a pipeline stage's share across nodes."""
+    offload_gib: float = 0.0
+    """CPU offload buffers the command asks for in this pod (GiB)."""
+
+
+def cpu_request(gpus: int) -> str:
+    """CPUs for a vLLM pod of ``gpus`` GPUs: ``2 x (2 + gpus)`` vCPUs (see the module docstring)."""
+    return str(2 * (2 + gpus))
+
+
+def memory_request(gpus: int, memory: ModelMemory) -> str:
+    """Memory for a vLLM pod of ``gpus`` GPUs loading ``memory`` (see the module docstring), in whole GiB."""
+    loaded = memory.checkpoint_gib if gpus else 0.0  # a pod without GPUs (a Ray Serve head) loads no weights
+    total = HOST_GIB_PER_PROCESS * (2 + gpus) + loaded + memory.offload_gib
+    return f"{max(MIN_MEMORY_GIB, math.ceil(total))}Gi"
+
+
+def checkpoint_gib(facts: ModelFacts | None, model_id: str = "", quantization: str | None = None) -> float:
+    """Size of the model's checkpoint in GiB: its safetensors headers when read, else parameters x bytes on
+    disk; 0 when the model's facts are unknown."""
+    if facts is None:
+        return 0.0
+    if facts.checkpoint is not None and facts.checkpoint.total_bytes:
+        return facts.checkpoint.total_bytes / GIB
+    if not facts.num_parameters:
+        return 0.0
+    try:
+        dtype = resolve_weight_dtype(facts, quantization, model_id)
+    except ValueError:
+        dtype = ""
+    per_parameter = _DISK_BYTES.get(dtype, 4.0 if facts.torch_dtype in ("float32", "float") else 2.0)
+    return facts.num_parameters * per_parameter / GIB
+
+
+def _flag(args: Sequence[str], flag: str) -> float:
+    """The number after ``flag`` (``--flag N`` or ``--flag=N``) in ``args``; 0 when absent or not a number."""
+    for index, arg in enumerate(args):
+        value: str | None = None
+        if arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            try:
+                return max(float(value), 0.0)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def offload_gib(extra_args: Sequence[str], env: Mapping[str, str], gpus: int) -> float:
+    """Host memory the engine's CPU offload takes in one pod of ``gpus`` GPUs (GiB).
+
+    ``--cpu-offload-gb`` is per GPU and ``--kv-offloading-size`` the total across the tensor parallel ranks
+    (vLLM's help texts); LMCache's ``LMCACHE_MAX_LOCAL_CPU_SIZE`` is per process, one per GPU.
+    """
+    total = _flag(extra_args, "--cpu-offload-gb") * gpus + _flag(extra_args, "--kv-offloading-size")
+    try:
+        total += max(float(env.get("LMCACHE_MAX_LOCAL_CPU_SIZE", 0) or 0), 0.0) * gpus
+    except ValueError:
+        pass
+    return total
+
+
+def _maps_to(gpu: GpuType, key: str, value: str) -> bool:
+    found = gpu_from_node_label(key, value)
+    return found is not None and found.name == gpu.name
+
+
+def gpu_node_terms(gpu_type: str) -> list[dict[str, Any]]:
+    """Required node affinity terms (ORed) that admit only nodes with ``gpu_type``: GPU feature discovery's
+    product label, and the labels GKE, Karpenter and the kubelet put on cloud GPU nodes; empty for a GPU no
+    label names (a ``custom:`` size, or an AMD GPU).
+
+    Every value maps back to ``gpu_type`` through :func:`~pulumi_vllm.capacity.gpus.gpu_from_node_label`, the
+    reading the policy pack and the capacity planner use.
+    """
+    from pulumi_vllm.cloud.instances import INSTANCES
+
+    try:
+        gpu = lookup_gpu(gpu_type)
+    except ValueError:
+        return []
+    if gpu.resource != "nvidia.com/gpu" or not gpu.device_name:
+        return []
+    candidates: dict[str, list[str]] = {
+        GPU_PRODUCT_LABEL: [gpu.device_name.replace(" ", "-"), *_OTHER_PRODUCTS],
+        GKE_ACCELERATOR_LABEL: [
+            *GKE_ACCELERATORS, *(row.accelerator for row in INSTANCES.values() if row.accelerator),
+        ],
+        # Karpenter's lower-case GPU names (h100, l40s, l4, a10g); A100s are told apart by instance type only.
+        KARPENTER_GPU_NAME_LABEL: [gpu.name.lower().split("-")[0]],
+        INSTANCE_TYPE_LABEL: sorted(row.name for row in INSTANCES.values() if row.gpu == gpu.name),
+    }
+    terms = []
+    for key, values in candidates.items():
+        kept = sorted({value for value in values if _maps_to(gpu, key, value)})
+        if kept:
+            terms.append({"matchExpressions": [{"key": key, "operator": "In", "values": kept}]})
+    return terms
+
+
+def gpu_node_affinity(
+    gpu_type: str | None, node_selector: Mapping[str, str], gpus: int, pin: bool = True
+) -> dict[str, Any] | None:
+    """The pod's ``affinity`` pinning it to nodes of ``gpu_type``, or ``None``: not asked (``pin`` false), no
+    GPU type, a pod without GPUs, or a node selector that already names the GPU (the cloud section's
+    instance type, for example)."""
+    if not pin or not gpu_type or not gpus or any(key in node_selector for key in GPU_TYPE_LABELS):
+        return None
+    terms = gpu_node_terms(gpu_type)
+    if not terms:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def model_memory(plan: Any) -> ModelMemory:
+    """What each GPU pod of ``plan`` (a :class:`~pulumi_vllm.plan.ServingPlan`) loads through host memory: its
+    share of the checkpoint (the pods of a replica split the layers) and the CPU offload its flags ask for."""
+    config = plan.config
+    total = checkpoint_gib(plan.facts, config.model.id, config.engine.quantization)
+    return ModelMemory(
+        checkpoint_gib=total / max(plan.pods_per_replica, 1),
+        offload_gib=offload_gib(config.engine.extra_args, config.engine.env, plan.gpus_per_pod),
+    )
