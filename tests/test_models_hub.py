@@ -417,7 +417,7 @@ def test_size_reads_a_model_outside_the_catalog_from_the_hub(
 
 
 def test_the_plan_reads_the_hub_with_the_stacks_token_and_revision(
-    loopback_hub: LoopbackHub, caplog: pytest.LogCaptureFixture
+    loopback_hub: LoopbackHub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loopback_hub.repos["acme/gated-7b"] = Repo(dict(loopback_hub.repos["acme/tiny-moe"].files), gated=True)
     stack = {"model": {"id": "acme/gated-7b", "revision": "main"}, "parallelism": {"tensorParallelSize": 3},
@@ -430,6 +430,13 @@ def test_the_plan_reads_the_hub_with_the_stacks_token_and_revision(
     assert plan.facts is None
     assert "pulumi-vllm:model.id: could not read acme/gated-8b from the Hub: acme/gated-8b was not found" in caplog.text
     assert "hf_x" not in caplog.text
+    # render without the secret's value stands "[secret]" in for it: HF_TOKEN is used instead.
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    loopback_hub.requests.clear()
+    loopback_hub.repos["acme/gated-9b"] = Repo(dict(loopback_hub.repos["acme/tiny-moe"].files), gated=True)
+    placeholder = {"model": {"id": "acme/gated-9b"}, "hfToken": "[secret]"}
+    assert plan_serving(parse_stack_config(placeholder)).facts is not None
+    assert {auth for _, _, auth in loopback_hub.seen()} == {f"Bearer {TOKEN}"}
 
 
 def test_no_example_stack_reaches_the_hub(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
