@@ -226,10 +226,13 @@ def _capacity(
     if not profile(config.engine.kind).vllm_based:
         # The KV-cache accounting is vLLM's: another engine's memory use is not estimated.
         return None, ()
+    from pulumi_vllm.config.mig import planned_gpu
+
+    gpu = planned_gpu(config.resources.gpu_resource_name, gpu_type)  # a MIG partition: its slice, not the card
     try:
         capacity = plan_capacity(
             facts,
-            gpu_type,
+            gpu,
             tensor_parallel_size=topology.tensor_parallel_size,
             pipeline_parallel_size=topology.pipeline_parallel_size,
             max_model_len=config.engine.max_model_len,
@@ -249,7 +252,7 @@ def _capacity(
 
         # The real reason and the remedies that fit, before vLLM's own message (the same text as size and the pack).
         refusal = explain(
-            capacity, facts, gpu_type, gpus_per_node=config.parallelism.gpus_per_node,
+            capacity, facts, gpu, gpus_per_node=config.parallelism.gpus_per_node,
             min_concurrency=config.capacity.min_concurrency,
         )
         if not capacity.fits:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pulumi_vllm.cloud.instances import InstanceType, lookup_instance
-from pulumi_vllm.config.base import _Section, check_labels, check_taints
+from pulumi_vllm.config.base import PROJECT, _Section, check_labels, check_taints
 
 EKS_VERSION = "1.35"
 """Kubernetes minor version of a new EKS cluster (EKS released 1.35 on 2026-01-28; standard support 14 months:
@@ -255,6 +255,21 @@ class CloudSpec(_Section):
     """The node group, node pool or Karpenter NodePool the serving runs on (default: the only GPU one)."""
     deletion_protection: bool = False
     """GKE deletion protection (on: ``pulumi destroy`` refuses to delete the cluster until it is turned off)."""
+
+    @model_validator(mode="after")
+    def _region_and_zones(self) -> CloudSpec:
+        from pulumi_vllm.config.regions import check_region, check_zone
+
+        try:
+            check_region(self.provider, self.region)
+        except ValueError as error:
+            raise ValueError(f"{PROJECT}:cloud.region: {error}") from None
+        for index, zone in enumerate(self.zones):
+            try:
+                check_zone(self.provider, self.region, zone)
+            except ValueError as error:
+                raise ValueError(f"{PROJECT}:cloud.zones[{index}]: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _per_provider(self) -> CloudSpec:

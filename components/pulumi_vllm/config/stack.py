@@ -158,6 +158,19 @@ class StackConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _mig_profile(self) -> StackConfig:
+        from pulumi_vllm.config.mig import check_mig
+
+        try:
+            check_mig(self.resources.gpu_resource_name, self.resources.gpu_type)
+        except ValueError as error:
+            raise ValueError(
+                f"{PROJECT}:resources.gpuResourceName: {self.resources.gpu_resource_name!r} is not accepted: it "
+                + str(error).removeprefix(f"{self.resources.gpu_resource_name!r} ")
+            ) from None
+        return self
+
+    @model_validator(mode="after")
     def _scaling_bounds(self) -> StackConfig:
         check_scaling_bounds(self)  # autoscaling.maxReplicas against the cache's access mode and the GPU quota
         return self
