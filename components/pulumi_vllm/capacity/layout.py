@@ -112,13 +112,13 @@ def _shortfall(plan: CapacityPlan, min_concurrency: float) -> str:
         if plan.max_concurrency >= min_concurrency:
             return ""
         return f"{plan.max_concurrency:.2f}x concurrency, below the required {min_concurrency:g}x"
+    if plan.message.startswith("Free memory on"):  # vLLM's start-up check, whatever the layout
+        return plan.message.split(". ", 1)[0]
     total = plan.requested_gib_per_gpu / plan.gpu_memory_utilization
-    if plan.weights_gib_per_gpu > total:
+    if plan.weights_gib_per_gpu > total:  # the real reason behind vLLM's "No available memory" here
         return f"the weights alone ({plan.weights_gib_per_gpu:.2f} GiB per GPU) exceed the GPU's {total:.2f} GiB"
     if plan.message == no_blocks_message(accounting_for(plan.vllm_version)):
         return f"no memory left for the KV cache after {plan.weights_gib_per_gpu:.2f} GiB of weights per GPU"
-    if plan.message.startswith("Free memory on"):  # vLLM's start-up check, whatever the layout
-        return plan.message.split(". ", 1)[0]
     return f"the KV cache holds {plan.kv_cache_tokens:,} tokens, less than one request of {plan.max_model_len:,}"
 
 
