@@ -12,7 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 
-from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.capacity.planner import (
+    CapacityPlan,
+    plan_capacity,
+    resolve_weight_dtype,
+    speculative_config_from_args,
+)
 from pulumi_vllm.config import PROJECT, ClusterSpec, ConfigError, StackConfig
 from pulumi_vllm.distributed.hosts import check_docker_hosts, docker_gpus_per_host
 from pulumi_vllm.distributed.multinode import check_multinode
@@ -226,6 +231,12 @@ def _capacity(
     if not profile(config.engine.kind).vllm_based:
         # The KV-cache accounting is vLLM's: another engine's memory use is not estimated.
         return None, ()
+    try:
+        weight_dtype = resolve_weight_dtype(facts, config.engine.quantization, config.model.id)
+    except ValueError as error:
+        raise ConfigError(
+            f"{PROJECT}:engine.quantization: {config.engine.quantization!r} is not accepted: {error}"
+        ) from None
     from pulumi_vllm.config.mig import planned_gpu
 
     gpu = planned_gpu(config.resources.gpu_resource_name, gpu_type)  # a MIG partition: its slice, not the card
@@ -238,8 +249,9 @@ def _capacity(
             max_model_len=config.engine.max_model_len,
             gpu_memory_utilization=config.engine.gpu_memory_utilization,
             kv_cache_dtype=config.engine.kv_cache_dtype,
-            weight_dtype=config.engine.quantization,
+            weight_dtype=weight_dtype,
             model_id=config.model.id,
+            speculative_config=speculative_config_from_args(config.engine.extra_args),
             # One data-parallel rank (each holds a whole copy); folded flags of engine.extraArgs.
             max_num_seqs=folded_value(config.engine.extra_args, "max_num_seqs"),
             max_num_batched_tokens=folded_value(config.engine.extra_args, "max_num_batched_tokens"),

@@ -128,11 +128,21 @@ _WEIGHT_ALIASES = {
     "fp16": "float16", "float16": "float16", "half": "float16", "fp8": "fp8", "int8": "int8",
     "w8a8": "int8", "int4": "int4", "w4a16": "int4", "awq": "int4", "gptq": "int4", "fp4": "fp4",
 }
+# The weight precision of every method vLLM 0.32 accepts as --quantization
+# (engine/quantization_methods.json, read from vLLM's QUANTIZATION_METHODS; a test keeps this map
+# covering it). Methods whose precision only the checkpoint tells (compressed-tensors, quark, torchao,
+# online, humming) get 8 bits, the larger of what they ship, until the checkpoint says otherwise.
 _QUANTIZATION_DTYPE = {
-    "fp8": "fp8", "fbgemm_fp8": "fp8", "modelopt": "fp8", "ptpc_fp8": "fp8", "awq": "int4",
-    "awq_marlin": "int4", "gptq": "int4", "gptq_marlin": "int4", "bitsandbytes": "int4",
-    "mxfp4": "fp4", "modelopt_fp4": "fp4", "compressed-tensors": "fp8", "experts_int8": "int8",
+    "awq": "int4", "auto_awq": "int4", "awq_marlin": "int4", "gptq": "int4", "auto_gptq": "int4",
+    "gptq_marlin": "int4", "moe_wna16": "int4", "inc": "int4", "bitsandbytes": "int4",
+    "fp8": "fp8", "fbgemm_fp8": "fp8", "ptpc_fp8": "fp8", "modelopt": "fp8", "modelopt_mxfp8": "fp8",
+    "modelopt_mixed": "fp8", "mxfp8": "fp8", "deepseek_v4_fp8": "fp8", "fp8_per_tensor": "fp8",
+    "fp8_per_block": "fp8", "fp8_per_channel": "fp8", "compressed-tensors": "fp8", "quark": "fp8",
+    "online": "fp8", "humming": "int8", "torchao": "int8", "experts_int8": "int8",
+    "int8_per_channel_weight_only": "int8",
+    "mxfp4": "fp4", "gpt_oss_mxfp4": "fp4", "modelopt_fp4": "fp4", "nvfp4_per_token": "fp4", "fp_quant": "fp4",
 }
+"""Weight precision per quantization method name (vLLM's ``--quantization`` values)."""
 _ID_DTYPE = (  # most specific first; matched against the lower-cased model id
     (r"int8|w8a8|8bit", "int8"), (r"int4|w4a16|awq|gptq|4bit", "int4"),
     (r"nvfp4|mxfp4", "fp4"), (r"fp8", "fp8"),
@@ -140,7 +150,8 @@ _ID_DTYPE = (  # most specific first; matched against the lower-cased model id
 
 
 def resolve_weight_dtype(facts: ModelFacts, weight_dtype: str | None = None, model_id: str = "") -> str:
-    """The weight precision vLLM will load: explicit, else the checkpoint's quantization (refined
+    """The weight precision vLLM will load: explicit (a quantization method vLLM accepts, e.g.
+    ``fp8_per_tensor``, or a precision such as ``int4``), else the checkpoint's quantization (refined
     by the model id, e.g. ``-GPTQ-Int8``), else a ``-FP8``/``-AWQ``/``-Int4`` id, else torch_dtype
     (float32 checkpoints are served in 16 bits by vLLM's ``dtype=auto``).
 
@@ -148,10 +159,12 @@ def resolve_weight_dtype(facts: ModelFacts, weight_dtype: str | None = None, mod
         ValueError: an unknown explicit ``weight_dtype``.
     """
     if weight_dtype is not None:
-        canonical = _WEIGHT_ALIASES.get(weight_dtype.strip().lower())
+        name = weight_dtype.strip()
+        canonical = _QUANTIZATION_DTYPE.get(name) or _WEIGHT_ALIASES.get(name.lower())
         if canonical is None:
             raise ValueError(
-                f"unknown weight dtype {weight_dtype!r}; accepted: {', '.join(sorted(_WEIGHT_ALIASES))}"
+                f"unknown weight dtype or quantization method {weight_dtype!r}; accepted: vLLM's quantization "
+                f"methods ({', '.join(_QUANTIZATION_DTYPE)}) or a precision ({', '.join(sorted(_WEIGHT_ALIASES))})"
             )
         return canonical
     name = model_id.lower().rsplit("/", 1)[-1]

@@ -86,6 +86,7 @@ __all__ = [
     "StagePlan",
     "WeightBreakdown",
     "accounting_for",
+    "encoder_budget_tokens",
     "estimate_num_parameters",
     "kv_cache_bytes_per_token",
     "kv_cache_layout",
@@ -324,6 +325,12 @@ def plan_capacity(
     active_width = mlp_width * top_k
     hidden_copies = FORWARD_HIDDEN_COPIES + (top_k if experts > 1 else 0)
     forward = tokens * (hidden * hidden_copies + 3 * active_width / tp) * act_bytes
+    encoder_peak, encoder_cache = _encoder_profile(facts, tokens, act_bytes, tp)
+    if encoder_peak:
+        notes.append(
+            f"vision encoder profiled with {encoder_budget_tokens(tokens):,} tokens of images: "
+            f"{encoder_peak / GIB:.2f} GiB at its peak"
+        )
 
     in_flight = tokens * (pp if pp > 1 else 2)  # VllmConfig.max_in_flight_tokens, async scheduling on
     requested = gpu.total_memory_gib * gpu_memory_utilization * GIB
@@ -336,6 +343,10 @@ def plan_capacity(
         if draft is not None and index == pp - 1:
             weights += draft.bytes_per_rank(tp)
         activation = max(forward, sampler) if index == pp - 1 else forward
+        if index == 0 and encoder_peak:
+            # profile_run: the encoder's dummy batch first, its outputs kept in the encoder cache
+            # through the decoder's dummy run (gpu_model_runner.py, profile_run).
+            activation = max(activation + encoder_cache, encoder_peak)
         graphs = CUDA_GRAPH_GIB_PER_LAYER * stage_layers * GIB if era.cuda_graphs_in_budget else 0.0
         available = requested - weights - activation - non_torch - graphs
         kv = kv_cache_layout(facts, stage_layers, tp, token_bytes, act_bytes, max_len, in_flight, hybrid_kv_cache_manager)
@@ -376,6 +387,35 @@ def plan_capacity(
         max_model_len_that_fits=tightest.kv.longest_request(blocks, max_len), stages=tuple(stages), notes=tuple(notes),
         weights_estimated=weights_estimated,
     )
+
+
+VISION_MAX_TOKENS_PER_ITEM = 16384
+"""Tokens of the largest image vLLM profiles the encoder with when the processor's limit is unknown:
+Qwen2-VL/Qwen2.5-VL's default ``max_pixels`` 12845056 / (14 x 14 patches x 2 x 2 merged) = 16384."""
+
+
+def encoder_budget_tokens(max_num_batched_tokens: int) -> int:
+    """The encoder budget vLLM profiles with: ``compute_mm_encoder_budget`` (vllm/v1/core/
+    encoder_cache_manager.py) takes ``max(max_num_encoder_input_tokens, largest item)``, and
+    ``SchedulerConfig`` sets ``max_num_encoder_input_tokens`` to ``max_num_batched_tokens``."""
+    return max(max_num_batched_tokens, VISION_MAX_TOKENS_PER_ITEM)
+
+
+def _encoder_profile(facts: ModelFacts, tokens: int, act_bytes: int, tensor_parallel_size: int) -> tuple[float, float]:
+    """(peak of the vision encoder's profiling run, bytes of its outputs in the encoder cache).
+
+    The dummy batch fills the encoder budget; each language-model token is ``vision_merge`` patches
+    through the encoder, each holding FORWARD_HIDDEN_COPIES encoder-width activations and its MLP
+    intermediates (split over the tensor-parallel ranks); the outputs, one hidden-size vector per
+    token, stay cached. (0, 0) without a vision tower's width.
+    """
+    if not facts.vision_hidden_size or not facts.vision_parameters:
+        return 0.0, 0.0
+    budget = encoder_budget_tokens(tokens)
+    patches = budget * facts.vision_merge
+    inner = facts.vision_intermediate_size or 4 * facts.vision_hidden_size
+    peak = patches * (facts.vision_hidden_size * FORWARD_HIDDEN_COPIES + 3 * inner / tensor_parallel_size) * act_bytes
+    return peak, float(budget * facts.hidden_size * act_bytes)
 
 
 def _draft(facts: ModelFacts, weight_dtype: str, speculative_config: Mapping[str, Any]) -> DraftWeights | None:

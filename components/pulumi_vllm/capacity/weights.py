@@ -209,8 +209,9 @@ def _fp8(config: Mapping[str, Any]) -> tuple[str, float]:
     return "fp8", 1.0
 
 
-def _compressed_tensors(config: Mapping[str, Any]) -> tuple[str, float]:
-    """Weight precision of a compressed-tensors checkpoint, from its first config group."""
+def _compressed_tensors(config: Mapping[str, Any], in_features: int) -> tuple[str, float]:
+    """Weight precision of a compressed-tensors checkpoint, from its first config group (a float32
+    scale per output channel adds 4 / ``in_features`` bytes per weight)."""
     groups = config.get("config_groups")
     weights: Mapping[str, Any] = {}
     if isinstance(groups, Mapping):
@@ -221,7 +222,8 @@ def _compressed_tensors(config: Mapping[str, Any]) -> tuple[str, float]:
     if config.get("format") == "nvfp4-pack-quantized" or (bits == 4 and kind == "float"):
         return "nvfp4", 0.5 + 1 / 16
     if bits == 8:
-        return ("fp8" if kind == "float" else "int8"), 1.0
+        channel = 4 / in_features if weights.get("strategy") == "channel" else 0.0
+        return ("fp8" if kind == "float" else "int8"), 1.0 + channel
     group = int(weights.get("group_size") or 128)
     return f"int{bits} group {group}", _int4(group, not weights.get("symmetric", True), bits)
 
@@ -240,8 +242,14 @@ def _format(facts: ModelFacts, weight_dtype: str) -> _Format:
     if weight_dtype == "fp4":
         return _Format("nvfp4", 0.5 + 1 / 16, 0.5 + 1 / 16, ignore=ignore)
     if method == "compressed-tensors" and config:
-        name, per = _compressed_tensors(config)
+        name, per = _compressed_tensors(config, facts.hidden_size)
         return _Format(name, per, per, ignore=ignore)
+    if method == "bitsandbytes":
+        if config.get("load_in_8bit"):
+            return _Format("int8", 1.0, 1.0, ignore=ignore)
+        double = config.get("bnb_4bit_use_double_quant", False)
+        per = 0.5 + (1 / 64 if double else 4 / 64)
+        return _Format("nf4", per, per, ignore=ignore)
     if method in ("awq", "awq_marlin", "gptq", "gptq_marlin", "auto_gptq", "auto_awq", "moe_wna16") or (
         weight_dtype == "int4"
     ):
@@ -249,16 +257,11 @@ def _format(facts: ModelFacts, weight_dtype: str) -> _Format:
         group = int(config.get("group_size") or config.get("q_group_size") or 128)
         if group <= 0:  # GPTQ's -1: one group per input row
             group = 4096
-        if method == "bitsandbytes" or (not config and facts.quantization == "bitsandbytes"):
-            return _Format("nf4", 0.5 + 1 / 64, 0.5 + 1 / 64, ignore=ignore)
         zeros = method.startswith(("awq", "gptq", "auto_gptq")) or not config.get("sym", True)
         return _Format(f"int{bits} group {group}", _int4(group, zeros, bits), _int4(group, zeros, bits), ignore=ignore)
-    if method == "bitsandbytes":
-        if config.get("load_in_8bit"):
-            return _Format("int8", 1.0, 1.0, ignore=ignore)
-        double = config.get("bnb_4bit_use_double_quant", False)
-        per = 0.5 + (1 / 64 if double else 4 / 64)
-        return _Format("nf4", per, per, ignore=ignore)
+    if weight_dtype == "fp8" and method == "fbgemm_fp8":  # a float32 scale per output channel
+        per = 1 + 4 / facts.hidden_size
+        return _Format("fp8 per channel", per, per, ignore=ignore)
     if weight_dtype == "fp8":
         name, per = _fp8(config)
         online = not facts.quantization
@@ -266,6 +269,13 @@ def _format(facts: ModelFacts, weight_dtype: str) -> _Format:
     if method == "experts_int8":
         return _Format("int8 experts", 2.0, 1.0, attention=False, dense_mlp=False, online=True)
     return _Format(weight_dtype, 1.0, 1.0, ignore=ignore, online=not facts.quantization)
+
+
+def linear_bytes_per_weight(facts: ModelFacts, weight_dtype: str) -> tuple[str, float, float]:
+    """``(format, bytes per weight of a quantized linear layer, of an MoE expert)`` as vLLM allocates
+    them for this checkpoint in ``weight_dtype`` (scales and zero points included)."""
+    fmt = _format(facts, weight_dtype)
+    return fmt.name, fmt.linear, fmt.experts
 
 
 def _ignored(names: Iterable[str], ignore: tuple[str, ...]) -> bool:
@@ -683,6 +693,7 @@ __all__ = [
     "active_weight_bytes_per_token",
     "draft_weights",
     "estimate_num_parameters",
+    "linear_bytes_per_weight",
     "weight_breakdown",
     "weights_gib",
 ]

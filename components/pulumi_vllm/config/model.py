@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pulumi_vllm.config.base import (
     DEFAULT_IMAGE,
+    PROJECT,
     _Section,
 )
 from pulumi_vllm.engine.flags import check_extra_args, flag_name
@@ -113,6 +114,31 @@ class EngineSpec(_Section):
         if tag == "latest":
             raise ValueError(f"{value!r} uses 'latest'; pin a vLLM release, e.g. {DEFAULT_IMAGE}")
         return value
+
+    @field_validator("quantization")
+    @classmethod
+    def _quantization(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # vLLM-based engines pass it as --quantization: the pinned release's own list and wording
+        # (engine/quantization_methods.json); TGI checks its --quantize values in its profile.
+        if value is None or info.data.get("kind", "vllm") not in ("vllm", "triton", "ray-serve-llm"):
+            return value
+        from pulumi_vllm.engine.quantization import check_quantization
+
+        return check_quantization(value, allow_deprecated=True)
+
+    @model_validator(mode="after")
+    def _deprecated_quantization(self) -> EngineSpec:
+        from pulumi_vllm.engine.quantization import DEPRECATED_QUANTIZATION_METHODS
+
+        if self.quantization in DEPRECATED_QUANTIZATION_METHODS and self.kind == "vllm" and not any(
+            arg.split("=", 1)[0].replace("_", "-") == "--allow-deprecated-quantization" for arg in self.extra_args
+        ):
+            raise ValueError(
+                f"{PROJECT}:engine.quantization: {self.quantization!r} is not accepted: the quantization method "
+                f"{self.quantization} is deprecated and will be removed in future versions of vLLM. To bypass, set "
+                "`--allow-deprecated-quantization` (add it to engine.extraArgs)"
+            )
+        return self
 
     @field_validator("extra_args")
     @classmethod
