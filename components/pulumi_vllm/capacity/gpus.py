@@ -287,6 +287,7 @@ GKE_ACCELERATORS: dict[str, str] = {
     "nvidia-b200": "B200",
     "nvidia-gb200": "GB200",
     "nvidia-l4": "L4",
+    "nvidia-rtx-pro-6000": "RTX-PRO-6000-Server",  # G4 machines: RTX PRO 6000 Blackwell Server Edition
 }
 INSTANCE_TYPE_GPUS: dict[str, str] = {
     # EKS / EC2 (node.kubernetes.io/instance-type): the GPU of each accelerated instance family.
