@@ -332,6 +332,15 @@ def test_weights_within_5_percent_of_published(
     assert within(plan.weights_gib_per_gpu, published_gib), (plan.weights_gib_per_gpu, published_gib, source)
 
 
+def test_qwen3_30b_w4a16_matches_its_published_log() -> None:
+    # nytopop/Qwen3-30B-A3B.w4a16 (compressed-tensors W4A16, group 128) on an RTX 3090, vLLM 0.8.5:
+    # "Model loading took 15.6841 GiB" (vllm-project/vllm#17327).
+    model = _with("Qwen/Qwen3-30B-A3B", "compressed-tensors", CT_W4A16)
+    plan = plan_capacity(model, "custom:23.56", max_model_len=8192, model_id="nytopop/Qwen3-30B-A3B.w4a16")
+    assert plan.weight_dtype == "int4"
+    assert within(plan.weights_gib_per_gpu, 15.6841)
+
+
 def test_gpt_oss_120b_at_131072_tokens_on_one_h100_does_not_fit_at_0_9() -> None:
     # The issue's case: called a fit with 59.49 GiB of weights. Users hit OOM (#23278) or a cache too small
     # for one request at 0.95 (#27508, "Available KV cache memory: 1.71 GiB").
@@ -384,6 +393,50 @@ def test_qwen3_30b_fp8_from_its_tensors_agrees_with_the_config() -> None:
     assert 28 < from_tensors.total_bytes / GIB < 30.5
     plan = plan_capacity(model.model_copy(update={"checkpoint": checkpoint}), "H100", max_model_len=8192)
     assert not plan.weights_estimated
+
+
+def _gpt_oss_checkpoint(model: ModelFacts) -> CheckpointTensors:
+    """openai/gpt-oss-120b's tensors as its safetensors headers list them: each layer's experts as U8 MXFP4
+    ``*_blocks`` (16 bytes of 32 weights) and ``*_scales`` (one e8m0 byte per 32) with bf16 biases; attention,
+    sinks, router, norms, embedding and head in bf16."""
+    hidden, experts, width = model.hidden_size, model.num_experts or 0, model.intermediate_size or 0
+    q, kv = model.num_attention_heads * model.head_dim, model.num_key_value_heads * model.head_dim
+    tensors = [TensorEntry(name="model.embed_tokens.weight", dtype="BF16", shape=(model.vocab_size, hidden)),
+               TensorEntry(name="lm_head.weight", dtype="BF16", shape=(model.vocab_size, hidden)),
+               TensorEntry(name="model.norm.weight", dtype="BF16", shape=(hidden,))]
+    for i in range(model.num_hidden_layers):
+        base = f"model.layers.{i}"
+        tensors += [
+            TensorEntry(name=f"{base}.self_attn.q_proj.weight", dtype="BF16", shape=(q, hidden)),
+            TensorEntry(name=f"{base}.self_attn.k_proj.weight", dtype="BF16", shape=(kv, hidden)),
+            TensorEntry(name=f"{base}.self_attn.v_proj.weight", dtype="BF16", shape=(kv, hidden)),
+            TensorEntry(name=f"{base}.self_attn.o_proj.weight", dtype="BF16", shape=(hidden, q)),
+            TensorEntry(name=f"{base}.self_attn.sinks", dtype="BF16", shape=(model.num_attention_heads,)),
+            TensorEntry(name=f"{base}.input_layernorm.weight", dtype="BF16", shape=(hidden,)),
+            TensorEntry(name=f"{base}.post_attention_layernorm.weight", dtype="BF16", shape=(hidden,)),
+            TensorEntry(name=f"{base}.mlp.router.weight", dtype="BF16", shape=(experts, hidden)),
+            TensorEntry(name=f"{base}.mlp.experts.gate_up_proj_blocks", dtype="U8",
+                        shape=(experts, 2 * width, hidden // 32, 16)),
+            TensorEntry(name=f"{base}.mlp.experts.gate_up_proj_scales", dtype="U8",
+                        shape=(experts, 2 * width, hidden // 32)),
+            TensorEntry(name=f"{base}.mlp.experts.gate_up_proj_bias", dtype="BF16", shape=(experts, 2 * width)),
+            TensorEntry(name=f"{base}.mlp.experts.down_proj_blocks", dtype="U8", shape=(experts, hidden, width // 32, 16)),
+            TensorEntry(name=f"{base}.mlp.experts.down_proj_scales", dtype="U8", shape=(experts, hidden, width // 32)),
+            TensorEntry(name=f"{base}.mlp.experts.down_proj_bias", dtype="BF16", shape=(experts, hidden)),
+        ]
+    return CheckpointTensors(tensors=tuple(tensors), source="synthetic: openai/gpt-oss-120b layout")
+
+
+def test_gpt_oss_from_its_tensors_agrees_with_the_config() -> None:
+    model = facts("openai/gpt-oss-120b")
+    checkpoint = _gpt_oss_checkpoint(model)
+    # The file itself: 60.8 GiB, as the 65 GB of safetensors published (before vLLM's padding).
+    assert 60 < checkpoint.total_bytes / GIB < 62
+    from_tensors = weight_breakdown(model.model_copy(update={"checkpoint": checkpoint}), "fp4")
+    from_config = weight_breakdown(model, "fp4")
+    assert within(from_tensors.total_bytes, from_config.total_bytes, 0.005)
+    assert within(from_tensors.num_parameters, model.num_parameters or 0, 0.01)
+    assert from_tensors.layers[0].expert_bytes > from_tensors.layers[0].total_bytes * 0.9
 
 
 def test_float32_tensors_load_in_the_model_dtype_and_online_fp8_quantizes_linear_weights() -> None:
