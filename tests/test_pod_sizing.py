@@ -176,3 +176,19 @@ def test_the_batch_job_is_pinned_and_sized_like_the_server() -> None:
     (pod,) = _pod_specs(job)
     assert _terms(pod)[0]["matchExpressions"][0]["values"] == ["NVIDIA-L4"]
     assert _requests(pod)["cpu"] == "6" and _requests(pod)["memory"] == "24Gi"  # the stack sets the memory
+
+
+def test_a_node_selector_on_another_gpu_than_the_gpu_type_is_refused() -> None:
+    from pulumi_vllm.config import ConfigError, parse_stack_config
+    from pulumi_vllm.plan import plan_serving
+
+    config = {"model": {"id": "meta-llama/Llama-3.1-8B-Instruct"}, "engine": {"maxModelLen": 8192},
+              "resources": {"gpuType": "H100", "nodeSelector": {GPU_PRODUCT_LABEL: "NVIDIA-L4"}}}
+    with pytest.raises(ConfigError) as caught:
+        plan_serving(parse_stack_config(config))
+    assert str(caught.value).startswith(
+        "pulumi-vllm:resources.nodeSelector.nvidia.com/gpu.product: 'NVIDIA-L4' is not accepted: it selects L4 nodes, "
+        "but resources.gpuType is 'H100'"
+    )
+    config["resources"]["nodeSelector"] = {GPU_PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3"}
+    assert plan_serving(parse_stack_config(config)).capacity is not None

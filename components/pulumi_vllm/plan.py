@@ -226,6 +226,9 @@ def _capacity(
     config: StackConfig, facts: ModelFacts | None, topology: Topology
 ) -> tuple[CapacityPlan | None, tuple[str, ...]]:
     gpu_type = config.resources.gpu_type
+    conflict = config.resources.gpu_selector_conflict()
+    if conflict:
+        raise ConfigError(conflict)
     if gpu_type is None or facts is None or config.capacity.check == "off":
         return None, ()
     if not profile(config.engine.kind).vllm_based:

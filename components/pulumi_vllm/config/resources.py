@@ -71,6 +71,30 @@ class ResourcesSpec(_Section):
     runtime_class_name: str | None = None
     """RuntimeClass of the pods (e.g. ``nvidia`` when the GPU runtime is not the default)."""
 
+    def gpu_selector_conflict(self) -> str:
+        """Why ``nodeSelector`` contradicts ``gpuType`` (a GPU label naming another GPU), or empty.
+
+        The capacity plan and the GPU pinning are for ``gpuType``; a selector on another GPU's nodes would run
+        the pods on hardware the plan was not made for (or leave them Pending).
+        """
+        from pulumi_vllm.capacity.gpus import gpu_from_node_label, lookup_gpu
+
+        if not self.gpu_type:
+            return ""
+        try:
+            wanted = lookup_gpu(self.gpu_type).name
+        except ValueError:
+            return ""  # an unknown GPU type is refused by the capacity check in its own words
+        for key, value in self.node_selector.items():
+            found = gpu_from_node_label(key, value)
+            if found is not None and found.name != wanted:
+                return (
+                    f"{PROJECT}:resources.nodeSelector.{key}: {value!r} is not accepted: it selects {found.name} nodes, "
+                    f"but resources.gpuType is {self.gpu_type!r}, the GPU the capacity plan and the pinning are for; "
+                    f"select {wanted} nodes, or set resources.gpuType to {found.name}"
+                )
+        return ""
+
     def pod_tolerations(self, gpus: int) -> list[dict[str, Any]]:
         """The pod's tolerations: the configured ones, or, for a GPU pod, the GPU resource's taint.
 
