@@ -169,12 +169,37 @@ def resolve_weight_dtype(facts: ModelFacts, weight_dtype: str | None = None, mod
         return canonical
     name = model_id.lower().rsplit("/", 1)[-1]
     from_id = next((dtype for pattern, dtype in _ID_DTYPE if re.search(pattern, name)), None)
+    from_config = _dtype_from_quantization_config(facts.quantization_config or {})
+    if from_config:
+        return from_config
     if facts.quantization:
         # An unknown method counts as 8-bit: never smaller than it is for 4-bit checkpoints.
         return from_id or _QUANTIZATION_DTYPE.get(facts.quantization.lower(), "int8")
     if from_id:
         return from_id
     return "float16" if facts.torch_dtype in ("float16", "half") else "bfloat16"
+
+
+def _dtype_from_quantization_config(config: dict[str, object]) -> str | None:
+    """The weight precision a checkpoint's ``quantization_config`` states, when it states one: the bits of
+    GPTQ/AWQ, the first config group of compressed-tensors, bitsandbytes' 8 or 4 bits."""
+    method = str(config.get("quant_method") or "").lower()
+    bits = config.get("bits") or config.get("w_bit")
+    if method in ("gptq", "awq", "auto_gptq", "auto_awq", "gptq_marlin", "awq_marlin") and isinstance(bits, int):
+        return {8: "int8", 4: "int4"}.get(bits)
+    if method == "bitsandbytes":
+        return "int8" if config.get("load_in_8bit") else "int4"
+    groups = config.get("config_groups")
+    if method == "compressed-tensors" and isinstance(groups, dict) and groups:
+        first = next(iter(groups.values()))
+        weights = first.get("weights") if isinstance(first, dict) else None
+        if isinstance(weights, dict):
+            width, kind = weights.get("num_bits"), weights.get("type")
+            if width == 8:
+                return "fp8" if kind == "float" else "int8"
+            if width == 4:
+                return "fp4" if kind == "float" else "int4"
+    return None
 
 
 def _gib(value: float) -> str:

@@ -50,6 +50,7 @@ linear layers) stay whole on each rank; key/value projections split until each r
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -284,6 +285,9 @@ def _ignored(names: Iterable[str], ignore: tuple[str, ...]) -> bool:
         for pattern in ignore:
             if pattern.startswith("re:"):
                 if re.match(pattern[3:], name):
+                    return True
+            elif "*" in pattern:  # modelopt's and gpt-oss's globs ("model.layers.*.self_attn")
+                if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*"):
                     return True
             elif name == pattern or name.startswith(pattern + ".") or name.endswith("." + pattern) or (
                 "." not in pattern and f".{pattern}." in f".{name}."
