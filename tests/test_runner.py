@@ -87,3 +87,21 @@ def test_values_outside_vllms_choices_are_refused() -> None:
         parse_stack_config({"model": EMBEDDER, "engine": {"runner": "draft"}})
     with pytest.raises(ConfigError, match="engine.convert"):
         parse_stack_config({"model": EMBEDDER, "engine": {"runner": "pooling", "convert": "reward"}})
+
+
+@pytest.mark.vllm
+def test_offline_inference_loads_the_model_as_the_server_would() -> None:
+    """``vllm.LLM`` keywords carry the runner, convert, overrides and expert parallel, under vLLM's own names."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import EngineArgs as VllmEngineArgs
+
+    from pulumi_vllm.engine.argv import EngineArgs
+    from pulumi_vllm.engine.offline import llm_kwargs
+
+    kwargs = llm_kwargs(EngineArgs(model="org/embedder", runner="pooling", convert="embed",
+                                   hf_overrides='{"max_position_embeddings": 8192}', enable_expert_parallel=True))
+    assert (kwargs["runner"], kwargs["convert"], kwargs["enable_expert_parallel"]) == ("pooling", "embed", True)
+    assert kwargs["hf_overrides"] == {"max_position_embeddings": 8192}
+    assert set(kwargs) <= {field.name for field in dataclasses.fields(VllmEngineArgs)}
+    assert "runner" not in llm_kwargs(EngineArgs(model="org/chat"))

@@ -21,6 +21,7 @@ module: call :func:`generate` from under ``if __name__ == "__main__":`` in a scr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,10 @@ def llm_kwargs(engine: EngineArgs) -> dict[str, Any]:
         "tensor_parallel_size": engine.tensor_parallel_size,
         "pipeline_parallel_size": engine.pipeline_parallel_size,
         "distributed_executor_backend": engine.distributed_executor_backend,
+        "hf_overrides": json.loads(engine.hf_overrides) if engine.hf_overrides else None,
+        "runner": engine.runner if engine.runner != "generate" else None,
+        "convert": engine.convert,
+        "enable_expert_parallel": engine.enable_expert_parallel or None,
     }
     kwargs = {name: value for name, value in kwargs.items() if value is not None}
     # Later flags win on a command line; extra arguments come last there, so they win here too.
