@@ -70,9 +70,33 @@ KARPENTER = Chart(
 EFA_DEVICE_PLUGIN = Chart(
     "aws-efa-k8s-device-plugin", "EFA device plugin", "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts",
     "v0.5.8", "aws-efa-k8s-device-plugin", "kube-system",
-    "aws/eks-charts stable/aws-efa-k8s-device-plugin (image v0.5.8); its values.yaml is not among the charts the "
-    "tests read, so it is kept out of CHARTS and its values are the two keys its README documents",
+    "aws/eks-charts stable/aws-efa-k8s-device-plugin chart v0.5.8 (image v0.5.5; image v0.5.8 came with charts "
+    "v0.5.13 to v0.5.16); only EKS clusters with EFA node groups install it, so it is kept out of CHARTS",
 )
+
+@dataclass(frozen=True)
+class ChartReference:
+    """How Helm is told to fetch one pinned chart: the release's ``chart``, its ``--repo`` (if any) and version."""
+
+    chart: str
+    """A chart name (with ``repository``), ``oci://<registry>/<name>``, or the path of a packaged chart."""
+    repository: str | None
+    version: str
+
+
+def chart_reference(chart: Chart, source: str | None = None) -> ChartReference:
+    """Where Helm gets ``chart``: its publisher's repository, or ``source`` (``cluster.chartSource``) instead.
+
+    ``source`` is an OCI registry (``oci://...``: chart ``<source>/<name>``), a Helm repository (``https://...``), or a
+    local folder holding ``<name>-<version>.tgz`` (the file name ``helm pull`` and ``helm package`` give).
+    """
+    origin = source or chart.repository
+    if origin.startswith("oci://"):
+        return ChartReference(f"{origin}/{chart.chart}", None, chart.version)
+    if origin.startswith(("https://", "http://")):
+        return ChartReference(chart.chart, origin, chart.version)
+    return ChartReference(f"{origin}/{chart.chart}-{chart.version}.tgz", None, chart.version)
+
 
 CHARTS: dict[str, Chart] = {
     chart.key: chart

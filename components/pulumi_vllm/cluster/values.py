@@ -14,14 +14,16 @@ import yaml
 from pulumi_vllm.cluster.charts import (
     DCGM_EXPORTER,
     DEVICE_PLUGIN,
+    EFA_DEVICE_PLUGIN,
     GPU_OPERATOR,
+    KARPENTER,
     KEDA,
     KUBE_PROMETHEUS_STACK,
     KUBERAY,
     LWS,
     Chart,
 )
-from pulumi_vllm.config.cluster import ClusterSpec, GpuSharingSpec
+from pulumi_vllm.config.cluster import ClusterSpec, GpuSharingSpec, mirrored_image
 
 TIME_SLICING_CONFIG = "vllm-gpu-sharing"
 """Name of the device plugin's config (ConfigMap with the GPU Operator; the named config with the plugin's chart)."""
@@ -144,6 +146,67 @@ def _kube_prometheus_stack_values() -> dict[str, Any]:
     }
 
 
+_NVCR = "nvcr.io/nvidia"
+_NFD = "registry.k8s.io/nfd/node-feature-discovery"
+REGISTRY = None
+"""In :data:`IMAGE_VALUES`: the value is the mirror itself (a chart key holding only the registry host)."""
+
+IMAGE_VALUES: dict[str, dict[str, str | None]] = {
+    GPU_OPERATOR.key: {
+        # The operator's own image, then each operand's (written into its ClusterPolicy), then NFD's (subchart).
+        "operator.repository": _NVCR, "validator.repository": _NVCR, "driver.repository": _NVCR,
+        "driver.manager.repository": f"{_NVCR}/cloud-native", "toolkit.repository": f"{_NVCR}/k8s",
+        "devicePlugin.repository": _NVCR, "dcgm.repository": f"{_NVCR}/cloud-native",
+        "dcgmExporter.repository": f"{_NVCR}/k8s", "gfd.repository": _NVCR,
+        "migManager.repository": f"{_NVCR}/cloud-native", "nodeStatusExporter.repository": _NVCR,
+        "gds.repository": f"{_NVCR}/cloud-native", "gdrcopy.repository": f"{_NVCR}/cloud-native",
+        "vgpuManager.driverManager.repository": f"{_NVCR}/cloud-native",
+        "vgpuDeviceManager.repository": f"{_NVCR}/cloud-native", "vfioManager.repository": f"{_NVCR}/cloud-native",
+        "vfioManager.driverManager.repository": f"{_NVCR}/cloud-native", "sandboxDevicePlugin.repository": _NVCR,
+        "kataSandboxDevicePlugin.repository": f"{_NVCR}/cloud-native", "ccManager.repository": f"{_NVCR}/cloud-native",
+        "draDriver.repository": _NVCR, "node-feature-discovery.image.repository": _NFD,
+    },
+    DEVICE_PLUGIN.key: {"image.repository": f"{_NVCR}/k8s-device-plugin", "nfd.image.repository": _NFD},
+    DCGM_EXPORTER.key: {"image.repository": "nvcr.io/nvidia/k8s/dcgm-exporter"},
+    KUBERAY.key: {"image.repository": "quay.io/kuberay/operator"},
+    LWS.key: {"image.manager.repository": "registry.k8s.io/lws/lws"},
+    KEDA.key: {"global.image.registry": REGISTRY},
+    # The chart passes it to every subchart and to the Prometheus, Alertmanager and config-reloader images.
+    KUBE_PROMETHEUS_STACK.key: {"global.imageRegistry": REGISTRY},
+    KARPENTER.key: {"controller.image.repository": "public.ecr.aws/karpenter/controller"},
+    EFA_DEVICE_PLUGIN.key: {
+        "image.repository": "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin"
+    },
+}
+"""Each chart's values that say where its images come from, with the chart's default (the tests compare them with
+its ``values.yaml`` and check that, with a mirror, no rendered image names another registry)."""
+
+
+def image_values(chart: Chart, registry: str | None) -> dict[str, Any]:
+    """The values that pull every image of ``chart`` from ``registry`` (``cluster.imageRegistry``); ``{}`` without one."""
+    values: dict[str, Any] = {}
+    if not registry:
+        return values
+    for path, default in IMAGE_VALUES.get(chart.key, {}).items():
+        *parents, leaf = path.split(".")
+        target = values
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = registry if default is REGISTRY else mirrored_image(default, registry)
+    return values
+
+
+def merged(values: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``overlay`` merged in, maps key by key (as Helm merges values files)."""
+    result = dict(values)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 def platform_releases(spec: ClusterSpec, needs: PlatformNeeds | None = None) -> list[Release]:
     """Every Helm release of the platform, in install order, with its values."""
     needs = needs or PlatformNeeds()
@@ -165,6 +228,11 @@ def platform_releases(spec: ClusterSpec, needs: PlatformNeeds | None = None) -> 
         releases.append(Release(LWS, {}))
     if _switch(spec.operators.keda, needs.keda):
         releases.append(Release(KEDA, {}))
+    if spec.image_registry:
+        return [
+            Release(release.chart, merged(release.values, image_values(release.chart, spec.image_registry)), release.after)
+            for release in releases
+        ]
     return releases
 
 

@@ -3,6 +3,7 @@ monitoring, cluster-wide objects), each part on or off."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -17,6 +18,60 @@ def _check_dns_label(value: str, what: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.match(value):
         raise ValueError(f"{value!r} is not a DNS label ({what}: lower-case letters, digits and '-', at most 63)")
     return value
+
+
+_CHART_SCHEMES = ("oci://", "https://", "http://")
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+"""A registry host with an optional port and path, lower case, as image references spell it."""
+_DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def check_chart_source(value: str) -> str:
+    """``cluster.chartSource``: an ``oci://`` registry, an ``https://`` repository or a local folder (no trailing ``/``)."""
+    scheme, found, rest = value.partition("://")
+    if not value or value.strip() != value or " " in value:
+        raise ValueError(f"{value!r} is not a chart source: give oci://<registry>/<path>, https://<repository> or a folder")
+    if found and f"{scheme}://" not in _CHART_SCHEMES:
+        raise ValueError(
+            f"{value!r} is not a chart source: accepted are oci://<registry>/<path>, https://<repository> "
+            "(or http://) and a local folder of <chart>-<version>.tgz packages"
+        )
+    if found and not rest.strip("/"):
+        raise ValueError(f"{value!r} names no registry or repository after {scheme}://")
+    return value.rstrip("/") or "/"
+
+
+def check_image_registry(value: str) -> str:
+    """``cluster.imageRegistry``: ``host[:port][/path]``, no scheme, tag or digest (no trailing ``/``)."""
+    registry = value.rstrip("/")
+    if not _REGISTRY.match(registry) or ("." not in registry.split("/")[0] and ":" not in registry.split("/")[0]
+                                         and registry.split("/")[0] != "localhost"):
+        raise ValueError(
+            f"{value!r} is not an image registry: give a host with an optional port and path, without a scheme or "
+            "tag, e.g. registry.example.com or registry.example.com:5000/mirror"
+        )
+    return registry
+
+
+def mirrored_image(image: str, registry: str | None) -> str:
+    """``image`` pulled from ``registry`` instead of its own: the registry host replaced, path and tag kept.
+
+    ``nvcr.io/nvidia/gpu-operator:v26.7.0`` -> ``<registry>/nvidia/gpu-operator:v26.7.0``; Docker Hub's short names
+    keep their implicit path (``vllm/vllm-openai:v0.32.0`` -> ``<registry>/vllm/vllm-openai:v0.32.0``, ``nginx`` ->
+    ``<registry>/library/nginx``). An image already under ``registry``, or an empty one, is returned as it is.
+    """
+    if not registry or not image or image == registry or image.startswith(registry + "/"):
+        return image
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        path = rest  # the first part is a registry host
+    elif rest:
+        path = image  # Docker Hub: <user>/<name>
+    else:
+        path = f"library/{image}"
+    if first in _DOCKER_HUB and "/" not in rest:
+        path = f"library/{rest}"
+    return f"{registry}/{path}"
 
 
 class GpuSharingSpec(_Section):
@@ -165,6 +220,25 @@ class ClusterSpec(_Section):
     """Serving namespaces to create, each with its GPU quota and a LimitRange."""
     storage_class: StorageClassSpec | None = None
     """A StorageClass for a ReadWriteMany model cache (optional)."""
+    chart_source: str | None = None
+    """Where every chart comes from instead of its publisher's repository (air-gapped clusters): an OCI registry
+    (``oci://registry.example.com/charts``, chart ``<source>/<name>``), one Helm repository holding them all
+    (``https://charts.example.com``), or a local folder of packaged charts (``<folder>/<name>-<version>.tgz``, as
+    ``helm pull`` names them). The pinned versions stay."""
+    image_registry: str | None = None
+    """The registry every image comes from instead of its own (air-gapped clusters): ``registry.example.com`` or
+    ``registry.example.com/mirror``. Each image keeps its path and tag (``nvcr.io/nvidia/k8s-device-plugin:v0.20.0``
+    -> ``registry.example.com/mirror/nvidia/k8s-device-plugin:v0.20.0``): the charts' images and the serving image."""
+
+    @field_validator("chart_source")
+    @classmethod
+    def _chart_source(cls, value: str | None) -> str | None:
+        return None if value is None else check_chart_source(value)
+
+    @field_validator("image_registry")
+    @classmethod
+    def _image_registry(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_registry(value)
 
     @field_validator("namespaces")
     @classmethod

@@ -20,7 +20,7 @@ from pulumi_vllm.config.base import (
 )
 from pulumi_vllm.config.batch import BatchSpec
 from pulumi_vllm.config.cloud import CloudSpec
-from pulumi_vllm.config.cluster import ClusterSpec
+from pulumi_vllm.config.cluster import ClusterSpec, mirrored_image
 from pulumi_vllm.config.docker import DockerSpec
 from pulumi_vllm.config.model import EngineSpec, ModelSpec
 from pulumi_vllm.config.models import MODELS_KEY, is_multi_model, parse_models, root_values, shared_defaults
@@ -374,12 +374,24 @@ def load_program_config(
 
 
 def _with_platform_defaults(config: StackConfig) -> StackConfig:
-    """A stack that installs the platform runs its pods at the platform's PriorityClass unless it names one."""
+    """A stack that installs the platform runs its pods at the platform's PriorityClass unless it names one, and
+    pulls its engine image from the platform's ``imageRegistry`` when it sets one."""
     cluster = config.cluster
+    if cluster is not None and cluster.image_registry:
+        config = _mirrored(config, cluster.image_registry)
     if cluster is None or not cluster.priority_class.enabled or config.availability.priority_class_name is not None:
         return config
     availability = config.availability.model_copy(update={"priority_class_name": cluster.priority_class.name})
     return config.model_copy(update={"availability": availability})
+
+
+def _mirrored(config: StackConfig, registry: str) -> StackConfig:
+    """The engine and router images (each model's, too) pulled from ``registry`` (``cluster.imageRegistry``)."""
+    engine = config.engine.model_copy(update={"image": mirrored_image(config.engine.image or "", registry) or None})
+    router = config.router.model_copy(update={"image": mirrored_image(config.router.image, registry)})
+    mirrored = config.model_copy(update={"engine": engine, "router": router})
+    mirrored._models = {name: _mirrored(member, registry) for name, member in config._models.items()}
+    return mirrored
 
 
 def load_cloud_config(

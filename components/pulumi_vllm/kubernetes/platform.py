@@ -6,7 +6,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.cluster.charts import PROMETHEUS_URL, Chart
+from pulumi_vllm.cluster.charts import PROMETHEUS_URL, Chart, chart_reference
 from pulumi_vllm.cluster.values import PlatformNeeds, platform_releases, runtime_class_needed
 from pulumi_vllm.config import ConfigError
 from pulumi_vllm.config.cluster import ClusterSpec
@@ -145,6 +145,11 @@ class GpuPlatformArgs(TypedDict):
     """Serving namespaces to create."""
     storage_class: NotRequired[StorageClassArgs]
     """A ReadWriteMany StorageClass."""
+    chart_source: NotRequired[str]
+    """Every chart from here instead of its publisher's repository: ``oci://<registry>/<path>``, an ``https://`` Helm
+    repository, or a local folder of ``<chart>-<version>.tgz`` packages."""
+    image_registry: NotRequired[str]
+    """Every chart's images from this registry (``host[:port][/path]``), each keeping its path and tag."""
     needs: NotRequired[PlatformNeedsArgs]
     """What the serving stacks need."""
 
@@ -195,7 +200,7 @@ class GpuPlatform(pulumi.ComponentResource):
             after = [installed[key] for key in release.after if key in installed]
             installed[release.chart.key] = _helm_release(
                 f"{name}-{release.chart.key}", release.chart, release.values,
-                pulumi.ResourceOptions(parent=self, depends_on=after),
+                pulumi.ResourceOptions(parent=self, depends_on=after), cluster.chart_source,
             )
         self._releases = installed
         self.releases = [release.chart.release for release in releases]
@@ -256,16 +261,20 @@ class GpuPlatform(pulumi.ComponentResource):
         )
 
 
-def _helm_release(name: str, chart: Chart, values: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
-    """One pinned chart as a Helm release that Pulumi tracks (its CRDs installed by Helm, readiness awaited)."""
-    repository = None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)
+def _helm_release(
+    name: str, chart: Chart, values: dict[str, Any], opts: pulumi.ResourceOptions, source: str | None = None
+) -> k8s.helm.v3.Release:
+    """One pinned chart as a Helm release that Pulumi tracks (its CRDs installed by Helm, readiness awaited); from
+    ``source`` (``cluster.chartSource``: a mirror or a folder of packages) instead of its publisher's repository."""
+    reference = chart_reference(chart, source)
+    repository = None if reference.repository is None else k8s.helm.v3.RepositoryOptsArgs(repo=reference.repository)
     return k8s.helm.v3.Release(
         name,
         k8s.helm.v3.ReleaseArgs(
             name=chart.release,
-            chart=f"{chart.repository}/{chart.chart}" if chart.oci else chart.chart,
+            chart=reference.chart,
             repository_opts=repository,
-            version=chart.version,
+            version=reference.version,
             namespace=chart.namespace,
             create_namespace=True,
             values=values,

@@ -603,6 +603,15 @@ class ServingClusterArgs(TypedDict):
     """Serving namespaces to create, each with its GPU quota and a LimitRange."""
     storage_class: NotRequired[ServingStorageClassArgs]
     """A StorageClass for a ReadWriteMany model cache (optional)."""
+    chart_source: NotRequired[str]
+    """Where every chart comes from instead of its publisher's repository (air-gapped clusters): an OCI registry
+(``oci://registry.example.com/charts``, chart ``<source>/<name>``), one Helm repository holding them all
+(``https://charts.example.com``), or a local folder of packaged charts (``<folder>/<name>-<version>.tgz``, as
+``helm pull`` names them). The pinned versions stay."""
+    image_registry: NotRequired[str]
+    """The registry every image comes from instead of its own (air-gapped clusters): ``registry.example.com`` or
+``registry.example.com/mirror``. Each image keeps its path and tag (``nvcr.io/nvidia/k8s-device-plugin:v0.20.0``
+-> ``registry.example.com/mirror/nvidia/k8s-device-plugin:v0.20.0``): the charts' images and the serving image."""
 
 
 class ServingEndpointAccessArgs(TypedDict):
