@@ -7,7 +7,6 @@ render summary and the Docker target all read the same plan.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -146,11 +145,13 @@ class ServingPlan:
         return annotations
 
 
-def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
-    """The model's facts; a model the catalog lacks is read from the Hub at ``model.revision`` with the token.
+def _facts(config: StackConfig) -> tuple[ModelFacts | None, str, tuple[str, ...]]:
+    """The model's facts, where they came from, and notes; a model the catalog lacks is read from the Hub at
+    ``model.revision`` with the token.
 
     The token is the stack's ``hfToken`` when the config holds its value, else ``HF_TOKEN`` (a token given
-    to a component only as an Output is not known here). Why the Hub gave nothing is logged as a warning.
+    to a component only as an Output is not known here). Why the Hub gave nothing is a note, which the plan
+    keeps among its warnings (the render summary and ``pulumi up`` show them).
     """
     secret = config.hf_token.get_secret_value() if config.hf_token is not None else ""
     # render stands "[secret]" in for a secret it cannot decrypt: not a token.
@@ -165,9 +166,7 @@ def _facts(config: StackConfig) -> tuple[ModelFacts | None, str]:
     except ValueError as error:
         key = "model.facts" if config.model.facts else "model.configJson"
         raise ConfigError(f"{PROJECT}:{key}: {error}") from None
-    for note in resolved.notes:
-        logging.getLogger("pulumi_vllm").warning("%s:model.id: %s", PROJECT, note)
-    return resolved.facts, resolved.origin
+    return resolved.facts, resolved.origin, tuple(f"{PROJECT}:model.id: {note}" for note in resolved.notes)
 
 
 VLLM_TO_STACK_KEYS = {
@@ -288,9 +287,12 @@ def _capacity(
 
 def plan_serving(config: StackConfig) -> ServingPlan:
     """Check the rules that span several keys and derive the plan; raises :class:`ConfigError`."""
+    if config.pools:
+        # A disaggregated stack is served by its pools; the decode pool's plan stands for the stack.
+        return plan_serving(config.pools["decode"])
     parallel = config.parallelism
     tensor, pipeline = parallel.tensor_parallel_size, parallel.pipeline_parallel_size
-    facts, origin = _facts(config)
+    facts, origin, facts_notes = _facts(config)
     # The context vLLM derives under engine.hfOverrides (RoPE scaling) is the one the plan sizes.
     facts = apply_rope(facts, config.engine.hf_overrides)
     _check_data_parallel(config, facts)
@@ -349,7 +351,8 @@ def plan_serving(config: StackConfig) -> ServingPlan:
 
     _check_context_length(config, facts)
     capacity, warnings = _capacity(config, facts, topology)
-    warnings = (*warnings, *rope_warnings(config.engine.hf_overrides))
+    # Why the facts came from where they did (the Hub unreachable, a stale cached copy) shows in the render.
+    warnings = (*facts_notes, *warnings, *rope_warnings(config.engine.hf_overrides))
     if config.batch.enabled and topology.multi_node:
         raise ConfigError(
             f"{PROJECT}:batch.enabled: true is not accepted for a multi-node model ({topology.pods} pods): "
