@@ -121,6 +121,14 @@ def test_config_without_mlp_width_is_marked_as_a_rough_estimate() -> None:
     assert any("no intermediate_size" in note for note in breakdown.notes)
 
 
+def test_a_given_count_the_architecture_does_not_add_up_to_wins() -> None:
+    model = facts("meta-llama/Llama-3.1-8B-Instruct").model_copy(update={"num_parameters": 12e9})
+    breakdown = weight_breakdown(model, "bfloat16")
+    assert breakdown.source == "num_parameters"
+    assert within(breakdown.num_parameters, 12e9, 0.001)
+    assert any("differs from the 8.03B" in note for note in breakdown.notes)
+
+
 def test_encoder_budget_follows_compute_mm_encoder_budget() -> None:
     # vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget: max(max_num_batched_tokens, largest item).
     assert encoder_budget_tokens(8192) == 16384

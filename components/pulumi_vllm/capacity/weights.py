@@ -62,6 +62,9 @@ from pulumi_vllm.models.checkpoint import CheckpointTensors, TensorEntry
 from pulumi_vllm.models.facts import ModelFacts
 
 GIB = 1 << 30
+PARAMETER_MISMATCH = 0.05
+"""Relative difference between a given ``num_parameters`` and the architecture's count beyond which the
+given count is used (every catalog entry agrees within 2 %)."""
 MXFP4_MARLIN_HIDDEN_MULTIPLE = 256
 MXFP4_MARLIN_INTERMEDIATE_MULTIPLE = 128
 """Marlin's padding of MXFP4 expert dimensions (``Mxfp4MoEMethod.create_weights``, mxfp4.py)."""
@@ -477,8 +480,20 @@ def weight_breakdown(facts: ModelFacts, weight_dtype: str) -> WeightBreakdown:
         return _from_checkpoint(facts, facts.checkpoint, fmt, dtype_bytes)
     embedding, head, final = _ends(facts, dtype_bytes)
     notes: list[str] = []
-    if facts.intermediate_size or facts.moe_intermediate_size:
-        layers, notes = _config_layers(facts, fmt, dtype_bytes)
+    structural = facts.intermediate_size or facts.moe_intermediate_size
+    if structural and facts.num_parameters is not None:
+        counted = estimate_num_parameters(facts)
+        if abs(counted - facts.num_parameters) > PARAMETER_MISMATCH * facts.num_parameters:
+            # A count given beside the architecture (a stack's model.facts) that the architecture does
+            # not add up to: the given count wins, spread over the layers.
+            notes.append(
+                f"num_parameters {facts.num_parameters / 1e9:.2f}B differs from the {counted / 1e9:.2f}B the "
+                "architecture adds up to; the weights follow num_parameters"
+            )
+            structural = None
+    if structural:
+        layers, more = _config_layers(facts, fmt, dtype_bytes)
+        notes.extend(more)
         source = "config"
     else:
         ends = embedding.parameters + head.parameters
