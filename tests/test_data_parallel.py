@@ -108,3 +108,21 @@ def test_data_parallel_with_another_engine_is_refused() -> None:
     with pytest.raises(ConfigError, match="parallelism.dataParallelSize: 2 is not accepted with engine.kind 'tgi'"):
         plan_serving(parse_stack_config({"model": {"id": DENSE}, "engine": {"kind": "tgi"},
                                          "parallelism": {"dataParallelSize": 2}}))
+
+
+def _docker_stack(name: str) -> dict[str, Any]:
+    import yaml
+
+    config = yaml.safe_load((REPO / f"Pulumi.{name}.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in config.items()}
+
+
+def test_docker_runs_every_rank_in_the_one_container() -> None:
+    raw = _docker_stack("docker-single")
+    raw["parallelism"] = {"tensorParallelSize": 1, "dataParallelSize": 2}
+    raw["docker"]["hosts"][0]["gpus"] = ["0", "1"]
+    assert plan_serving(parse_stack_config(raw)).gpus_per_pod == 2
+    two_hosts = _docker_stack("docker-2host")
+    two_hosts["parallelism"] = {**two_hosts.get("parallelism", {}), "dataParallelSize": 2}
+    with pytest.raises(ConfigError, match="dataParallelSize: 2 is not accepted with 2 Docker hosts"):
+        plan_serving(parse_stack_config(two_hosts))

@@ -24,6 +24,15 @@ def docker_gpus_per_host(config: StackConfig) -> int:
     hosts = len(docker_spec(config).hosts)
     tensor = config.parallelism.tensor_parallel_size
     pipeline = config.parallelism.pipeline_parallel_size
+    data = config.parallelism.data_parallel_size
+    if data > 1:
+        if hosts > 1:
+            raise ConfigError(
+                f"{PROJECT}:parallelism.dataParallelSize: {data} is not accepted with {hosts} Docker hosts: the "
+                "data-parallel ranks run in one container on one host (across hosts is not supported yet); use one "
+                "host, or one stack per host"
+            )
+        return tensor * pipeline * data
     world = tensor * pipeline
     if world % hosts:
         raise ConfigError(
