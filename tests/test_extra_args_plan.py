@@ -153,3 +153,17 @@ def test_the_pack_reads_the_last_value_as_vllm_does() -> None:
     assert command.conflicting_flags == {"--tensor-parallel-size": ("1", "4")}
     (repeated,) = find_commands(["vllm", "serve", "m", "--middleware", "a.B", "--middleware", "c.D"]).vllm
     assert repeated.conflicting_flags == {}
+
+
+@pytest.mark.parametrize(
+    ("extra", "wanted"),
+    [
+        (["--hf-overrides.rope_scaling.factor", "4"], "write the overrides as one JSON object in engine.hfOverrides"),
+        (["--hf-overrides", "[1, 2]"], "--hf-overrides '[1, 2]' is not accepted: a JSON object is"),
+        (["--hf-overrides", '{"rope_scaling": {"type": "yarn"}}'], "has no rope_type"),
+    ],
+)
+def test_hf_overrides_that_cannot_be_folded_are_refused(extra: list[str], wanted: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"model": MODEL, "engine": {"extraArgs": extra}})
+    assert wanted in str(caught.value) and "engine.extraArgs" in str(caught.value)
