@@ -125,8 +125,8 @@ def test_the_gpu_type_pins_pods_with_required_node_affinity(gpu: str, model: str
     products = next(t["matchExpressions"][0]["values"] for t in terms if t["matchExpressions"][0]["key"] == GPU_PRODUCT_LABEL)
     assert product in products and other not in products
     keys = [term["matchExpressions"][0]["key"] for term in terms]
-    assert keys == [GPU_PRODUCT_LABEL, "cloud.google.com/gke-accelerator", "karpenter.k8s.aws/instance-gpu-name",
-                    "node.kubernetes.io/instance-type"]
+    assert keys == ["karpenter.k8s.aws/instance-gpu-name", "cloud.google.com/gke-accelerator",
+                    "node.kubernetes.io/instance-type", GPU_PRODUCT_LABEL]
     # Every value names the stack's GPU as the policy pack and the planner read node labels.
     named = {gpu_from_node_label(e["key"], v).name for t in terms for e in t["matchExpressions"] for v in e["values"]}  # type: ignore[union-attr]
     assert named == {"H100-80GB" if gpu == "H100" else "L4"}
@@ -162,7 +162,7 @@ def test_every_multi_node_pod_is_pinned_and_sized(backend: str) -> None:
     pods = _gpu_pods(rendered)
     assert len(pods) == 2  # the Ray head and the workers
     for pod in pods:
-        assert "NVIDIA-H100-80GB-HBM3" in _terms(pod)[0]["matchExpressions"][0]["values"]
+        assert "NVIDIA-H100-80GB-HBM3" in _terms(pod)[-1]["matchExpressions"][0]["values"]
         # 8 GPUs: 20 CPUs; half the FP8 405B checkpoint (about 189 GiB) per pod plus 10 processes x 2Gi.
         assert _requests(pod)["cpu"] == "20"
         assert 200 <= int(_requests(pod)["memory"].removesuffix("Gi")) <= 220
@@ -174,7 +174,7 @@ def test_the_batch_job_is_pinned_and_sized_like_the_server() -> None:
     rendered = render_stack(REPO, "qwen-batch", env={})
     (job,) = [doc for doc in _objects(rendered) if doc["kind"] == "Job" and "batch" in doc["metadata"]["name"]]
     (pod,) = _pod_specs(job)
-    assert _terms(pod)[0]["matchExpressions"][0]["values"] == ["NVIDIA-L4"]
+    assert _terms(pod)[-1]["matchExpressions"][0]["values"] == ["NVIDIA-L4"]
     assert _requests(pod)["cpu"] == "6" and _requests(pod)["memory"] == "24Gi"  # the stack sets the memory
 
 

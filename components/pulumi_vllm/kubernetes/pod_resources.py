@@ -143,14 +143,17 @@ def gpu_node_terms(gpu_type: str) -> list[dict[str, Any]]:
         return []
     if gpu.resource != "nvidia.com/gpu" or not gpu.device_name:
         return []
+    # Karpenter provisions for the first term it can satisfy (aws/karpenter-provider-aws#3569): its own label goes
+    # first; GPU feature discovery labels a node only once it runs, so its term comes last. The kube-scheduler ORs
+    # the terms whatever their order.
     candidates: dict[str, list[str]] = {
-        GPU_PRODUCT_LABEL: [gpu.device_name.replace(" ", "-"), *_OTHER_PRODUCTS],
+        # Karpenter's lower-case GPU names (h100, l40s, l4, a10g); A100s are told apart by instance type only.
+        KARPENTER_GPU_NAME_LABEL: [gpu.name.lower().split("-")[0]],
         GKE_ACCELERATOR_LABEL: [
             *GKE_ACCELERATORS, *(row.accelerator for row in INSTANCES.values() if row.accelerator),
         ],
-        # Karpenter's lower-case GPU names (h100, l40s, l4, a10g); A100s are told apart by instance type only.
-        KARPENTER_GPU_NAME_LABEL: [gpu.name.lower().split("-")[0]],
         INSTANCE_TYPE_LABEL: sorted(row.name for row in INSTANCES.values() if row.gpu == gpu.name),
+        GPU_PRODUCT_LABEL: [gpu.device_name.replace(" ", "-"), *_OTHER_PRODUCTS],
     }
     terms = []
     for key, values in candidates.items():
