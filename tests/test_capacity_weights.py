@@ -300,10 +300,14 @@ def test_mxfp4_quantizes_only_the_experts_padded_as_marlin_pads_them() -> None:
     # w13 [128, 2 x 2944, 3072 / 2] + w2 [128, 3072, 2944 / 2] bytes, scales one byte per 32 (bf16 biases aside).
     weights = 128 * (2 * 2944 * 3072 // 2 + 3072 * 2944 // 2)
     scales = 128 * (2 * 2944 * 3072 // 32 + 3072 * 2944 // 32)
-    assert layer.expert_bytes == pytest.approx(weights + scales, rel=1e-6)
+    non_expert = layer.total_bytes - layer.expert_bytes
+    assert breakdown.layer_bytes(0, 1) - non_expert == pytest.approx(weights + scales, rel=1e-6)
+    # At tensor parallel 2 each rank pads its 1440 to 1536: w13 [128, 2 x 1536, 1536] + w2 [128, 3072, 768].
+    rank = 128 * (2 * 1536 * 3072 // 2 + 3072 * 1536 // 2) * (1 + 1 / 16)
+    assert breakdown.layer_bytes(0, 2) - layer.per_rank(2, 8) + layer.expert_bytes / 2 == pytest.approx(rank, rel=1e-6)
     # Attention stays bf16: q, k, v, o of 2880 x (4096 + 2 x 512) and 4096 x 2880.
     attention = (2880 * (4096 + 1024) + 4096 * 2880) * 2
-    assert layer.total_bytes - layer.expert_bytes == pytest.approx(attention + 2880 * 128 * 2 + 2 * 2880 * 2, rel=1e-3)
+    assert non_expert == pytest.approx(attention + 2880 * 128 * 2 + 2 * 2880 * 2, rel=1e-3)
 
 
 # --- published weights ----------------------------------------------------------------------------

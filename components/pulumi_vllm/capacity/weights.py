@@ -127,6 +127,26 @@ class WeightBreakdown:
     tied_embeddings: bool = False
     kv_heads: int = 1
     notes: tuple[str, ...] = field(default=())
+    expert_padding: tuple[int, int] | None = None
+    """``(hidden_size, intermediate_size)`` of experts whose dimensions vLLM pads on each rank (MXFP4 on
+    Marlin); the parts hold the unpadded bytes."""
+
+    def expert_pad(self, tensor_parallel_size: int) -> float:
+        """How much larger the experts are on one rank than their unpadded share (1 without padding):
+        ``Mxfp4MoEMethod.create_weights`` rounds the rank's intermediate size up to a multiple of 128 and
+        the hidden size to 256."""
+        if self.expert_padding is None:
+            return 1.0
+        hidden, width = self.expert_padding
+        share = width / tensor_parallel_size
+        return (_round_up(hidden, MXFP4_MARLIN_HIDDEN_MULTIPLE) * _round_up(
+            -(-width // tensor_parallel_size), MXFP4_MARLIN_INTERMEDIATE_MULTIPLE)) / (hidden * share)
+
+    def layer_bytes(self, index: int, tensor_parallel_size: int) -> float:
+        """Bytes one rank holds of decoder layer ``index``, padding included."""
+        layer = self.layers[index]
+        extra = layer.expert_bytes / tensor_parallel_size * (self.expert_pad(tensor_parallel_size) - 1)
+        return layer.per_rank(tensor_parallel_size, self.kv_heads) + extra
 
     @property
     def estimated(self) -> bool:
@@ -141,9 +161,10 @@ class WeightBreakdown:
 
     @property
     def total_bytes(self) -> float:
-        """Bytes of one whole copy of the model as loaded (MTP excluded)."""
+        """Bytes of one whole copy of the model as loaded on one GPU (MTP excluded, padding included)."""
         parts = (self.embedding, self.lm_head, self.towers, self.final, *self.layers)
-        return sum(part.total_bytes for part in parts)
+        padding = sum(layer.expert_bytes for layer in self.layers) * (self.expert_pad(1) - 1)
+        return sum(part.total_bytes for part in parts) + padding
 
     def stage_bytes(
         self, first_layer: int, num_layers: int, pipeline_index: int, pipeline_parallel_size: int,
@@ -153,7 +174,7 @@ class WeightBreakdown:
         stage, the LM head and final norm on the last (a tied head is a separate copy there when the
         stages are several, as vLLM's ``ParallelLMHead`` on the last rank)."""
         tp, kv = tensor_parallel_size, self.kv_heads
-        total = sum(part.per_rank(tp, kv) for part in self.layers[first_layer:first_layer + num_layers])
+        total = sum(self.layer_bytes(index, tp) for index in range(first_layer, first_layer + num_layers))
         if pipeline_index == 0:
             total += self.embedding.per_rank(tp, kv) + self.towers.per_rank(tp, kv)
         if pipeline_index == pipeline_parallel_size - 1:
@@ -375,12 +396,8 @@ def _config_layers(facts: ModelFacts, fmt: _Format, dtype_bytes: float) -> tuple
         if _is_moe_layer(facts, index):
             experts = facts.num_experts or 1
             per_expert = projections * hidden * expert_width
-            pad = 1.0
-            if fmt.mxfp4_padding:
-                pad = (_round_up(hidden, MXFP4_MARLIN_HIDDEN_MULTIPLE) * _round_up(
-                    expert_width, MXFP4_MARLIN_INTERMEDIATE_MULTIPLE)) / (hidden * expert_width)
             per_weight = fmt.experts if not _ignored(_layer_names(index, "experts"), fmt.ignore) else dtype_bytes
-            expert_bytes = experts * per_expert * per_weight * pad
+            expert_bytes = experts * per_expert * per_weight  # padding per rank: WeightBreakdown.expert_padding
             sharded += expert_bytes
             router = hidden * experts
             replicated_bytes += router * dtype_bytes  # the gate: never quantized, on every rank
@@ -510,8 +527,15 @@ def weight_breakdown(facts: ModelFacts, weight_dtype: str) -> WeightBreakdown:
         layers = _spread_layers(facts, max(total - ends, 0) / facts.num_hidden_layers, fmt, dtype_bytes)
     return WeightBreakdown(
         embedding, head, tuple(layers), _towers(facts, dtype_bytes), final, _mtp(facts, layers), fmt.name, source,
-        facts.tie_word_embeddings, facts.num_key_value_heads, tuple(notes),
+        facts.tie_word_embeddings, facts.num_key_value_heads, tuple(notes), _expert_padding(facts, fmt),
     )
+
+
+def _expert_padding(facts: ModelFacts, fmt: _Format) -> tuple[int, int] | None:
+    width = facts.moe_intermediate_size or facts.intermediate_size
+    if not fmt.mxfp4_padding or not width or not facts.num_experts:
+        return None
+    return facts.hidden_size, width
 
 
 def estimate_num_parameters(facts: ModelFacts) -> float:
@@ -556,10 +580,6 @@ def _loaded_bytes(tensor: TensorEntry, fmt: _Format, dtype_bytes: float, facts: 
         stored = float(tensor.nbytes)
         packing = {"I32": 8, "U32": 8, "U8": 2, "F4": 1}.get(dtype, 1) if not _SCALE.search(tensor.name) else 0
         params = float(elements * packing) if packing else 0.0
-        if fmt.mxfp4_padding and "experts" in tensor.name and facts.intermediate_size:
-            hidden, width = facts.hidden_size, facts.intermediate_size
-            stored *= (_round_up(hidden, MXFP4_MARLIN_HIDDEN_MULTIPLE) * _round_up(
-                width, MXFP4_MARLIN_INTERMEDIATE_MULTIPLE)) / (hidden * width)
         return stored, params
     if _SCALE.search(tensor.name):
         return float(tensor.nbytes), 0.0
@@ -616,7 +636,7 @@ def _from_checkpoint(facts: ModelFacts, checkpoint: CheckpointTensors, fmt: _For
     tied = parts["lm_head"].parameters == 0
     return WeightBreakdown(
         parts["embedding"], parts["lm_head"], tuple(layers), parts["towers"], parts["final norm"], parts["mtp"],
-        fmt.name, "checkpoint", tied, facts.num_key_value_heads,
+        fmt.name, "checkpoint", tied, facts.num_key_value_heads, (), _expert_padding(facts, fmt),
     )
 
 
@@ -631,8 +651,9 @@ def active_weight_bytes_per_token(facts: ModelFacts, weight_dtype: str) -> float
     experts = facts.num_experts or 1
     picked = min(facts.num_experts_per_token or 1, experts) / experts
     total = 0.0
+    pad = breakdown.expert_pad(1)
     for layer in breakdown.layers:
-        total += layer.total_bytes - layer.expert_bytes + layer.expert_bytes * picked
+        total += layer.total_bytes - layer.expert_bytes + layer.expert_bytes * pad * picked
     head = breakdown.lm_head if breakdown.lm_head.total_bytes else breakdown.embedding
     return total + head.total_bytes + breakdown.final.total_bytes
 
