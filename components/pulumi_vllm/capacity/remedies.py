@@ -34,6 +34,7 @@ from pulumi_vllm.capacity.accounting import (
     STARTUP_IN_USE_GIB,
     accounting_for,
     no_blocks_message,
+    resolve_weight_dtype,
 )
 from pulumi_vllm.capacity.gpus import GpuType, known_gpus, lookup_gpu
 from pulumi_vllm.capacity.layout import DEFAULT_GPUS_PER_NODE, LayoutAdvice, NoLayoutError, advise_layout
@@ -116,8 +117,6 @@ def quantized_variants(model_id: str) -> list[str]:
 
 
 def _dtype_of(model_id: str) -> str:
-    from pulumi_vllm.capacity.accounting import resolve_weight_dtype
-
     facts = lookup(model_id)
     return resolve_weight_dtype(facts, None, model_id) if facts else ""
 
