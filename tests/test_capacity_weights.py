@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_vllm.capacity.accounting import resolve_weight_dtype
+from pulumi_vllm.capacity.drafts import draft_weights
 from pulumi_vllm.capacity.planner import (
     GIB,
     encoder_budget_tokens,
@@ -24,7 +25,6 @@ from pulumi_vllm.capacity.planner import (
 )
 from pulumi_vllm.capacity.weights import (
     active_weight_bytes_per_token,
-    draft_weights,
     estimate_num_parameters,
     linear_bytes_per_weight,
     weight_breakdown,

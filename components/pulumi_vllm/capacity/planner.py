@@ -47,15 +47,10 @@ from pulumi_vllm.capacity.accounting import (
     startup_message,
     too_long_message,
 )
+from pulumi_vllm.capacity.drafts import DraftWeights, draft_weights
 from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 from pulumi_vllm.capacity.kv_layout import KvCacheLayout, kv_cache_layout
-from pulumi_vllm.capacity.weights import (
-    DraftWeights,
-    WeightBreakdown,
-    draft_weights,
-    estimate_num_parameters,
-    weight_breakdown,
-)
+from pulumi_vllm.capacity.weights import WeightBreakdown, estimate_num_parameters, weight_breakdown
 from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     padded_vocab_size,
