@@ -22,6 +22,7 @@ from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import StackConfig
 from pulumi_vllm.engine.check import VllmArgsError, check_batch_args, check_serve_args
 from pulumi_vllm.engine.workload import VllmCommand
+from pulumi_vllm.models.rope import rendered_overrides
 from pulumi_vllm.render.checks import Invocation
 from pulumi_vllm.render.checks import vllm_invocations as find_invocations
 
@@ -126,6 +127,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "parallelism": {"tensorParallelSize": 2},
         "apiKey": "sk-PARSETEST-docker",
     },
+    "data-and-expert-parallel": {
+        "model": {"id": "Qwen/Qwen3-30B-A3B"},
+        "parallelism": {"tensorParallelSize": 2, "dataParallelSize": 2, "enableExpertParallel": True},
+        "batch": {"enabled": True, "inputLines": [_LINE]},
+    },
+    "rope-scaling-yarn": {
+        "model": {"id": "Qwen/Qwen3-32B"},
+        "engine": {"maxModelLen": 131072, "hfOverrides": {"rope_parameters": {
+            "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768, "rope_theta": 1000000}}},
+        "parallelism": {"tensorParallelSize": 2},
+    },
+    "pooling-runner": {
+        "model": {"id": "Qwen/Qwen3-Embedding-8B"},
+        "engine": {"runner": "pooling", "convert": "embed"},
+    },
 }
 """Stack configs beyond the example stacks: each vLLM setting the package turns into a flag."""
 
@@ -164,6 +180,11 @@ def assert_reads_the_config(namespace: argparse.Namespace, config: StackConfig, 
         "quantization": engine.quantization,
         "tensor_parallel_size": parallelism.tensor_parallel_size,
         "pipeline_parallel_size": parallelism.pipeline_parallel_size,
+        "data_parallel_size": parallelism.data_parallel_size,
+        "enable_expert_parallel": parallelism.enable_expert_parallel,
+        "hf_overrides": rendered_overrides(engine.hf_overrides),
+        "runner": engine.runner if engine.runner != "generate" else "auto",
+        "convert": engine.convert or "auto",
     }
     if model.served_model_name:
         expected["served_model_name"] = [model.served_model_name]
