@@ -163,8 +163,8 @@ def resolve_weight_dtype(facts: ModelFacts, weight_dtype: str | None = None, mod
         canonical = _QUANTIZATION_DTYPE.get(name) or _WEIGHT_ALIASES.get(name.lower())
         if canonical is None:
             raise ValueError(
-                f"unknown weight dtype or quantization method {weight_dtype!r}; accepted: vLLM's quantization "
-                f"methods ({', '.join(_QUANTIZATION_DTYPE)}) or a precision ({', '.join(sorted(_WEIGHT_ALIASES))})"
+                f"unknown weight dtype or quantization method {weight_dtype!r}; accepted: a quantization "
+                f"method ({', '.join(_QUANTIZATION_DTYPE)}) or a precision ({', '.join(sorted(_WEIGHT_ALIASES))})"
             )
         return canonical
     name = model_id.lower().rsplit("/", 1)[-1]
