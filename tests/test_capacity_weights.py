@@ -510,6 +510,19 @@ def test_mtp_and_draft_models_add_their_weights_ngram_adds_none() -> None:
     assert ngram.weights_gib_per_gpu == plain.weights_gib_per_gpu
 
 
+def test_a_stacks_speculative_config_reaches_the_plan() -> None:
+    spec = '{"model": "meta-llama/Llama-3.2-1B-Instruct", "num_speculative_tokens": 4}'
+    base = {"model": {"id": "meta-llama/Llama-3.1-70B-Instruct"}, "resources": {"gpuType": "H100"},
+            "parallelism": {"tensorParallelSize": 4}, "engine": {"maxModelLen": 8192}}
+    plain = plan_serving(parse_stack_config(base)).capacity
+    drafted = plan_serving(parse_stack_config(
+        {**base, "engine": {**base["engine"], "extraArgs": ["--speculative-config", spec]}}
+    )).capacity
+    assert plain is not None and drafted is not None
+    assert drafted.weights_gib_per_gpu > plain.weights_gib_per_gpu
+    assert "speculative draft meta-llama/Llama-3.2-1B-Instruct: 2.30 GiB" in drafted.notes
+
+
 # --- quantization names vLLM accepts --------------------------------------------------------------
 
 
