@@ -288,7 +288,11 @@ def _capacity(
 def plan_serving(config: StackConfig) -> ServingPlan:
     """Check the rules that span several keys and derive the plan; raises :class:`ConfigError`."""
     if config.pools:
-        # A disaggregated stack is served by its pools; the decode pool's plan stands for the stack.
+        # A disaggregated stack is served by its pools, each planned (problems named in its pool); the decode
+        # pool's plan stands for the stack (docs/disaggregation.md).
+        from pulumi_vllm.config.disaggregation import check_pools
+
+        check_pools(config, plan_serving)
         return plan_serving(config.pools["decode"])
     parallel = config.parallelism
     tensor, pipeline = parallel.tensor_parallel_size, parallel.pipeline_parallel_size

@@ -118,6 +118,15 @@ def _serving(config: StackConfig, plan: ServingPlan, opts: pulumi.ResourceOption
     # The CLI shows these under the stack in `pulumi preview` / `pulumi up`.
     for note in plan_notes(plan):
         pulumi.log.warn(note)
+    if config.pools:
+        from pulumi_vllm.capacity.disaggregation import disaggregation_notes, size_pools
+        from pulumi_vllm.kubernetes.disaggregation import serve_disaggregated
+
+        for note in plan_notes(plan_serving(config.pools["prefill"])):
+            pulumi.log.warn(f"prefill pool: {note}")
+        for note in disaggregation_notes(config, size_pools(config, plan_serving), plan.facts):
+            pulumi.log.info(f"disaggregation: {note}")
+        return serve_disaggregated(config, opts)
     if config.models or config.router.enabled:
         # Several model groups and/or vLLM's router in front (docs/routing.md).
         from pulumi_vllm.kubernetes.router import serve_models

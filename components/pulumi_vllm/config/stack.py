@@ -21,6 +21,7 @@ from pulumi_vllm.config.base import (
 from pulumi_vllm.config.batch import BatchSpec
 from pulumi_vllm.config.cloud import CloudSpec
 from pulumi_vllm.config.cluster import ClusterSpec, mirrored_image
+from pulumi_vllm.config.disaggregation import DISAGGREGATION_KEY, DisaggregationSpec, KvCacheSpec, parse_pools
 from pulumi_vllm.config.docker import DockerSpec
 from pulumi_vllm.config.model import EngineSpec, ModelSpec
 from pulumi_vllm.config.models import MODELS_KEY, is_multi_model, parse_models, root_values, shared_defaults
@@ -89,15 +90,32 @@ class StackConfig(_Section):
     """LoRA engine limits and runtime loading of adapters."""
     router: RouterSpec = Field(default_factory=RouterSpec)
     """vLLM's router in front of the models: one endpoint, routing by model and prefix (docs/routing.md)."""
+    disaggregation: DisaggregationSpec | None = None
+    """Prefill and decode pools joined by a KV connector, vLLM's router in P/D mode in front (docs/disaggregation.md)."""
+    kv_cache: KvCacheSpec = Field(default_factory=KvCacheSpec)
+    """KV-cache tiers under the GPU's prefix cache: host memory and local disk (docs/disaggregation.md)."""
     # Set by parse_stack_config for a `models` stack; private, so walkers of the schema never recurse into it.
     _models: dict[str, StackConfig] = PrivateAttr(default_factory=dict)
     # The entries and shared defaults as the file writes them, so later checks name the key where it is set.
     _model_sources: tuple[dict[str, Any], dict[str, Any]] = PrivateAttr(default_factory=lambda: ({}, {}))
+    # Set by parse_stack_config for a `disaggregation` stack: the prefill and decode pools, and each pool's role.
+    _pools: dict[str, StackConfig] = PrivateAttr(default_factory=dict)
+    _pool_role: str | None = PrivateAttr(default=None)
 
     @property
     def models(self) -> dict[str, StackConfig]:
         """The model groups of a multi-model stack (``pulumi-vllm:models``), each a whole stack config; empty otherwise."""
         return self._models
+
+    @property
+    def pools(self) -> dict[str, StackConfig]:
+        """The prefill and decode pools of a disaggregated stack (``pulumi-vllm:disaggregation``); empty otherwise."""
+        return self._pools
+
+    @property
+    def pool_role(self) -> str | None:
+        """``prefill`` or ``decode`` for a pool of a disaggregated stack; ``None`` otherwise."""
+        return self._pool_role
     labels: dict[str, str] = Field(default_factory=lambda: {"app": "vllm", "tier": "backend"})
     """Extra labels on every object and pod: the usual ``app`` / ``tier`` labels of vLLM manifests."""
     hf_token: SecretStr | None = None
@@ -255,6 +273,13 @@ def parse_stack_config(raw: Mapping[str, Any]) -> StackConfig:
         root = _parse_single(root_values(raw, next(iter(members))))
         root._models = members
         root._model_sources = (dict(raw[MODELS_KEY]), shared_defaults(raw))
+        return root
+    if raw.get(DISAGGREGATION_KEY) is not None:
+        # Two pools, each validated as a stack of its own (docs/disaggregation.md); the root keeps the shared keys.
+        root = _parse_single(raw)
+        root._pools = parse_pools(raw, _parse_single)
+        for role, pool in root._pools.items():
+            pool._pool_role = role
         return root
     return _parse_single(raw)
 

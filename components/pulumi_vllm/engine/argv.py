@@ -12,6 +12,7 @@ from typing import Literal
 
 from pulumi_vllm.config import StackConfig
 from pulumi_vllm.engine.container import VllmCommand
+from pulumi_vllm.engine.kv_transfer import kv_transfer_json
 from pulumi_vllm.models.rope import rendered_overrides
 
 __all__ = ["BATCH_COMMAND", "SERVE_COMMAND", "VLLM_PORT", "EngineArgs", "VllmCommand", "engine_args_from_config",
@@ -62,6 +63,9 @@ class EngineArgs:
     """LoRA support without adapters at start (for adapters loaded at run time)."""
     max_loras: int | None = None
     max_lora_rank: int | None = None
+    kv_transfer_config: str | None = None
+    """``--kv-transfer-config``: the KV connector of a prefill/decode pool or a KV-cache tier, as JSON (see
+    :mod:`pulumi_vllm.engine.kv_transfer`), or ``None``."""
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -92,6 +96,7 @@ def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) ->
         enable_lora=config.lora.runtime_loading,
         max_loras=config.lora.max_loras or (len(config.adapters) or None),
         max_lora_rank=config.lora.max_lora_rank if config.adapters or config.lora.runtime_loading else None,
+        kv_transfer_config=kv_transfer_json(config),
         extra_args=tuple(config.engine.extra_args),
     )
 
@@ -135,6 +140,8 @@ def _engine_flags(engine: EngineArgs) -> list[str]:
     if engine.shutdown_timeout:
         flags += ["--shutdown-timeout", str(engine.shutdown_timeout)]
     flags += _lora_flags(engine)
+    if engine.kv_transfer_config:
+        flags += ["--kv-transfer-config", engine.kv_transfer_config]
     flags += list(engine.extra_args)
     return flags
 

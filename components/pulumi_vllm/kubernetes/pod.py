@@ -75,6 +75,10 @@ class ContainerSettings:
     engine_files_path: str = ENGINE_FILES_PATH
     model_memory: ModelMemory = field(default_factory=ModelMemory)
     """What the pod loads through host memory (checkpoint share, CPU offload): sizes the default memory request."""
+    extra_resources: dict[str, str] = field(default_factory=dict)
+    """Further resources requested and limited alike (an RDMA or EFA device, a KV disk tier's ephemeral storage)."""
+    extra_volumes: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
+    """Further (volume, mount) pairs of the vLLM container (a KV-cache disk tier's ``emptyDir``)."""
 
 
 def shm_size(resources: ResourcesSpec, gpus: int) -> str:
@@ -151,6 +155,7 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     limits: dict[str, Any] = {"memory": memory_limit(resources, settings.gpus, settings.model_memory), **gpu}
     if resources.cpu_limit:
         limits["cpu"] = resources.cpu_limit
+    limits.update(settings.extra_resources)
     container: dict[str, Any] = {
         "name": settings.name,
         "image": settings.image,
@@ -160,7 +165,7 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
         "env": env,
         "ports": [{"name": CONTAINER_PORT_NAME, "containerPort": settings.container_port, "protocol": "TCP"}],
         "resources": {
-            "requests": {"cpu": cpu, "memory": memory, **gpu},
+            "requests": {"cpu": cpu, "memory": memory, **gpu, **settings.extra_resources},
             "limits": limits,
         },
         "volumeMounts": [
@@ -170,6 +175,7 @@ def vllm_container(settings: ContainerSettings) -> dict[str, Any]:
     }
     if settings.tmp_size is not None:
         container["volumeMounts"].append({"name": "tmp", "mountPath": TMP_PATH})
+    container["volumeMounts"] += [dict(mount) for _, mount in settings.extra_volumes]
     if settings.engine_files is not None:
         container["volumeMounts"].append(
             {"name": "engine-files", "mountPath": settings.engine_files_path, "readOnly": True}
@@ -216,6 +222,7 @@ def vllm_pod_spec(settings: ContainerSettings, **extra: Any) -> dict[str, Any]:
         spec["runtimeClassName"] = resources.runtime_class_name
     if settings.tmp_size is not None:
         spec["volumes"].append({"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}})
+    spec["volumes"] += [copy.deepcopy(volume) for volume, _ in settings.extra_volumes]
     if settings.engine_files is not None:
         items = [{"key": key, "path": path} for key, path in settings.engine_file_items]
         spec["volumes"].append({"name": "engine-files", "configMap": {"name": settings.engine_files, "items": items}})

@@ -94,6 +94,8 @@ def pod_security_level(plan: ServingPlan) -> PodSecurityLevel:
     config = plan.config
     if config.network.infiniband and plan.topology.multi_node:
         return "privileged"
+    if config.disaggregation is not None and config.disaggregation.transport != "tcp":
+        return "privileged"  # NIXL over RDMA or EFA: IPC_LOCK as well (docs/disaggregation.md)
     if config.security.hardened and config.security.run_as_non_root:
         return "restricted"
     return "baseline"

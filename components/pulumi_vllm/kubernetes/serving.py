@@ -13,6 +13,7 @@ from pulumi_vllm.config.component_args import stack_config_from_args
 from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
 from pulumi_vllm.engine.container import cache_path
 from pulumi_vllm.engine.profiles.stack import serve_spec
+from pulumi_vllm.kubernetes.kv_pods import check_kv_flags, kv_container
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.operations import VllmOperations, operations_options
 from pulumi_vllm.kubernetes.pod import ContainerSettings, SecretKeyRef, object_labels, selector_labels
@@ -53,6 +54,7 @@ class VllmServing(pulumi.ComponentResource):
         config = stack_config_from_args(args)
         plan = plan_serving(config)
         check_safety(plan)
+        check_kv_flags(config)
         # Autoscaling and monitoring refusals; with KEDA on, the workload's replicas are left to KEDA.
         opts = operations_options(plan, opts)
         super().__init__(TOKEN, name, None, opts)
@@ -149,6 +151,7 @@ class VllmServing(pulumi.ComponentResource):
             container = self._other_engine(name, plan, container, labels)
         # Hardening, graceful stop, spread, and the pre-download Job, PDB and NetworkPolicies the servers wait for.
         container = harden(container, plan)
+        container = kv_container(container, config)  # the KV connector's network and the KV tiers' memory and disk
         self._safety = ServingSafety(f"{name}-safety", {"plan": plan, "container": container}, child)
         workload = pulumi.ResourceOptions.merge(workload, pulumi.ResourceOptions(depends_on=[self._safety]))
         annotations: dict[str, pulumi.Input[str]] = {}

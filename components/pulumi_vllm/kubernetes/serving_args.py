@@ -473,6 +473,87 @@ prefix on the replica that already holds it in its prefix cache. One of ``random
     """Gateway API objects for clusters that run a gateway: an HTTPRoute to the router, InferencePools."""
 
 
+class ServingPoolArgs(TypedDict):
+    """One pool of a disaggregated model: what differs from the stack's shared serving keys."""
+
+    replicas: NotRequired[int]
+    """Servers in the pool (each a vLLM instance with its own KV cache)."""
+    tensor_parallel_size: NotRequired[int]
+    """GPUs one copy of the model spans in this pool (``parallelism.tensorParallelSize`` for the pool)."""
+    pipeline_parallel_size: NotRequired[int]
+    """Pipeline stages (``parallelism.pipelineParallelSize`` for the pool)."""
+    data_parallel_size: NotRequired[int]
+    """Data-parallel ranks behind one server (``parallelism.dataParallelSize`` for the pool)."""
+    enable_expert_parallel: NotRequired[bool]
+    """Shard a mixture-of-experts model's experts over the pool's ranks (``parallelism.enableExpertParallel``)."""
+    gpu_type: NotRequired[str]
+    """GPU model of the pool's nodes (``resources.gpuType`` for the pool), for the capacity planner."""
+    node_selector: NotRequired[dict[str, str]]
+    """Node selector of the pool's pods (``resources.nodeSelector`` for the pool)."""
+    gpu_memory_utilization: NotRequired[float]
+    """Fraction of each GPU vLLM may use in this pool (``engine.gpuMemoryUtilization`` for the pool)."""
+    extra_args: NotRequired[list[str]]
+    """Further ``vllm serve`` flags for this pool, after the stack's ``engine.extraArgs``."""
+    env: NotRequired[dict[str, str]]
+    """Further environment variables for this pool, over the stack's ``engine.env``."""
+
+
+class ServingDisaggregationArgs(TypedDict):
+    """Prefill/decode disaggregation: two pools joined by a KV connector, vLLM's router in front."""
+
+    connector: NotRequired[str]
+    """KV connector between the pools: ``nixl`` (vLLM's ``NixlConnector``, kv_role ``kv_both``) or ``lmcache``
+(``LMCacheConnectorV1``, needs an image with LMCache installed). One of ``nixl``, ``lmcache``."""
+    transport: NotRequired[str]
+    """How NIXL moves KV blocks between pods: ``tcp`` (UCX over the pod network; works anywhere, slowly),
+``rdma`` (UCX over InfiniBand/RoCE; needs ``network.infiniband``) or ``efa`` (libfabric over AWS EFA). One of ``tcp``, ``rdma``, ``efa``."""
+    efa_resource_count: NotRequired[int]
+    """``vpc.amazonaws.com/efa`` devices each pod requests with ``transport: efa``."""
+    ucx_tls: NotRequired[str]
+    """``UCX_TLS`` of the pods (default per transport: ``tcp`` for tcp, ``rc,cuda_copy,cuda_ipc`` for rdma)."""
+    ucx_net_devices: NotRequired[str]
+    """``UCX_NET_DEVICES`` (e.g. ``mlx5_0:1``); UCX picks every device when unset."""
+    side_channel_port: NotRequired[int]
+    """``VLLM_NIXL_SIDE_CHANNEL_PORT``: where each prefill pod publishes its NIXL metadata to decode pods."""
+    prefill_policy: NotRequired[str]
+    """How the router picks a prefill server (``--prefill-policy``): ``cache_aware`` sends a shared prefix to the
+server whose prefix cache holds it. One of ``random``, ``round_robin``, ``cache_aware``, ``kv_aware``, ``power_of_two``, ``consistent_hash``, ``sticky_least_loaded``."""
+    decode_policy: NotRequired[str]
+    """How the router picks a decode server (``--decode-policy``); ``power_of_two`` (least loaded of two) needs at
+least two decode replicas. One of ``random``, ``round_robin``, ``cache_aware``, ``kv_aware``, ``power_of_two``, ``consistent_hash``, ``sticky_least_loaded``."""
+    input_tokens: NotRequired[int]
+    """Typical prompt length of the workload, for the pools' sizing and the advice whether disaggregation pays."""
+    output_tokens: NotRequired[int]
+    """Typical output length of the workload (with ``inputTokens``)."""
+    prefill: NotRequired[ServingPoolArgs]
+    """The prefill pool (compute-bound: it runs the prompts)."""
+    decode: NotRequired[ServingPoolArgs]
+    """The decode pool (memory-bound: it holds every running sequence's KV cache and generates tokens)."""
+
+
+class ServingKvDiskTierArgs(TypedDict):
+    """A local-disk tier under the host-memory tier (vLLM's tiering offload, file-system secondary tier)."""
+
+    size_gib: float
+    """GiB of the pod's ephemeral storage the tier may fill (an ``emptyDir`` with this size limit)."""
+    path: NotRequired[str]
+    """Where the tier's files live inside the container."""
+
+
+class ServingKvCacheArgs(TypedDict):
+    """KV-cache tiers under the GPU's prefix cache: blocks evicted from the GPU are kept in host memory (and
+on local disk) and loaded back when a later prompt shares the prefix."""
+
+    cpu_gib: NotRequired[float]
+    """GiB of host memory for the CPU tier per server (summed over its tensor-parallel ranks, as vLLM's
+``--kv-offloading-size``); the pod's memory request grows by it."""
+    disk: NotRequired[ServingKvDiskTierArgs]
+    """A local-disk tier below the CPU tier (needs ``cpuGib``)."""
+    backend: NotRequired[str]
+    """``native``: vLLM's ``OffloadingConnector``; ``lmcache``: ``LMCacheConnectorV1`` with LMCache's CPU
+buffer (``LMCACHE_MAX_LOCAL_CPU_SIZE``), needs an image with LMCache installed. One of ``native``, ``lmcache``."""
+
+
 class ServingSecretRefArgs(TypedDict):
     """A key of an existing Kubernetes Secret."""
 
@@ -838,6 +919,10 @@ class VllmServingArgs(TypedDict):
     """LoRA engine limits and runtime loading of adapters."""
     router: NotRequired[ServingRouterArgs]
     """vLLM's router in front of the models: one endpoint, routing by model and prefix (docs/routing.md)."""
+    disaggregation: NotRequired[ServingDisaggregationArgs]
+    """Prefill and decode pools joined by a KV connector, vLLM's router in P/D mode in front (docs/disaggregation.md)."""
+    kv_cache: NotRequired[ServingKvCacheArgs]
+    """KV-cache tiers under the GPU's prefix cache: host memory and local disk (docs/disaggregation.md)."""
     labels: NotRequired[dict[str, str]]
     """Extra labels on every object and pod: the usual ``app`` / ``tier`` labels of vLLM manifests."""
     hf_token_secret: NotRequired[ServingSecretRefArgs]
