@@ -121,24 +121,59 @@ def test_the_example_stacks_install_twelve_releases() -> None:
     assert len(found) == 12, found
 
 
+VARIANTS = {
+    # The example stacks with the options they leave at their defaults: time-slicing and MIG in the device
+    # plugin's config, the GPU Operator's own device-plugin config and driver beside an existing Prometheus.
+    "gpu-platform+sharing": ("gpu-platform", {"cluster__gpu__sharing__timeSlicingReplicas": "4",
+                                              "cluster__gpu__sharing__migStrategy": "single"}),
+    "platform-and-serving+driver": ("platform-and-serving", {"cluster__gpu__sharing__timeSlicingReplicas": "2",
+                                                             "cluster__gpu__driver": "true",
+                                                             "cluster__monitoring__prometheus": "external"}),
+}
+CHECKED = [*PLATFORM_STACKS, *VARIANTS]
+"""Every example stack that installs the platform, and the variants."""
+
+
+def checked(name: str) -> RenderedStack:
+    """An example stack (or a variant of one), rendered with the chart packages as its chart source."""
+    stack, overrides = VARIANTS.get(name, (name, {}))
+    return rendered(stack, **overrides)
+
+
+def test_the_variants_set_what_they_say() -> None:
+    sharing = checked("gpu-platform+sharing")
+    (plugin,) = [item for item in chart_releases(sharing) if item.chart == "nvidia-device-plugin"]
+    assert "replicas: 4" in plugin.values["config"]["map"]["default"] and plugin.values["migStrategy"] == "single"
+    (operator,) = [item for item in chart_releases(checked("platform-and-serving+driver")) if item.chart == "gpu-operator"]
+    assert operator.values["driver"] == {"enabled": True} and operator.values["devicePlugin"]["config"]["create"] is True
+
+
 # 1. Each release renders, and every object passes the Kubernetes schemas (strict) or its CRD's schema
 
 
-@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+@pytest.mark.parametrize("stack", CHECKED)
 def test_each_release_renders_schema_valid_objects(stack: str) -> None:
-    releases = chart_releases(rendered(stack))
+    releases = chart_releases(checked(stack))
     # Custom resources: the CRD of the same release (Helm installs its crds/ first) or of another release of the
     # stack, taken from ../shared/crds/ when that folder has it.
-    stack_crds = crd_validators([doc for item in releases for doc in item.objects()])
+    texts = tuple(item.text() for item in releases)
     problems = []
     for release in releases:
-        problems += _schema_problems(release, stack_crds)
+        problems += _schema_problems(release.release, release.text(), texts)
     assert problems == [], f"{stack}:\n" + "\n".join(problems)
 
 
-def _schema_problems(release: ChartRelease, stack_crds: dict[tuple[str, str], Any]) -> list[str]:
-    documents = release.objects()
-    problems = [] if documents else [f"{release.release} renders no object"]
+@cache
+def _stack_crds(texts: tuple[str, ...]) -> dict[tuple[str, str], Any]:
+    return crd_validators([document for text in texts for document in objects(text)])
+
+
+@cache
+def _schema_problems(name: str, text: str, texts: tuple[str, ...]) -> list[str]:
+    """What the schemas say of one release's objects (``texts``: the stack's releases, whose CRDs count)."""
+    stack_crds = _stack_crds(texts)
+    documents = objects(text)
+    problems = [] if documents else [f"{name} renders no object"]
     for document in documents:
         where = f"{document.get('kind')}/{(document.get('metadata') or {}).get('name')}"
         api_version = str(document.get("apiVersion"))
@@ -150,16 +185,16 @@ def _schema_problems(release: ChartRelease, stack_crds: dict[tuple[str, str], An
                 assert key in stack_crds, f"no CRD for {key} in this stack"
                 stack_crds[key].validate(document)
         except (AssertionError, jsonschema.ValidationError, Exception) as error:  # noqa: BLE001 - report them all
-            problems.append(f"{release.release} {where}: {str(error).splitlines()[0][:300]}")
+            problems.append(f"{name} {where}: {str(error).splitlines()[0][:300]}")
     return problems
 
 
 # 2. `helm lint --strict` passes with our values
 
 
-@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+@pytest.mark.parametrize("stack", CHECKED)
 def test_helm_lint_passes_with_our_values(stack: str) -> None:
-    for release in chart_releases(rendered(stack)):
+    for release in chart_releases(checked(stack)):
         done = helm("lint", str(release.package), "--strict", "--namespace", release.namespace,
                     "--kube-version", KUBERNETES_VERSION, "-f", values_file(release.values), check=False)
         assert done.returncode == 0, f"{release.release}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -168,10 +203,10 @@ def test_helm_lint_passes_with_our_values(stack: str) -> None:
 # 3. Every values key we set is read by a template: rendering with the key perturbed changes the output
 
 
-@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+@pytest.mark.parametrize("stack", CHECKED)
 def test_every_values_key_we_set_is_read_by_a_template(stack: str) -> None:
     unread = []
-    for release in chart_releases(rendered(stack)):
+    for release in chart_releases(checked(stack)):
         original = release.text()
         assert not original.startswith("ERROR:"), original
         for path, value in leaf_paths(release.values, merged_defaults(release.package)):
