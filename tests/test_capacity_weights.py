@@ -108,6 +108,42 @@ def test_qwen25_vl_7b_is_sized_within_5_percent_and_says_the_estimate_is_uncerta
     assert plan.stages[0].activation_gib > plan_capacity(text_only, "H100", max_model_len=32768).stages[0].activation_gib
 
 
+# The fields of https://huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/config.json and
+# https://huggingface.co/openai/gpt-oss-120b/blob/main/config.json that the count reads.
+DEEPSEEK_V3_CONFIG = {
+    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 7168,
+    "intermediate_size": 18432, "moe_intermediate_size": 2048, "n_routed_experts": 256, "n_shared_experts": 1,
+    "first_k_dense_replace": 3, "moe_layer_freq": 1, "num_experts_per_tok": 8, "num_hidden_layers": 61,
+    "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536, "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 129280,
+    "max_position_embeddings": 163840, "num_nextn_predict_layers": 1, "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                            "weight_block_size": [128, 128]},
+}
+GPT_OSS_120B_CONFIG = {
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
+    "num_local_experts": 128, "num_experts_per_tok": 4, "experts_per_token": 4, "num_hidden_layers": 36,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088,
+    "max_position_embeddings": 131072, "sliding_window": 128, "tie_word_embeddings": False,
+    "layer_types": ["sliding_attention", "full_attention"] * 18, "torch_dtype": "bfloat16",
+    "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "published", "weights_gib"),
+    [(DEEPSEEK_V3_CONFIG, 671e9, 629.7), (GPT_OSS_120B_CONFIG, 117e9, 65.8)],
+)
+def test_config_json_of_moe_and_mla_models_counts_as_the_catalog(config: dict, published: float,
+                                                                   weights_gib: float) -> None:
+    model = facts_from_config_json(config)
+    assert within(estimate_num_parameters(model), published, PARAMETER_TOLERANCE)
+    breakdown = weight_breakdown(model, resolve_weight_dtype(model))
+    assert breakdown.total_bytes / GIB == pytest.approx(weights_gib, rel=0.005)
+
+
 def test_a_published_count_or_checkpoint_removes_the_caveat() -> None:
     plan = plan_capacity(facts("Qwen/Qwen3-32B"), "H100", max_model_len=8192)
     assert not plan.weights_estimated and "estimated" not in plan.summary_line()
