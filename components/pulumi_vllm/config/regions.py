@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
 from functools import cache
+from pathlib import Path
 
 GCP_REGIONS_SOURCE = "https://cloud.google.com/compute/docs/regions-zones#available"
 
@@ -31,12 +34,28 @@ GCP_REGIONS = (
 
 @cache
 def aws_regions() -> tuple[str, ...] | None:
-    """Every region of ``pulumi_aws``'s ``Region`` enum; ``None`` when the ``aws`` extra is not installed."""
-    try:
-        from pulumi_aws._enums import Region
-    except ImportError:
+    """Every region of ``pulumi_aws``'s ``Region`` enum; ``None`` when the ``aws`` extra is not installed.
+
+    The enum is read from the SDK's ``_enums.py`` source rather than imported: the stack schema is pure and
+    imports no Pulumi package (importing ``pulumi_aws`` would start Pulumi's runtime machinery).
+    """
+    spec = importlib.util.find_spec("pulumi_aws")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return tuple(str(region.value) for region in Region)
+    source = Path(next(iter(spec.submodule_search_locations))) / "_enums.py"
+    if not source.is_file():
+        return None
+    tree = ast.parse(source.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Region":
+            return tuple(
+                statement.value.value
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            )
+    return None
 
 
 def regions(provider: str) -> tuple[str, ...] | None:
