@@ -198,7 +198,7 @@ def check_stack(rendered: RenderedStack) -> None:
     config = rendered.config
     # Per model (one, or each entry of `models`): one server (a Deployment, a Ray head or a Docker
     # container) and, when enabled, one batch Job.
-    members = list(config.models.values()) or [config]
+    members = list(config.models.values()) or list(config.pools.values()) or [config]  # pools: disaggregation
     modes = sorted(invocation.command.mode for invocation in invocations)
     expected_modes = sorted(mode for member in members for mode in ["serve", *(["batch"] if member.batch.enabled else [])])
     found = [f"{invocation.where}: {invocation.command.describe()}" for invocation in invocations]
