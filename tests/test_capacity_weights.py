@@ -665,3 +665,9 @@ def test_mla_page_is_one_latent_per_layer_as_vllms_spec() -> None:
     deepseek = facts("deepseek-ai/DeepSeek-V3")
     spec = MLAAttentionSpec(block_size=16, num_kv_heads=1, head_size=512 + 64, dtype=torch.bfloat16)
     assert kv_cache_bytes_per_token(deepseek, 8) // deepseek.num_hidden_layers * 16 == spec.page_size_bytes
+    # On Hopper vLLM prefers FLASH_ATTN_MLA (platforms/cuda.py _get_backend_priorities), whose kernels take
+    # blocks of any multiple of 16: the planner's 16-token blocks stand (FlashMLA alone needs 64).
+    from vllm.v1.attention.backends.mla.flashattn_mla import FlashAttnMLABackend
+
+    sizes = FlashAttnMLABackend.get_supported_kernel_block_sizes()
+    assert any(getattr(size, "base", size) == 16 for size in sizes)
