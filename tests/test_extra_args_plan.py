@@ -167,3 +167,18 @@ def test_hf_overrides_that_cannot_be_folded_are_refused(extra: list[str], wanted
     with pytest.raises(ConfigError) as caught:
         parse_stack_config({"model": MODEL, "engine": {"extraArgs": extra}})
     assert wanted in str(caught.value) and "engine.extraArgs" in str(caught.value)
+
+
+def test_any_other_flag_the_stack_renders_is_not_given_twice() -> None:
+    """Flags outside the plan's table too: the rendered command never carries one flag with two values."""
+    stack = {"model": {**MODEL, "servedModelName": "chat"}, "engine": {"extraArgs": ["--served-model-name=other"]}}
+    with pytest.raises(ConfigError) as caught:
+        plan_serving(parse_stack_config(stack))
+    assert "gives --served-model-name 'other', and the stack's own keys already give --served-model-name 'chat'" in (
+        str(caught.value))
+    adapters = {"model": MODEL, "adapters": {"sql": "org/sql-lora"}, "engine": {"extraArgs": ["--max-loras", "4"]}}
+    with pytest.raises(ConfigError, match="--max-loras '4'"):
+        plan_serving(parse_stack_config(adapters))
+    # The same value twice is no conflict, and a flag the stack does not render is alone anyway.
+    plan_serving(parse_stack_config({"model": {**MODEL, "trustRemoteCode": True},
+                                     "engine": {"extraArgs": ["--trust-remote-code", "--served-model-name", "x"]}}))

@@ -335,6 +335,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
         raise ConfigError(f"{PROJECT}:{key}: {in_stack_terms(str(error))}") from None
     _check_engine(config, topology)
+    _check_one_value_per_flag(config, topology)
     if config.target == "docker":
         check_docker_hosts(config, topology)
     if (
@@ -403,6 +404,28 @@ def _check_data_parallel(config: StackConfig, facts: ModelFacts | None) -> None:
                 f"{PROJECT}:parallelism.enableExpertParallel: true is not accepted for {config.model.id}: "
                 f"{finding.message} Remove it (tensor and data parallelism work for dense models)"
             )
+
+
+def _check_one_value_per_flag(config: StackConfig, topology: Topology) -> None:
+    """No flag twice with two values on the rendered vLLM command line (vLLM's parser would keep the last).
+
+    The flags the plan depends on are refused by name already (``engine.plan_flags``); this catches every
+    other flag the stack renders itself (``--served-model-name``, ``--revision``, the LoRA flags, ...).
+    """
+    if config.engine.kind != "vllm" or not config.engine.extra_args:
+        return
+    from pulumi_vllm.engine.argv import engine_args_from_config, vllm_command
+    from pulumi_vllm.engine.commandline import VllmCommand as CommandRead
+
+    rendered = vllm_command(engine_args_from_config(config, multi_node=topology.multi_node))
+    conflicts = CommandRead("serve", rendered.command, rendered.args).conflicting_flags
+    if conflicts:
+        flag, values = next(iter(conflicts.items()))
+        raise ConfigError(
+            f"{PROJECT}:engine.extraArgs: {config.engine.extra_args!r} is not accepted: it gives {flag} "
+            f"{values[-1]!r}, and the stack's own keys already give {flag} {values[0]!r}; vLLM keeps the last "
+            "one. Remove the flag from engine.extraArgs and set the stack key for it"
+        )
 
 
 def _check_runner(config: StackConfig) -> None:
