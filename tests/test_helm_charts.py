@@ -505,3 +505,27 @@ def test_the_charts_need_no_network_when_the_shared_folder_is_missing_under_ci(
             require_helm()
     finally:
         helm_charts.helm_binaries.cache_clear()
+
+
+# 6. docs/platform.md lists what each release renders
+
+
+def _docs_table() -> dict[tuple[str, str], tuple[str, int, int, int]]:
+    text = (REPO / "docs" / "platform.md").read_text().split("### What each release renders", 1)[1]
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[3].isdigit():
+            rows[(cells[0], cells[1])] = (cells[2], int(cells[3]), int(cells[4]), int(cells[5]))
+    return rows
+
+
+def test_the_docs_list_what_each_release_renders() -> None:
+    found = {}
+    for stack in PLATFORM_STACKS:
+        for release in chart_releases(rendered(stack)):
+            documents = release.objects()
+            crds = sum(1 for document in documents if document["kind"] == "CustomResourceDefinition")
+            keys = len(list(leaf_paths(release.values, merged_defaults(release.package))))
+            found[(stack, release.release)] = (f"{release.chart} {release.version}", len(documents) - crds, crds, keys)
+    assert _docs_table() == found
