@@ -92,7 +92,9 @@ def breakdown_from_checkpoint(facts: ModelFacts, checkpoint: CheckpointTensors, 
         nope = facts.qk_nope_head_dim or max(facts.head_dim - rope, 0)
         absorbed = facts.num_attention_heads * facts.kv_lora_rank * (nope + (facts.v_head_dim or nope)) * 2
         layers = [layer.plus(WeightPart("", absorbed)) for layer in layers]
-    tied = parts["lm_head"].parameters == 0
+    tied = parts["lm_head"].parameters == 0 or facts.tie_word_embeddings
+    if facts.tie_word_embeddings:
+        parts["lm_head"] = WeightPart("lm_head")  # a tied head's stored copy is not loaded (load_weights skips it)
     return WeightBreakdown(
         parts["embedding"], parts["lm_head"], tuple(layers), parts["towers"], parts["final norm"], parts["mtp"],
         fmt.name, "checkpoint", tied, facts.num_key_value_heads, (), expert_padding(facts, fmt),
