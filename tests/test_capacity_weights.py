@@ -317,6 +317,13 @@ def test_bitsandbytes_nf4_keeps_an_absmax_per_64() -> None:
     assert linear_bytes_per_weight(double, "int4")[1] == pytest.approx(0.5 + 1 / 64)
 
 
+def test_a_method_vllm_no_longer_lists_is_noted() -> None:
+    # vLLM 0.32's QUANTIZATION_METHODS has no bitsandbytes: a -bnb-4bit checkpoint is refused at start-up.
+    plan = plan_capacity(facts("unsloth/Llama-3.1-8B-Instruct-bnb-4bit"), "L4", max_model_len=4096)
+    assert any("'bitsandbytes', which vLLM 0.32.0 does not list" in note for note in plan.notes)
+    assert not any("does not list" in note for note in plan_capacity(facts(LLAMA_8B), "L4", max_model_len=4096).notes)
+
+
 def test_ignored_modules_stay_in_16_bits() -> None:
     config = {**FP8_BLOCK, "modules_to_not_convert": ["self_attn"]}
     quantized = weight_breakdown(_with("Qwen/Qwen3-32B", "fp8", FP8_BLOCK), "fp8").layers[0]

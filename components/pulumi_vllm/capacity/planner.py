@@ -55,6 +55,7 @@ from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     padded_vocab_size,
 )
+from pulumi_vllm.engine.quantization import QUANTIZATION_METHODS, QUANTIZATION_METHODS_VERSION
 from pulumi_vllm.models import catalog
 from pulumi_vllm.models.facts import ModelFacts
 
@@ -288,6 +289,14 @@ def plan_capacity(
         notes.append(f"max_model_len {max_len} exceeds the model's {facts.max_position_embeddings}; vLLM refuses it")
     breakdown = weight_breakdown(facts, dtype)
     notes.extend(breakdown.notes)
+    listed = parse_vllm_version(vllm_version) >= parse_vllm_version(QUANTIZATION_METHODS_VERSION)
+    if facts.quantization and facts.quantization not in QUANTIZATION_METHODS and listed:
+        # ModelConfig._verify_quantization (vllm/config/model.py) refuses a method it does not list.
+        notes.append(
+            f"the checkpoint's quantization_config names {facts.quantization!r}, which vLLM "
+            f"{QUANTIZATION_METHODS_VERSION} does not list: it refuses to start (Unknown quantization method: "
+            f"{facts.quantization}); sized as {breakdown.weight_format}"
+        )
     weights_estimated = facts.checkpoint is None and facts.num_parameters is None
     if weights_estimated and breakdown.source == "config":
         notes.append(
