@@ -144,6 +144,19 @@ def test_config_json_of_moe_and_mla_models_counts_as_the_catalog(config: dict, p
     assert breakdown.total_bytes / GIB == pytest.approx(weights_gib, rel=0.005)
 
 
+def test_the_capacity_line_of_a_stack_says_the_weights_are_estimated(tmp_path: Path) -> None:
+    # The render summary prints plan.capacity.summary_line() (render/summary.py).
+    (tmp_path / "config.json").write_text(json.dumps(QWEN25_VL_7B_CONFIG))
+    config = parse_stack_config({
+        "model": {"id": "Qwen/Qwen2.5-VL-7B-Instruct", "configJson": str(tmp_path / "config.json")},
+        "resources": {"gpuType": "L40S"}, "engine": {"maxModelLen": 32768},
+    })
+    plan = plan_serving(config)
+    assert plan.capacity is not None and plan.capacity.weights_estimated
+    line = plan.capacity.summary_line()
+    assert line.startswith("capacity: ") and line.endswith("weights estimated from config.json (no num_parameters, no checkpoint tensors)")
+
+
 def test_a_published_count_or_checkpoint_removes_the_caveat() -> None:
     plan = plan_capacity(facts("Qwen/Qwen3-32B"), "H100", max_model_len=8192)
     assert not plan.weights_estimated and "estimated" not in plan.summary_line()
