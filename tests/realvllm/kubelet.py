@@ -128,6 +128,8 @@ def local_container(rendered: RenderedStack, kind: str, volumes_root: Path, port
     for item in container.get("env") or []:
         if "value" in item:
             env[item["name"]] = _localize(str(item["value"]), volumes)
+        elif item["valueFrom"].get("fieldRef", {}).get("fieldPath") == "status.podIP":
+            env[item["name"]] = "127.0.0.1"  # the pod's own address, here loopback
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             env[item["name"]] = secret_value(rendered, namespace, ref["name"], ref["key"])
