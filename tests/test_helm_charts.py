@@ -251,6 +251,7 @@ EXTRA_PLATFORMS = {
     # Serving stacks whose custom resources need an operator, each with the platform under it.
     "llama-405b-lws": {},
     "llama-405b-kuberay": {},
+    "engine-ray-serve-llm": {},
     "ops-autoscaling": {"monitoring": {"prometheus": "kube-prometheus-stack"}},
 }
 
@@ -292,6 +293,7 @@ def test_custom_resources_wait_for_the_release_that_installs_their_crd(stack: st
             assert owners[key].urn in release.dependencies, f"{release.release} does not wait for {owners[key].release}"
             checked.append(key)
     wanted = {"llama-405b-lws": ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"), "llama-405b-kuberay": ("ray.io", "RayCluster"),
+              "engine-ray-serve-llm": ("ray.io", "RayService"),
               "ops-autoscaling": ("keda.sh", "ScaledObject"), "eks-karpenter-two-models": ("karpenter.sh", "NodePool"),
               "gpu-platform": ("monitoring.coreos.com", "ServiceMonitor")}
     assert stack not in wanted or wanted[stack] in checked, checked
