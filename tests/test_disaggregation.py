@@ -209,8 +209,10 @@ def test_lmcache_pools_produce_and_consume() -> None:
      "pulumi-vllm:disaggregation.prefill.tensorParallelSize: 0 is not accepted"),
     (_with(disaggregation={"prefill": {"tensorParallelSize": 4}}),
      "(set capacity.check to 'warning' to deploy anyway) (for the decode pool, disaggregation.decode)"),
+    (_with(engine={"maxModelLen": 8192, "extraArgs": ["--kv-offloading-size", "8"]}),
+     "pulumi-vllm:engine.extraArgs: '--kv-offloading-size' is not accepted: the stack writes the KV connector"),
     (_with(engine={"maxModelLen": 8192, "extraArgs": ["--kv-transfer-config", "{}"]}),
-     "pulumi-vllm:engine.extraArgs: '--kv-transfer-config' is not accepted: the stack writes the KV connector"),
+     "pulumi-vllm:engine.extraArgs: ['--kv-transfer-config', '{}'] is not accepted: it gives --kv-transfer-config"),
     (_with(disaggregation={"prefill": {"tensorParallelSize": 8, "pipelineParallelSize": 2},
                            "decode": {"tensorParallelSize": 4}}),
      "pulumi-vllm:disaggregation.prefill: a pool larger than one node is not accepted"),
@@ -280,3 +282,12 @@ def test_the_policy_pack_passes_the_example(pack: PolicyPackProcess, example: Re
     violations = pack.analyze_all(resources_from_registrations(example.run.registrations))
     assert [(v.policy_name, v.detail) for v in violations if v.enforcement_level == "mandatory"] == []
     assert [v.policy_name for v in violations] == []
+
+
+def test_every_rendered_object_is_valid_for_its_kind(example: RenderedStack) -> None:
+    from schemas import validate_object
+
+    objects = [doc for doc in _docs(example).values() if "kind" in doc]
+    assert len(objects) >= 12
+    for doc in objects:
+        validate_object(doc)  # strict: Kubernetes' own schemas

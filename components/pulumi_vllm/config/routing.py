@@ -55,12 +55,19 @@ class GatewaySpec(_Section):
     endpoint_picker: str | None = None
     """Service name of the endpoint picker (the inference extension's EPP) the InferencePools name."""
     endpoint_picker_port: int = Field(default=9002, ge=1, le=65535)
+    deploy_endpoint_picker: bool = False
+    """Create the inference extension's endpoint picker (EPP v1.6.0) for each InferencePool, named ``<pool>-epp``:
+    prefix-cache-aware, load-aware and LoRA-aware scoring of the pool's pods (docs/routing.md)."""
 
     @model_validator(mode="after")
     def _complete(self) -> GatewaySpec:
         if self.http_route and not self.parent_refs:
             raise ValueError("httpRoute needs parentRefs: the Gateway(s) the route attaches to, e.g. [{name: inference}]")
-        if self.inference_pools and not self.endpoint_picker:
+        if self.deploy_endpoint_picker and not self.inference_pools:
+            raise ValueError("deployEndpointPicker picks endpoints of InferencePools: set inferencePools: true as well")
+        if self.deploy_endpoint_picker and self.endpoint_picker:
+            raise ValueError("set endpointPicker (your own picker's Service) or deployEndpointPicker, not both")
+        if self.inference_pools and not self.endpoint_picker and not self.deploy_endpoint_picker:
             raise ValueError(
                 "inferencePools needs endpointPicker: the Service of the endpoint picker (EPP) of your inference "
                 "gateway; an InferencePool without one is refused by its CRD"

@@ -41,6 +41,9 @@ def check_disaggregation(config: StackConfig) -> None:
         raise ConfigError(f"{where}: engine.kind {config.engine.kind!r} is not accepted: the pools are vLLM servers")
     if config.adapters:
         raise ConfigError(f"{where}: adapters are not accepted: the P/D router routes one model, not adapters")
+    if config.router.gateway.http_route or config.router.gateway.inference_pools:
+        raise ConfigError(f"{PROJECT}:router.gateway: not accepted with disaggregation yet: point your Gateway at the "
+                          "P/D router's Service (baseUrl)")
     for arg in config.router.extra_args:
         if arg.split("=", 1)[0] in PD_MANAGED_FLAGS:
             raise ConfigError(f"{PROJECT}:router.extraArgs: {arg!r} is set by the P/D router command itself; "

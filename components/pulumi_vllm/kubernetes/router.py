@@ -201,11 +201,14 @@ def http_route_spec(config: StackConfig) -> dict[str, Any]:
 def inference_pool_spec(config: StackConfig, member: StackConfig) -> dict[str, Any]:
     """An InferencePool of one model group's serving pods, picked by the gateway's endpoint picker."""
     gateway = config.router.gateway
+    from pulumi_vllm.kubernetes.endpoint_picker import endpoint_picker_name
+
+    picker = endpoint_picker_name(member.name) if gateway.deploy_endpoint_picker else gateway.endpoint_picker
     return {
         "selector": {"matchLabels": selector_labels(member.name)},
         "targetPorts": [{"number": VLLM_PORT}],
         "endpointPickerRef": {
-            "name": gateway.endpoint_picker,
+            "name": picker,
             "port": {"number": gateway.endpoint_picker_port},
         },
     }
@@ -276,6 +279,16 @@ class VllmRouter(pulumi.ComponentResource):
                              namespace, object_labels(member), inference_pool_spec(config, member), child)
                 for member in members(config).values()
             ]
+            if spec.gateway.deploy_endpoint_picker:
+                from pulumi_vllm.kubernetes.endpoint_picker import EndpointPicker
+
+                self._pickers = [
+                    EndpointPicker(f"{name}-{member.name}-epp", {
+                        "pool": member.name, "namespace": namespace, "labels": object_labels(member),
+                        "lora": bool(member.adapters or member.lora.runtime_loading),
+                    }, child)
+                    for member in members(config).values()
+                ]
         port = "" if spec.service_port == 80 else f":{spec.service_port}"
         self.base_url = pulumi.Output.from_input(
             f"http://{router_name(config)}.{namespace}.svc.cluster.local{port}/v1"

@@ -441,6 +441,9 @@ class ServingGatewayArgs(TypedDict):
     """Service name of the endpoint picker (the inference extension's EPP) the InferencePools name."""
     endpoint_picker_port: NotRequired[int]
     """The stack config's ``endpointPickerPort`` key."""
+    deploy_endpoint_picker: NotRequired[bool]
+    """Create the inference extension's endpoint picker (EPP v1.6.0) for each InferencePool, named ``<pool>-epp``:
+prefix-cache-aware, load-aware and LoRA-aware scoring of the pool's pods (docs/routing.md)."""
 
 
 class ServingRouterArgs(TypedDict):
