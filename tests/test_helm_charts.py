@@ -126,7 +126,17 @@ def test_the_example_stacks_install_twelve_releases() -> None:
     assert len(found) == 12, found
 
 
+def _with_efa(stack: str) -> str:
+    """The stack's ``cloud`` section with EFA on its first node group (in one zone, as EFA groups must be)."""
+    cloud = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]["pulumi-vllm:cloud"]
+    cloud["nodeGroups"][0]["efa"] = True
+    cloud["zones"] = cloud["zones"][:1]
+    return json.dumps(cloud)
+
+
 VARIANTS = {
+    # The EKS component's EFA device plugin release, on p5 nodes.
+    "eks-p5-llama-70b+efa": ("eks-p5-llama-70b", {"cloud": _with_efa("eks-p5-llama-70b")}),
     # The example stacks with the options they leave at their defaults: time-slicing and MIG in the device
     # plugin's config, the GPU Operator's own device-plugin config and driver beside an existing Prometheus.
     "gpu-platform+sharing": ("gpu-platform", {"cluster__gpu__sharing__timeSlicingReplicas": "4",
@@ -151,6 +161,7 @@ def test_the_variants_set_what_they_say() -> None:
     assert "replicas: 4" in plugin.values["config"]["map"]["default"] and plugin.values["migStrategy"] == "single"
     (operator,) = [item for item in chart_releases(checked("platform-and-serving+driver")) if item.chart == "gpu-operator"]
     assert operator.values["driver"] == {"enabled": True} and operator.values["devicePlugin"]["config"]["create"] is True
+    assert "aws-efa-k8s-device-plugin" in {item.chart for item in chart_releases(checked("eks-p5-llama-70b+efa"))}
 
 
 # 1. Each release renders, and every object passes the Kubernetes schemas (strict) or its CRD's schema
@@ -529,8 +540,10 @@ def _docs_table() -> dict[tuple[str, str], tuple[str, int, int, int]]:
 
 def test_the_docs_list_what_each_release_renders() -> None:
     found = {}
-    for stack in PLATFORM_STACKS:
-        for release in chart_releases(rendered(stack)):
+    for stack in [*PLATFORM_STACKS, "eks-p5-llama-70b+efa"]:
+        for release in chart_releases(checked(stack)):
+            if stack.endswith("+efa") and release.chart != EFA_DEVICE_PLUGIN.chart:
+                continue
             documents = release.objects()
             crds = sum(1 for document in documents if document["kind"] == "CustomResourceDefinition")
             keys = len(list(leaf_paths(release.values, merged_defaults(release.package))))
