@@ -17,6 +17,7 @@ names there are importable from here too.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,7 @@ __all__ = [
     "FORWARD_HIDDEN_COPIES",
     "GIB",
     "INT4_GROUP_OVERHEAD",
+    "KV_CACHE_DTYPES",
     "MOE_TOP_K",
     "PINNED_VLLM_VERSION",
     "PIPELINE_STAGE_NON_TORCH_GIB",
@@ -86,6 +88,7 @@ __all__ = [
     "estimate_num_parameters",
     "kv_cache_bytes_per_token",
     "kv_cache_layout",
+    "kv_slot_bytes",
     "parse_vllm_version",
     "pipeline_stage_layers",
     "plan_capacity",
@@ -95,7 +98,66 @@ __all__ = [
 ]
 
 
-_KV_BYTES = {"auto": None, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+_KV_BYTES: dict[str, float | None] = {
+    "auto": None, "bfloat16": 2, "float16": 2,
+    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1,
+    "int8_per_token_head": 1, "fp8_per_token_head": 1, "int4_per_token_head": 0.5,
+    "nvfp4": 0.5 + 1 / 16, "nvfp4_4over6": 0.5 + 1 / 16, "ultraquant_4bit": 0.5 + 1 / 32,
+    "turboquant_k8v4": None, "turboquant_4bit_nc": None, "turboquant_k3v4_nc": None, "turboquant_3bit_nc": None,
+    "fp8_ds_mla": None, "nvfp4_ds_mla": None,
+}
+"""Bytes per cached element of every ``--kv-cache-dtype`` vLLM 0.32 lists (``CacheDType``, vllm/config/cache.py;
+element types in ``STR_DTYPE_TO_TORCH_DTYPE``, vllm/utils/torch_utils.py). None: ``auto`` (the model's dtype) or a
+packed slot whose size :func:`kv_slot_bytes` computes. The packed formats, from vLLM 0.32's sources:
+
+* ``*_per_token_head``: one byte per element (half for int4) and an inline float32 scale per key and per value
+  (``TritonAttentionBackend.customize_spec``, vllm/v1/attention/backends/triton_attn.py; MLA:
+  ``customize_spec`` in vllm/model_executor/layers/attention/mla_attention.py);
+* ``nvfp4``/``nvfp4_4over6``: fp4 data plus an fp8 scale per 16 (``nvfp4_kv_cache_full_dim``,
+  vllm/utils/torch_utils.py; ``FlashInferBackend.customize_spec``);
+* ``ultraquant_4bit``: fp4 codes plus an E8M0 scale per 32 for keys and values (``slot_size``,
+  vllm/v1/attention/ops/ultraquant/format.py);
+* ``turboquant_*``: fp8 or Lloyd-Max keys with a float16 norm, uniform values with float16 scale and zero, the slot
+  rounded up to even bytes (``TurboQuantConfig.slot_size_aligned``, vllm/model_executor/layers/quantization/
+  turboquant/config.py; bits per preset in ``TQ_PRESETS``);
+* ``fp8_ds_mla``/``nvfp4_ds_mla``: DeepSeek sparse-MLA blobs of 656 and 352 bytes per token and layer
+  (``MLAAttention.get_kv_cache_spec``, mla_attention.py).
+"""
+KV_CACHE_DTYPES: tuple[str, ...] = tuple(_KV_BYTES)
+"""Every ``--kv-cache-dtype`` choice of vLLM 0.32 (engine/serve_flags.json; a test keeps them equal)."""
+_TURBOQUANT_BITS = {"turboquant_k8v4": (8, 4), "turboquant_4bit_nc": (4, 4), "turboquant_k3v4_nc": (3, 4),
+                    "turboquant_3bit_nc": (3, 3)}
+_DS_MLA_BYTES = {"fp8_ds_mla": 656, "nvfp4_ds_mla": 352}
+
+
+def kv_slot_bytes(kv_cache_dtype: str, key_dim: int, value_dim: int, model_dtype_bytes: int = 2) -> int:
+    """Bytes one token's key and value of one KV head (or one MLA latent: ``value_dim`` 0) take in one layer.
+
+    Raises:
+        ValueError: an unknown ``kv_cache_dtype``, or a DeepSeek sparse-MLA layout for a model without MLA.
+    """
+    if kv_cache_dtype not in _KV_BYTES:
+        raise ValueError(f"unknown kv_cache_dtype {kv_cache_dtype!r}; accepted: {', '.join(_KV_BYTES)}")
+    if kv_cache_dtype in _DS_MLA_BYTES:
+        if value_dim:
+            raise ValueError(f"kv_cache_dtype {kv_cache_dtype!r} is the DeepSeek sparse-MLA layout; this model has "
+                             "no MLA")
+        return _DS_MLA_BYTES[kv_cache_dtype]
+    if kv_cache_dtype in _TURBOQUANT_BITS:
+        key_bits, value_bits = _TURBOQUANT_BITS[kv_cache_dtype]
+        key = key_dim if key_bits == 8 else math.ceil(key_dim * key_bits / 8) + 2
+        value = math.ceil(value_dim * value_bits / 8) + 4 if value_dim else 0
+        slot = key + value
+        return slot + slot % 2
+    if kv_cache_dtype.startswith("nvfp4"):
+        return sum(dim // 2 + dim // 16 for dim in (key_dim, value_dim) if dim)
+    if kv_cache_dtype == "ultraquant_4bit":
+        return sum(dim // 2 + dim // 32 for dim in (key_dim, value_dim) if dim)
+    per_element = _KV_BYTES[kv_cache_dtype] or model_dtype_bytes
+    if kv_cache_dtype == "int4_per_token_head":
+        return key_dim // 2 + value_dim // 2 + 2 * 4
+    scales = 2 * 4 if kv_cache_dtype.endswith("_per_token_head") else 0
+    return int((key_dim + value_dim) * per_element) + scales
 
 
 def kv_cache_bytes_per_token(
@@ -104,7 +166,7 @@ def kv_cache_bytes_per_token(
 ) -> int:
     """KV-cache bytes one token takes on one GPU holding ``num_layers`` layers (default: all).
 
-    Standard attention: 2 (key and value) x kv heads per rank x head size x dtype bytes per layer,
+    Standard attention: kv heads per rank x one key-and-value slot (:func:`kv_slot_bytes`) per layer,
     kv heads per rank never below 1 (vLLM replicates them when tensor parallelism exceeds them).
     MLA: one latent of kv_lora_rank + qk_rope_head_dim per layer, the same on every rank.
     ``auto`` stores the cache in the model's dtype (``model_dtype_bytes``: 4 when served in float32).
@@ -112,15 +174,13 @@ def kv_cache_bytes_per_token(
     Raises:
         ValueError: an unknown ``kv_cache_dtype``.
     """
-    if kv_cache_dtype not in _KV_BYTES:
-        raise ValueError(f"unknown kv_cache_dtype {kv_cache_dtype!r}; accepted: {', '.join(_KV_BYTES)}")
-    dtype_bytes = _KV_BYTES[kv_cache_dtype] or model_dtype_bytes  # auto: the model's dtype
     layers = facts.num_hidden_layers if num_layers is None else num_layers
     if facts.use_mla and facts.kv_lora_rank:
-        per_layer = (facts.kv_lora_rank + (facts.qk_rope_head_dim or 0)) * dtype_bytes
+        per_layer = kv_slot_bytes(kv_cache_dtype, facts.kv_lora_rank + (facts.qk_rope_head_dim or 0), 0,
+                                  model_dtype_bytes)
     else:
         heads_per_rank = max(1, facts.num_key_value_heads // tensor_parallel_size)
-        per_layer = 2 * heads_per_rank * facts.head_dim * dtype_bytes
+        per_layer = heads_per_rank * kv_slot_bytes(kv_cache_dtype, facts.head_dim, facts.head_dim, model_dtype_bytes)
     return per_layer * layers
 
 

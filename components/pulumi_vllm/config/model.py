@@ -64,8 +64,12 @@ class EngineSpec(_Section):
     """Longest context (prompt + output) in tokens; defaults to the model's own limit."""
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     """Fraction of each GPU's memory vLLM may use (weights, activations and KV cache)."""
-    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
-    """KV-cache dtype; fp8 roughly doubles the cache in tokens."""
+    kv_cache_dtype: Literal[
+        "auto", "bfloat16", "float16", "fp8", "fp8_ds_mla", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_per_token_head",
+        "int4_per_token_head", "int8_per_token_head", "nvfp4", "nvfp4_4over6", "nvfp4_ds_mla", "turboquant_3bit_nc",
+        "turboquant_4bit_nc", "turboquant_k3v4_nc", "turboquant_k8v4", "ultraquant_4bit",
+    ] = "auto"
+    """KV-cache dtype (``--kv-cache-dtype``); fp8 roughly doubles the cache in tokens, 4-bit formats nearly quadruple it."""
     quantization: str | None = None
     """Weight quantization method passed as ``--quantization`` (e.g. fp8, awq); usually detected."""
     extra_args: list[str] = Field(default_factory=list)

@@ -44,7 +44,7 @@ Megatron checkpoint folder in the cache."""
     gpu_memory_utilization: NotRequired[float]
     """Fraction of each GPU's memory vLLM may use (weights, activations and KV cache)."""
     kv_cache_dtype: NotRequired[str]
-    """KV-cache dtype; fp8 roughly doubles the cache in tokens. One of ``auto``, ``fp8``, ``fp8_e4m3``, ``fp8_e5m2``."""
+    """KV-cache dtype (``--kv-cache-dtype``); fp8 roughly doubles the cache in tokens, 4-bit formats nearly quadruple it. One of ``auto``, ``bfloat16``, ``float16``, ``fp8``, ``fp8_ds_mla``, ``fp8_e4m3``, ``fp8_e5m2``, ``fp8_inc``, ``fp8_per_token_head``, ``int4_per_token_head``, ``int8_per_token_head``, ``nvfp4``, ``nvfp4_4over6``, ``nvfp4_ds_mla``, ``turboquant_3bit_nc``, ``turboquant_4bit_nc``, ``turboquant_k3v4_nc``, ``turboquant_k8v4``, ``ultraquant_4bit``."""
     quantization: NotRequired[str]
     """Weight quantization method passed as ``--quantization`` (e.g. fp8, awq); usually detected."""
     extra_args: NotRequired[list[str]]
