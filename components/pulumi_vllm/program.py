@@ -52,9 +52,12 @@ def platform_needs(config: StackConfig | None) -> PlatformNeedsArgs:
 
 
 def plan_notes(plan: ServingPlan) -> list[str]:
-    """What the plan reports without failing: capacity warnings and rules it could not verify."""
+    """What the plan reports without failing: capacity warnings, rules it could not verify, and default requests
+    the node type's share lowered."""
+    from pulumi_vllm.kubernetes.pod_resources import node_fit_notes
+
     unverified = [finding.message for finding in plan.findings if not finding.verifiable]
-    return [*plan.warnings, *unverified]
+    return [*plan.warnings, *unverified, *node_fit_notes(plan)]
 
 
 def run() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_vllm.capacity.gpus import lookup_gpu
-from pulumi_vllm.cloud.instances import INSTANCE_TYPE_LABEL, InstanceType, node_labels
+from pulumi_vllm.cloud.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType, allocatable, node_labels
 from pulumi_vllm.cluster.agreement import tolerates
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.config.cloud import CloudSpec
@@ -142,6 +142,114 @@ def derived_node_settings(config: Any, group: GpuGroup) -> tuple[dict[str, Any],
     return parallelism, resources
 
 
+DAEMONSET_CPU_MILLI = 500
+"""CPU kept on every GPU node for the DaemonSets beside the serving pod (VPC CNI, kube-proxy, CSI node drivers, the
+GPU device plugin, monitoring agents): an allowance, not a measured figure."""
+DAEMONSET_MEMORY_MIB = 1024
+"""Memory kept on every GPU node for those DaemonSets (an allowance, like :data:`DAEMONSET_CPU_MILLI`)."""
+
+
+@dataclass(frozen=True)
+class NodeShare:
+    """The CPU and memory one serving pod may request on its node type: its GPUs' share of what the node allocates."""
+
+    node_type: str
+    """The instance or machine type (``g6e.xlarge``)."""
+    where: str
+    """Where the stack names it (``cloud.karpenter.nodePools[l40s]``, ``resources.nodeSelector``)."""
+    cpu_milli: int
+    """CPU of the pod's share (millicores)."""
+    memory_mib: int
+    """Memory of the pod's share (MiB)."""
+    node_cpu_milli: int
+    """CPU the whole node allocates to pods, the DaemonSet allowance kept (millicores): the bound of a limit."""
+    node_memory_mib: int
+    """Memory the whole node allocates to pods, the DaemonSet allowance kept (MiB): the bound of a limit."""
+
+    @property
+    def text(self) -> str:
+        """``3.4 CPUs and 27.0Gi``, the share in the stack file's units."""
+        return f"{self.cpu_milli / 1000:g} CPUs and {self.memory_mib / 1024:.1f}Gi"
+
+
+def share_on(row: InstanceType, gpus_per_pod: int, where: str) -> NodeShare:
+    """The share of a pod of ``gpus_per_pod`` GPUs on a node of ``row``: the node's allocatable less the DaemonSet
+    allowance, times GPUs per pod / GPUs per node, rounded down to 100m and 1 MiB."""
+    node = allocatable(row)
+    cpu = max(node.cpu_milli - DAEMONSET_CPU_MILLI, 0)
+    memory = max(node.memory_mib - DAEMONSET_MEMORY_MIB, 0)
+    fraction = min(gpus_per_pod / row.gpus, 1.0) if row.gpus else 1.0
+    return NodeShare(row.name, where, int(cpu * fraction) // 100 * 100, int(memory * fraction), cpu, memory)
+
+
+def serving_node_types(config: Any) -> tuple[str, tuple[InstanceType, ...]]:
+    """``(where, node types)`` the serving pods run on, as far as the config says: the serving group's types (only
+    those a ``resources.nodeSelector`` on the instance type admits), or the known type such a selector names; empty
+    when neither says."""
+    selected = (config.resources.node_selector or {}).get(INSTANCE_TYPE_LABEL)
+    cloud = getattr(config, "cloud", None)
+    group = serving_group(cloud) if cloud is not None else None
+    if group is not None:
+        rows = tuple(row for row in group.instances if selected is None or row.name == selected)
+        return group.key, rows
+    row = INSTANCES.get(str(selected).strip().lower()) if selected else None
+    return ("resources.nodeSelector", (row,)) if row is not None else ("", ())
+
+
+def pod_share(config: Any, gpus_per_pod: int) -> NodeShare | None:
+    """The largest share a GPU pod of ``config`` may request on the node types it runs on (a Karpenter NodePool of
+    several types launches one that fits); ``None`` for a pod without GPUs or when no node type is known."""
+    where, rows = serving_node_types(config)
+    if not gpus_per_pod or not rows:
+        return None
+    shares = [share_on(row, gpus_per_pod, where) for row in rows if row.vcpus and row.memory_gib]
+    return max(shares, key=lambda share: (share.memory_mib, share.cpu_milli), default=None)
+
+
+_UNITS = {
+    "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+def quantity_value(quantity: str) -> float:
+    """The number a Kubernetes quantity stands for (``3500m`` is 3.5, ``16Gi`` is 17179869184)."""
+    text = str(quantity).strip()
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _UNITS[suffix]
+    return float(text)
+
+
+def resource_problems(config: Any, share: NodeShare) -> list[str]:
+    """Explicit ``resources`` requests above the pod's share of its node type, and limits above the whole node's.
+
+    A request above the share leaves the pod Pending (or, with several pods per node, leaves GPUs idle); a limit is
+    a ceiling, not a reservation, so it may exceed the request, but not what the node can give at all.
+    """
+    resources = config.resources
+    rule = "what the kubelet leaves for pods, less room for the node's DaemonSets"
+    checks = (
+        ("cpuRequest", resources.cpu_request, share.cpu_milli / 1000, f"{share.cpu_milli}m",
+         f"the pod's share of {share.node_type} ({rule}, times its GPUs / the node's GPUs)"),
+        ("memoryRequest", resources.memory_request, share.memory_mib * 2**20, f"{share.memory_mib}Mi",
+         f"the pod's share of {share.node_type} ({rule}, times its GPUs / the node's GPUs)"),
+        ("cpuLimit", resources.cpu_limit, share.node_cpu_milli / 1000, f"{share.node_cpu_milli}m",
+         f"what a {share.node_type} node gives pods ({rule})"),
+        ("memoryLimit", resources.memory_limit, share.node_memory_mib * 2**20, f"{share.node_memory_mib}Mi",
+         f"what a {share.node_type} node gives pods ({rule})"),
+    )
+    problems: list[str] = []
+    for key, value, bound, most, what in checks:
+        if value is None or quantity_value(value) <= bound:
+            continue
+        problems.append(
+            f"{_key(f'resources.{key}')}: {value!r} is not accepted on {share.node_type} ({share.where}): "
+            f"at most {most} fits, {what}; set at most that, leave it unset, or run on a larger node type"
+        )
+    return problems
+
+
 def fit_problems(config: Any, group: GpuGroup) -> list[str]:
     """Why the serving pods could not run on ``group`` (empty when they can)."""
     problems: list[str] = []
@@ -193,6 +301,9 @@ def fit_problems(config: Any, group: GpuGroup) -> list[str]:
             f"{_key(f'{group.key}.gpuLimit')}: {group.gpu_limit} is not accepted: the serving holds "
             f"{pods * topology.gpus_per_pod} GPUs at once ({pods} pod(s) of {topology.gpus_per_pod})"
         )
+    share = pod_share(config, topology.gpus_per_pod)
+    if share is not None:
+        problems.extend(resource_problems(config, share))
     return problems
 
 

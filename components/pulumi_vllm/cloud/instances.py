@@ -1,12 +1,26 @@
 """GPU instance types (EC2) and machine types (Compute Engine): GPUs per node, the GPU (a name of the GPU catalog in
-:mod:`pulumi_vllm.capacity.gpus`), the memory each GPU has as the cloud lists it, and where each row comes from.
+:mod:`pulumi_vllm.capacity.gpus`), the memory each GPU has as the cloud lists it, the node's vCPUs and memory, and
+where each row comes from.
 
 The table is what a stack that names its node type derives ``parallelism.gpusPerNode``, ``resources.gpuType`` and
 the node selector from, and what the node-group checks compare serving pods with.
+
+**Allocatable.** The kubelet keeps part of a node for itself and the system; pods share the rest
+(:func:`allocatable`). CPU, on both clouds: 6% of the first core, 1% of the second, 0.5% of the third and fourth,
+0.25% of every further core (the EKS AMI's kube-reserved formula, https://github.com/awslabs/amazon-eks-ami, and
+GKE's table, :data:`GKE_RESERVATIONS`). Memory on EKS: ``11 MiB x maxPods + 255 MiB`` kube-reserved and the
+kubelet's 100 MiB hard eviction threshold, after the share of the nominal memory the instance does not report to
+the kernel, which Karpenter estimates as 7.5% (``VM_MEMORY_OVERHEAD_PERCENT``, :data:`KARPENTER_SETTINGS`) and
+this table uses for managed node groups too. ``maxPods`` depends on the ENIs of the type; the table approximates
+it with 110 below 30 vCPUs and 250 from 30 vCPUs up (the EKS max-pods calculator's recommended ceilings): more than
+the ENI limit of the small G sizes (58), so their reservation is, if anything, overestimated. Memory on GKE: 25% of
+the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112, 2% above 128 GiB, plus the 100 MiB
+eviction threshold (:data:`GKE_RESERVATIONS`). Compute Engine lists memory in GB of 2^30 bytes, read here as GiB.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +34,21 @@ INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 _AWS_EFA_DOCS = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html#efa-instance-types"
 _GCP_GPUS = "https://cloud.google.com/compute/docs/gpus"
 _GKE_GPUS = "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus"
+_AWS_ACCELERATED = "https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html"
+"""AWS's accelerated computing instance specifications: vCPUs and memory (GiB) of every P and G size."""
+_GCP_ACCELERATOR_MACHINES = "https://cloud.google.com/compute/docs/accelerator-optimized-machines"
+"""Compute Engine's accelerator-optimized machine types (A3, A2, G2): vCPUs and memory of each."""
+GKE_RESERVATIONS = "https://cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes#memory_and_cpu_reservations"
+"""GKE's CPU and memory reservations and eviction threshold, by machine size."""
+KARPENTER_SETTINGS = "https://karpenter.sh/docs/reference/settings/"
+"""Karpenter's settings, among them ``VM_MEMORY_OVERHEAD_PERCENT`` (default 0.075)."""
+EKS_AMI = "https://github.com/awslabs/amazon-eks-ami"
+"""The EKS optimized AMI: its kubelet's kube-reserved CPU and memory formulas."""
+
+VM_MEMORY_OVERHEAD = 0.075
+"""Share of an EC2 instance's nominal memory the node does not report (Karpenter's ``VM_MEMORY_OVERHEAD_PERCENT``)."""
+EVICTION_MIB = 100
+"""The kubelet's hard eviction threshold ``memory.available<100Mi`` (EKS AMI and GKE)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,10 @@ class InstanceType:
     """EC2 only: EFA network interfaces the node group attaches (one per network card; 0: no EFA)."""
     accelerator: str = ""
     """GKE only: the accelerator type (``nvidia-h100-80gb``), also the ``cloud.google.com/gke-accelerator`` label."""
+    vcpus: int = 0
+    """vCPUs of the node, as the cloud lists them."""
+    memory_gib: float = 0.0
+    """Memory of the node (GiB), as the cloud lists it."""
 
     @property
     def family(self) -> str:
@@ -53,40 +86,62 @@ class InstanceType:
         return lookup_gpu(self.gpu)
 
 
-def _aws(family: str, gpu: str, memory_gb: int, sizes: dict[str, int], source: str, efa: dict[str, int]) -> list[InstanceType]:
+Size = tuple[int, int, float]
+"""(GPUs, vCPUs, memory GiB) of one size of a family."""
+
+
+def _aws(family: str, gpu: str, memory_gb: int, sizes: dict[str, Size], source: str, efa: dict[str, int]) -> list[InstanceType]:
+    source = f"{source}; vCPUs and memory: {_AWS_ACCELERATED}"
     return [
-        InstanceType(f"{family}.{size}", "aws", gpus, gpu, memory_gb, source, efa.get(size, 0))
-        for size, gpus in sizes.items()
+        InstanceType(f"{family}.{size}", "aws", gpus, gpu, memory_gb, source, efa.get(size, 0), vcpus=vcpus, memory_gib=memory)
+        for size, (gpus, vcpus, memory) in sizes.items()
     ]
 
 
-def _gcp(family: str, gpu: str, memory_gb: int, accelerator: str, sizes: dict[str, int]) -> list[InstanceType]:
-    source = f"{_GCP_GPUS} ({family} machine types); accelerator label: {_GKE_GPUS}"
-    return [InstanceType(f"{family}-{size}", "gcp", gpus, gpu, memory_gb, source, 0, accelerator) for size, gpus in sizes.items()]
+def _gcp(family: str, gpu: str, memory_gb: int, accelerator: str, sizes: dict[str, Size]) -> list[InstanceType]:
+    source = (
+        f"{_GCP_GPUS} ({family} machine types); vCPUs and memory: {_GCP_ACCELERATOR_MACHINES}; "
+        f"accelerator label: {_GKE_GPUS}"
+    )
+    return [
+        InstanceType(f"{family}-{size}", "gcp", gpus, gpu, memory_gb, source, 0, accelerator, vcpus, memory)
+        for size, (gpus, vcpus, memory) in sizes.items()
+    ]
 
 
-# G-family sizes: 1 GPU up to 16xlarge, 4 at 12xlarge and 24xlarge, 8 at 48xlarge; EFA from 8xlarge up.
-_G_SIZES = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+# G-family sizes: 1 GPU up to 16xlarge, 4 at 12xlarge and 24xlarge, 8 at 48xlarge; EFA from 8xlarge up. The vCPUs are
+# the same in g5, g6 and g6e; g5 and g6 have 4 GiB per vCPU, g6e 8.
+_G_SHAPES = {
+    "xlarge": (1, 4), "2xlarge": (1, 8), "4xlarge": (1, 16), "8xlarge": (1, 32), "16xlarge": (1, 64),
+    "12xlarge": (4, 48), "24xlarge": (4, 96), "48xlarge": (8, 192),
+}
 _G_EFA = {size: 1 for size in ("8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")}
+
+
+def _g_sizes(gib_per_vcpu: int) -> dict[str, Size]:
+    return {size: (gpus, vcpus, float(vcpus * gib_per_vcpu)) for size, (gpus, vcpus) in _G_SHAPES.items()}
 
 INSTANCES: dict[str, InstanceType] = {
     row.name: row
     for row in [
-        *_aws("p5", "H100-80GB", 80, {"48xlarge": 8}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 32}),
-        *_aws("p5e", "H200", 141, {"48xlarge": 8}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 32}),
-        *_aws("p5en", "H200", 141, {"48xlarge": 8}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 16}),
-        *_aws("p4d", "A100-40GB", 40, {"24xlarge": 8}, f"https://aws.amazon.com/ec2/instance-types/p4/; {_AWS_EFA_DOCS}", {"24xlarge": 4}),
-        *_aws("p4de", "A100-80GB", 80, {"24xlarge": 8}, f"https://aws.amazon.com/ec2/instance-types/p4/; {_AWS_EFA_DOCS}", {"24xlarge": 4}),
-        *_aws("g6e", "L40S", 48, _G_SIZES, f"https://aws.amazon.com/ec2/instance-types/g6e/; {_AWS_EFA_DOCS}", _G_EFA),
-        *_aws("g6", "L4", 24, _G_SIZES, f"https://aws.amazon.com/ec2/instance-types/g6/; {_AWS_EFA_DOCS}", _G_EFA),
-        *_aws("g5", "A10G", 24, _G_SIZES, f"https://aws.amazon.com/ec2/instance-types/g5/; {_AWS_EFA_DOCS}", _G_EFA),
-        *_gcp("a3-highgpu", "H100-80GB", 80, "nvidia-h100-80gb", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
-        *_gcp("a3-megagpu", "H100-80GB", 80, "nvidia-h100-mega-80gb", {"8g": 8}),
-        *_gcp("a3-ultragpu", "H200", 141, "nvidia-h200-141gb", {"8g": 8}),
-        *_gcp("a2-highgpu", "A100-40GB", 40, "nvidia-tesla-a100", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
-        *_gcp("a2-megagpu", "A100-40GB", 40, "nvidia-tesla-a100", {"16g": 16}),
-        *_gcp("a2-ultragpu", "A100-80GB", 80, "nvidia-a100-80gb", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
-        *_gcp("g2-standard", "L4", 24, "nvidia-l4", {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}),
+        *_aws("p5", "H100-80GB", 80, {"48xlarge": (8, 192, 2048)}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 32}),
+        *_aws("p5e", "H200", 141, {"48xlarge": (8, 192, 2048)}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 32}),
+        *_aws("p5en", "H200", 141, {"48xlarge": (8, 192, 2048)}, f"https://aws.amazon.com/ec2/instance-types/p5/; {_AWS_EFA_DOCS}", {"48xlarge": 16}),
+        *_aws("p4d", "A100-40GB", 40, {"24xlarge": (8, 96, 1152)}, f"https://aws.amazon.com/ec2/instance-types/p4/; {_AWS_EFA_DOCS}", {"24xlarge": 4}),
+        *_aws("p4de", "A100-80GB", 80, {"24xlarge": (8, 96, 1152)}, f"https://aws.amazon.com/ec2/instance-types/p4/; {_AWS_EFA_DOCS}", {"24xlarge": 4}),
+        *_aws("g6e", "L40S", 48, _g_sizes(8), f"https://aws.amazon.com/ec2/instance-types/g6e/; {_AWS_EFA_DOCS}", _G_EFA),
+        *_aws("g6", "L4", 24, _g_sizes(4), f"https://aws.amazon.com/ec2/instance-types/g6/; {_AWS_EFA_DOCS}", _G_EFA),
+        *_aws("g5", "A10G", 24, _g_sizes(4), f"https://aws.amazon.com/ec2/instance-types/g5/; {_AWS_EFA_DOCS}", _G_EFA),
+        *_gcp("a3-highgpu", "H100-80GB", 80, "nvidia-h100-80gb", {"1g": (1, 26, 234), "2g": (2, 52, 468), "4g": (4, 104, 936), "8g": (8, 208, 1872)}),
+        *_gcp("a3-megagpu", "H100-80GB", 80, "nvidia-h100-mega-80gb", {"8g": (8, 208, 1872)}),
+        *_gcp("a3-ultragpu", "H200", 141, "nvidia-h200-141gb", {"8g": (8, 224, 2952)}),
+        *_gcp("a2-highgpu", "A100-40GB", 40, "nvidia-tesla-a100", {"1g": (1, 12, 85), "2g": (2, 24, 170), "4g": (4, 48, 340), "8g": (8, 96, 680)}),
+        *_gcp("a2-megagpu", "A100-40GB", 40, "nvidia-tesla-a100", {"16g": (16, 96, 1360)}),
+        *_gcp("a2-ultragpu", "A100-80GB", 80, "nvidia-a100-80gb", {"1g": (1, 12, 170), "2g": (2, 24, 340), "4g": (4, 48, 680), "8g": (8, 96, 1360)}),
+        *_gcp("g2-standard", "L4", 24, "nvidia-l4", {
+            "4": (1, 4, 16), "8": (1, 8, 32), "12": (1, 12, 48), "16": (1, 16, 64), "32": (1, 32, 128), "24": (2, 24, 96),
+            "48": (4, 48, 192), "96": (8, 96, 384),
+        }),
     ]
 }
 """Every GPU instance and machine type this project knows, by name."""
@@ -134,3 +189,45 @@ def node_labels(
         if spot:
             labels["cloud.google.com/gke-spot"] = "true"
     return labels
+
+
+@dataclass(frozen=True)
+class Allocatable:
+    """What the kubelet of one node leaves for pods (the node's ``status.allocatable``), as estimated here."""
+
+    cpu_milli: int
+    """CPU in millicores."""
+    memory_mib: int
+    """Memory in MiB."""
+
+
+def _tiered(amount: float, tiers: tuple[tuple[float, float], ...], rest: float) -> float:
+    """``amount`` reserved at ``rate`` per ``(size, rate)`` tier in order, ``rest`` beyond the last tier."""
+    reserved = 0.0
+    for size, rate in tiers:
+        step = min(amount, size)
+        reserved += step * rate
+        amount -= step
+    return reserved + max(amount, 0.0) * rest
+
+
+def reserved_cpu_milli(vcpus: int) -> int:
+    """kube-reserved CPU: 6% of the first core, 1% of the second, 0.5% of the next two, 0.25% beyond (EKS AMI, GKE)."""
+    return math.ceil(_tiered(vcpus * 1000, ((1000, 0.06), (1000, 0.01), (2000, 0.005)), 0.0025))
+
+
+def eks_max_pods(vcpus: int) -> int:
+    """The ``maxPods`` the memory reservation is estimated with: 110 below 30 vCPUs, 250 from 30 up (module docstring)."""
+    return 110 if vcpus < 30 else 250
+
+
+def allocatable(row: InstanceType) -> Allocatable:
+    """CPU and memory pods may request on a node of ``row`` (the module docstring says how it is estimated)."""
+    cpu = row.vcpus * 1000 - reserved_cpu_milli(row.vcpus)
+    total_mib = row.memory_gib * 1024
+    if row.provider == "aws":
+        reserved = total_mib * VM_MEMORY_OVERHEAD + 11 * eks_max_pods(row.vcpus) + 255
+    else:
+        gib = 1024
+        reserved = _tiered(total_mib, ((4 * gib, 0.25), (4 * gib, 0.20), (8 * gib, 0.10), (112 * gib, 0.06)), 0.02)
+    return Allocatable(cpu, math.floor(total_mib - reserved - EVICTION_MIB))

@@ -12,7 +12,6 @@ from pulumi_vllm.config import ConfigError, StackConfig
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.engine.kv_transfer import kv_transfer
 from pulumi_vllm.kubernetes.pod import ContainerSettings
-from pulumi_vllm.kubernetes.pod_resources import ModelMemory
 
 KV_DISK_VOLUME = "kv-disk"
 
@@ -50,7 +49,7 @@ def kv_container(container: ContainerSettings, config: StackConfig) -> Container
         extra_resources={**container.extra_resources, **resources},
         extra_volumes=volumes,
         security_context=security or container.security_context,
-        model_memory=ModelMemory(memory.checkpoint_gib, memory.offload_gib + found.host_gib),
+        model_memory=dataclasses.replace(memory, offload_gib=memory.offload_gib + found.host_gib),
     )
 
 

@@ -90,7 +90,7 @@ def requests(resources: ResourcesSpec, gpus: int, memory: ModelMemory | None = N
     """``(cpu, memory)`` requests: ``resources.cpuRequest`` / ``memoryRequest`` when set, else sized for ``gpus``
     GPUs and the model (:mod:`pulumi_vllm.kubernetes.pod_resources`)."""
     return (
-        resources.cpu_request or cpu_request(gpus),
+        resources.cpu_request or cpu_request(gpus, memory),
         resources.memory_request or memory_request(gpus, memory or ModelMemory()),
     )
 

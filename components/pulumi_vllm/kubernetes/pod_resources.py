@@ -18,6 +18,15 @@ the checkpoint share is added; so are the CPU offload buffers the command asks f
 the production-stack chart's LMCache example grows ``requestMemory`` with its ``cpuOffloadingBufferSize``
 the same way). Never less than :data:`MIN_MEMORY_GIB`, the production-stack chart's ``requestMemory``
 of its tutorials. ``resources.cpuRequest`` and ``resources.memoryRequest`` replace the rule.
+
+**On a known node type** (the cloud section's serving group, or a ``resources.nodeSelector`` on
+``node.kubernetes.io/instance-type``), both defaults are capped at the pod's share of what the node allocates to
+pods (:func:`~pulumi_vllm.cloud.agreement.pod_share`: GPUs per pod / GPUs per node), so the pod is never Pending
+for want of CPU or memory. :func:`node_fit_notes` says when the cap lowers what the model would want. Fewer CPUs
+than vLLM's guidance slow tokenization and scheduling; less memory than the checkpoint share slows loading only:
+the safetensors pages are clean page cache, which the kernel reclaims under the pod's memory limit and reads again,
+so loading is slower, not refused. Less memory than the processes and offload buffers themselves need is another
+matter (they are anonymous memory): the pod would be OOM-killed, and the note says so.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from typing import Any
 
 from pulumi_vllm.capacity.accounting import GIB, resolve_weight_dtype
 from pulumi_vllm.capacity.gpus import GKE_ACCELERATORS, GpuType, gpu_from_node_label, lookup_gpu
+from pulumi_vllm.cloud.agreement import NodeShare, pod_share
+from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.models.facts import ModelFacts
 
 HOST_GIB_PER_PROCESS = 2.0
@@ -61,18 +72,75 @@ class ModelMemory:
     """The pod's share of the checkpoint (GiB): all of it on one node, a pipeline stage's share across nodes."""
     offload_gib: float = 0.0
     """CPU offload buffers the command asks for in this pod (GiB)."""
+    node: NodeShare | None = None
+    """The pod's share of its node type, which caps the default requests; ``None``: no node type is known."""
 
 
-def cpu_request(gpus: int) -> str:
-    """CPUs for a vLLM pod of ``gpus`` GPUs: ``2 x (2 + gpus)`` vCPUs (see the module docstring)."""
-    return str(2 * (2 + gpus))
+def wanted_cpus(gpus: int) -> int:
+    """vCPUs vLLM's guidance wants for a pod of ``gpus`` GPUs: ``2 x (2 + gpus)``."""
+    return 2 * (2 + gpus)
+
+
+def cpu_request(gpus: int, memory: ModelMemory | None = None) -> str:
+    """CPUs for a vLLM pod of ``gpus`` GPUs: ``2 x (2 + gpus)`` vCPUs, at most the pod's share of its node."""
+    wanted = wanted_cpus(gpus) * 1000
+    share = memory.node if memory is not None and gpus else None
+    milli = min(wanted, share.cpu_milli) if share is not None else wanted
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def wanted_memory_gib(gpus: int, memory: ModelMemory) -> int:
+    """Memory (whole GiB) the rule of the module docstring wants for a pod of ``gpus`` GPUs loading ``memory``."""
+    loaded = memory.checkpoint_gib if gpus else 0.0  # a pod without GPUs (a Ray Serve head) loads no weights
+    total = HOST_GIB_PER_PROCESS * (2 + gpus) + loaded + memory.offload_gib
+    return max(MIN_MEMORY_GIB, math.ceil(total))
 
 
 def memory_request(gpus: int, memory: ModelMemory) -> str:
-    """Memory for a vLLM pod of ``gpus`` GPUs loading ``memory`` (see the module docstring), in whole GiB."""
-    loaded = memory.checkpoint_gib if gpus else 0.0  # a pod without GPUs (a Ray Serve head) loads no weights
-    total = HOST_GIB_PER_PROCESS * (2 + gpus) + loaded + memory.offload_gib
-    return f"{max(MIN_MEMORY_GIB, math.ceil(total))}Gi"
+    """Memory for a vLLM pod of ``gpus`` GPUs loading ``memory`` (see the module docstring), in whole GiB, at most the
+    pod's share of its node (in whole GiB, or MiB below 1 GiB)."""
+    wanted = wanted_memory_gib(gpus, memory)
+    share = memory.node if gpus else None
+    if share is None or wanted * 1024 <= share.memory_mib:
+        return f"{wanted}Gi"
+    return f"{share.memory_mib // 1024}Gi" if share.memory_mib >= 1024 else f"{share.memory_mib}Mi"
+
+
+def node_fit_notes(plan: Any) -> list[str]:
+    """Warnings when the node type's share lowers the default CPU or memory request of ``plan``'s GPU pods below
+    what the model would want (the module docstring says what each costs)."""
+    memory = model_memory(plan)
+    share, gpus = memory.node, plan.gpus_per_pod
+    resources = plan.config.resources
+    if share is None or not gpus:
+        return []
+    notes: list[str] = []
+    where = f"{share.node_type} ({share.where})"
+    if resources.cpu_request is None and wanted_cpus(gpus) * 1000 > share.cpu_milli:
+        notes.append(
+            f"{PROJECT}:resources.cpuRequest: the default is lowered from {wanted_cpus(gpus)} CPUs (vLLM's 2 + N cores "
+            f"for N GPUs, in vCPUs) to {cpu_request(gpus, memory)}, the pod's share of {where}: the API server, "
+            "engine core and GPU workers share fewer cores, so tokenization and scheduling may slow down under load; "
+            "a larger node type gives them their own"
+        )
+    wanted = wanted_memory_gib(gpus, memory)
+    if resources.memory_request is None and wanted * 1024 > share.memory_mib:
+        given = memory_request(gpus, memory)
+        processes = HOST_GIB_PER_PROCESS * (2 + gpus) + memory.offload_gib
+        if processes * 1024 > share.memory_mib:
+            notes.append(
+                f"{PROJECT}:resources.memoryRequest: the default is lowered from {wanted}Gi to {given}, the pod's "
+                f"share of {where}, below what the vLLM processes and CPU offload buffers hold themselves "
+                f"({processes:.1f}Gi): the pod is likely to be OOM-killed; use a larger node type or less offload"
+            )
+        else:
+            notes.append(
+                f"{PROJECT}:resources.memoryRequest: the default is lowered from {wanted}Gi to {given}, the pod's "
+                f"share of {where}, below the processes plus the pod's share of the checkpoint "
+                f"({memory.checkpoint_gib:.1f}Gi): loading reads the safetensors through the page cache, which the "
+                "kernel reclaims under the pod's limit, so the weights load more slowly but still load"
+            )
+    return notes
 
 
 def checkpoint_gib(facts: ModelFacts | None, model_id: str = "", quantization: str | None = None) -> float:
@@ -179,10 +247,12 @@ def gpu_node_affinity(
 
 def model_memory(plan: Any) -> ModelMemory:
     """What each GPU pod of ``plan`` (a :class:`~pulumi_vllm.plan.ServingPlan`) loads through host memory: its
-    share of the checkpoint (the pods of a replica split the layers) and the CPU offload its flags ask for."""
+    share of the checkpoint (the pods of a replica split the layers), the CPU offload its flags ask for, and its
+    share of the node type it runs on."""
     config = plan.config
     total = checkpoint_gib(plan.facts, config.model.id, config.engine.quantization)
     return ModelMemory(
         checkpoint_gib=total / max(plan.pods_per_replica, 1),
         offload_gib=offload_gib(config.engine.extra_args, config.engine.env, plan.gpus_per_pod),
+        node=pod_share(config, plan.gpus_per_pod) if config.target == "kubernetes" else None,
     )
