@@ -4,12 +4,14 @@ explicit requests or limits above it refused naming the key before anything is c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pulumi_vllm.cli.render import render_stack
 from pulumi_vllm.cloud.agreement import pod_share, quantity_value, share_on
 from pulumi_vllm.cloud.instances import INSTANCES, allocatable, reserved_cpu_milli
 from pulumi_vllm.config import ConfigError, parse_stack_config
@@ -18,6 +20,7 @@ from pulumi_vllm.kubernetes.pod_resources import ModelMemory, cpu_request, memor
 from pulumi_vllm.plan import plan_serving
 from pulumi_vllm.program import plan_notes
 
+REPO = Path(__file__).resolve().parents[1]
 LLAMA_8B = {"model": {"id": "meta-llama/Llama-3.1-8B-Instruct"}, "engine": {"maxModelLen": 8192}}
 LLAMA_70B = {"model": {"id": "meta-llama/Llama-3.1-70B-Instruct"}, "parallelism": {"tensorParallelSize": 8}}
 
@@ -155,3 +158,16 @@ def test_default_requests_never_exceed_the_share(name: str, gpus: int, checkpoin
     memory = ModelMemory(checkpoint, offload, share)
     assert quantity_value(cpu_request(gpus, memory)) * 1000 <= share.cpu_milli + 1e-6
     assert quantity_value(memory_request(gpus, memory)) <= share.memory_mib * 2**20
+
+
+def test_the_karpenter_example_renders_a_pod_its_pinned_node_type_can_take() -> None:
+    rendered = render_stack(REPO, "eks-karpenter-two-models", env={})
+    deployment = next(doc for _, doc in rendered.documents if isinstance(doc, dict) and doc.get("kind") == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = next(item for item in pod["containers"] if "nvidia.com/gpu" in item["resources"].get("limits", {}))
+    wanted = container["resources"]["requests"]
+    node_type = pod["nodeSelector"]["node.kubernetes.io/instance-type"]
+    share = share_on(INSTANCES[node_type], 1, "")
+    assert quantity_value(wanted["cpu"]) * 1000 <= share.cpu_milli
+    assert quantity_value(wanted["memory"]) <= share.memory_mib * 2**20
+    assert wanted["cpu"] == "6"  # g6e.2xlarge gives vLLM the 2 + N cores it asks for, in vCPUs
