@@ -29,6 +29,7 @@ from pulumi_vllm.distributed.parallelism import (
     check_parallelism,
     plan_topology,
 )
+from pulumi_vllm.distributed.wide_ep import check_wide_ep
 from pulumi_vllm.engine.container import cache_path
 from pulumi_vllm.engine.plan_flags import folded_value
 from pulumi_vllm.engine.profiles import EngineProfile, profile
@@ -329,7 +330,9 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         gpus_per_pod = docker_gpus_per_host(config)
     try:
         topology = plan_topology(
-            tensor, pipeline, gpus_per_pod, parallel.gpus_per_node, data_parallel_size=parallel.data_parallel_size
+            tensor, pipeline, gpus_per_pod, parallel.gpus_per_node, data_parallel_size=parallel.data_parallel_size,
+            # Wide expert parallelism: data-parallel ranks over a LeaderWorkerSet's Ray cluster (docs/disaggregation.md).
+            data_parallel_across_nodes=parallel.backend == "leaderworkerset" and config.target == "kubernetes",
         )
     except TopologyError as error:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
@@ -338,6 +341,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
     _check_one_value_per_flag(config, topology)
     if config.target == "docker":
         check_docker_hosts(config, topology)
+    check_wide_ep(config, topology)
     if (
         topology.multi_node
         and config.target == "kubernetes"

@@ -245,8 +245,12 @@ def plan_topology(
     gpus_per_pod: int | None = None,
     gpus_per_node: int | None = None,
     data_parallel_size: int = 1,
+    data_parallel_across_nodes: bool = False,
 ) -> Topology:
     """Lay out ``tensor_parallel_size * pipeline_parallel_size`` GPUs over identical pods.
+
+    ``data_parallel_across_nodes`` lets data-parallel ranks that do not fit one node spread over pods of whole
+    ranks (a Ray cluster: vLLM's ``--data-parallel-backend ray``; see :mod:`pulumi_vllm.distributed.wide_ep`).
 
     With ``data_parallel_size`` above 1, the ranks (each ``tensor_parallel_size * pipeline_parallel_size``
     GPUs) all run in one pod behind one server: the pod holds the whole world and must fit a node
@@ -276,6 +280,13 @@ def plan_topology(
         if value is not None and value < 1:
             raise TopologyError(f"{name} must be at least 1, got {value}.")
     if data_parallel_size > 1:
+        if data_parallel_across_nodes:
+            spread = data_parallel_pods(
+                tensor_parallel_size, pipeline_parallel_size, data_parallel_size, gpus_per_pod, gpus_per_node
+            )
+            if spread is not None:
+                pods, per_pod = spread
+                return Topology(tensor_parallel_size, pipeline_parallel_size, per_pod, pods, data_parallel_size)
         return _data_parallel_topology(
             tensor_parallel_size, pipeline_parallel_size, data_parallel_size, gpus_per_pod, gpus_per_node
         )
@@ -326,6 +337,38 @@ def plan_topology(
     )
 
 
+def data_parallel_pods(
+    tensor_parallel_size: int, pipeline_parallel_size: int, data_parallel_size: int,
+    gpus_per_pod: int | None, gpus_per_node: int | None,
+) -> tuple[int, int] | None:
+    """``(pods, GPUs per pod)`` for data-parallel ranks spread over pods of whole ranks; ``None`` when every rank
+    fits the one pod of one node (the single-pod layout applies).
+
+    Raises:
+        TopologyError: the ranks cannot be split into equal pods of whole ranks that fit a node.
+    """
+    rank = tensor_parallel_size * pipeline_parallel_size
+    world = rank * data_parallel_size
+    node = gpus_per_node or world
+    if world <= node and gpus_per_pod in (None, world):
+        return None
+    per_pod = gpus_per_pod or (node // rank) * rank
+    if pipeline_parallel_size > 1:
+        raise TopologyError(
+            f"pipeline_parallel_size {pipeline_parallel_size} with data_parallel_size {data_parallel_size} across "
+            "nodes is not laid out here: each data-parallel rank must sit in one pod; use tensor parallelism inside "
+            "the node and data parallelism across nodes"
+        )
+    if per_pod < rank or per_pod % rank or per_pod > node or world % per_pod:
+        fits = [str(size) for size in range(rank, node + 1, rank) if world % size == 0]
+        raise TopologyError(
+            f"data_parallel_size {data_parallel_size} x tensor_parallel_size {tensor_parallel_size} = {world} GPUs "
+            f"cannot be split into equal pods of whole ranks of {gpus_per_pod or per_pod} GPUs on nodes of {node}; "
+            f"valid gpus_per_pod: {', '.join(fits) or 'none (change data_parallel_size)'}."
+        )
+    return world // per_pod, per_pod
+
+
 def _data_parallel_topology(
     tensor_parallel_size: int,
     pipeline_parallel_size: int,
@@ -342,9 +385,9 @@ def _data_parallel_topology(
     if gpus_per_node is not None and world > gpus_per_node:
         raise TopologyError(
             f"{layout} exceed the GPUs per node ({gpus_per_node}): data parallel ranks run in one pod on one node "
-            "here (data parallelism across nodes is not supported yet); lower data_parallel_size to "
-            f"{max(gpus_per_node // (tensor_parallel_size * pipeline_parallel_size), 1)} or less, or use replicas "
-            "for more copies"
+            "here (data parallelism across nodes is not supported yet with this backend); lower data_parallel_size "
+            f"to {max(gpus_per_node // (tensor_parallel_size * pipeline_parallel_size), 1)} or less, use replicas "
+            "for more copies, or backend leaderworkerset to spread the ranks over nodes"
         )
     if gpus_per_pod is not None and gpus_per_pod != world:
         raise TopologyError(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pulumi_vllm.config import StackConfig
+from pulumi_vllm.distributed.wide_ep import ranks_per_pod
 from pulumi_vllm.engine.container import VllmCommand
 from pulumi_vllm.engine.kv_transfer import kv_transfer_json
 from pulumi_vllm.models.rope import rendered_overrides
@@ -46,6 +47,9 @@ class EngineArgs:
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
     """Copies of the model behind the one server (``--data-parallel-size``, rendered when above 1)."""
+    data_parallel_size_local: int | None = None
+    """Data-parallel ranks in each pod when the ranks span several pods (``--data-parallel-size-local``, with
+    ``--data-parallel-backend ray``: the Ray head places the ranks on the pods' Ray nodes)."""
     enable_expert_parallel: bool = False
     """Shard a mixture-of-experts model's experts over the tensor x data parallel GPUs (``--enable-expert-parallel``)."""
     hf_overrides: str | None = None
@@ -84,6 +88,7 @@ def engine_args_from_config(config: StackConfig, *, multi_node: bool = False) ->
         tensor_parallel_size=config.parallelism.tensor_parallel_size,
         pipeline_parallel_size=config.parallelism.pipeline_parallel_size,
         data_parallel_size=config.parallelism.data_parallel_size,
+        data_parallel_size_local=ranks_per_pod(config) if multi_node else None,
         enable_expert_parallel=config.parallelism.enable_expert_parallel,
         hf_overrides=(
             json.dumps(rendered_overrides(config.engine.hf_overrides), sort_keys=True, separators=(",", ":"))
@@ -133,6 +138,9 @@ def _engine_flags(engine: EngineArgs) -> list[str]:
     flags += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
     if engine.data_parallel_size > 1:
         flags += ["--data-parallel-size", str(engine.data_parallel_size)]
+        if engine.data_parallel_size_local is not None:
+            flags += ["--data-parallel-size-local", str(engine.data_parallel_size_local),
+                      "--data-parallel-backend", "ray"]
     if engine.enable_expert_parallel:
         flags.append("--enable-expert-parallel")
     if engine.distributed_executor_backend:
