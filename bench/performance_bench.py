@@ -116,6 +116,11 @@ _BOUNDS = {
     "prefill_efficiency_factor": (0.1, 1.5),
     "request_overhead_ms": (0.0, 40.0),
     "moe_bandwidth_factor": (0.05, 1.5),
+    "amd_software_factor": (0.2, 1.2),
+    "int4_moe_factor": (0.05, 1.2),
+    "ttft_decode_steps": (0.0, 4.0),
+    "moe_layer_overhead_us": (0.0, 400.0),
+    "closed_loop_burst": (0.0, 1.0),
 }
 
 

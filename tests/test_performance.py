@@ -57,7 +57,7 @@ def test_moe_reads_more_experts_as_the_batch_grows() -> None:
     one, many = (performance.step_seconds(model, NEUTRAL, n, 0, 0) for n in (1, 64))
     touched = 1 - (1 - 8 / 128) ** 64  # 98% of the experts for 64 tokens
     assert touched > 0.98
-    assert many > 5 * one
+    assert many > 4 * one  # 12x the expert bytes, read in larger grouped products
 
 
 def test_tensor_parallel_all_reduce_by_hand() -> None:
@@ -102,9 +102,9 @@ def test_published_measurements_held_out_stay_within_reported_error() -> None:
     assert len(rows) >= 25
     overall = {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "all"}
     held = overall["held-out"]
-    assert held["throughput"]["median"] <= 0.25  # 19% when the constants were fitted
-    assert held["itl"]["median"] <= 0.20  # 12%
-    assert held["ttft"]["median"] <= 0.60  # 48%: the weakest part of the model
+    assert held["throughput"]["median"] <= 0.10  # 2% when the constants were fitted
+    assert held["itl"]["median"] <= 0.10  # 1%
+    assert held["ttft"]["median"] <= 0.60  # 40%: the weakest part of the model
 
 
 def test_fit_never_reads_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,3 +207,26 @@ def test_autoscaling_targets_follow_the_predicted_capacity() -> None:
     assert targets.kv_cache_usage_percent is not None
     assert targets.kv_cache_usage_percent == pytest.approx(min(95, round(prediction.kv_cache_usage * 100 + 10)))
     assert (targets.min_replicas, targets.max_replicas) == (2, 3)
+
+
+def test_diff_shows_the_predicted_serving_beside_the_capacity() -> None:
+    from pulumi_vllm.cli.render import render_stack
+
+    rendered = render_stack(ROOT, "ops-autoscaling", env={})
+    (line,) = size_objective.predicted_lines(rendered)
+    assert line.startswith("predicted at 1024 in / 128 out: ") and "over 1 replica(s)" in line
+    assert "requests/s" in line and "ITL" in line
+
+
+def test_bench_compares_the_result_json_with_the_prediction() -> None:
+    from pulumi_vllm.cli.bench_predicted import compare
+
+    prediction = predict(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"),
+                         Workload(1024, 128, concurrency=8))
+    measured = {"output_throughput": prediction.output_tokens_per_s / 2, "request_throughput": None,
+                "median_ttft_ms": prediction.ttft_ms.p50 * 2, "mean_tpot_ms": prediction.itl_ms.p50}
+    rows = {row["quantity"]: row for row in compare(measured, prediction)}
+    assert rows["output tokens/s"]["miss_percent"] == pytest.approx(100.0, abs=0.1)
+    assert rows["TTFT p50 (ms)"]["miss_percent"] == pytest.approx(-50.0, abs=0.1)
+    assert rows["ITL (ms)"]["miss_percent"] == pytest.approx(0.0, abs=0.1)
+    assert rows["requests/s"]["miss_percent"] is None

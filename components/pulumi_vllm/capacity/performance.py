@@ -61,6 +61,10 @@ class GpuPerformance:
     streaming_fraction: float
     half_efficiency_matrix_mb: float
     source: str
+    overrides: tuple[tuple[str, float], ...] = ()
+    """Fitted constants this device replaces (the CPU profile's step and request costs)."""
+    vendor: str = "nvidia"
+    """``nvidia`` or ``amd`` (ROCm kernels reach a different share of the hardware: ``amd_software_factor``)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,17 @@ class Constants:
     prefill_efficiency_factor: float
     request_overhead_ms: float
     moe_bandwidth_factor: float
+    amd_software_factor: float = 1.0
+    """Share of the NVIDIA-fitted efficiency vLLM's ROCm kernels reach on AMD GPUs (weights, KV cache, compute)."""
+    int4_moe_factor: float = 1.0
+    """Share of the bandwidth efficiency 4-bit (AWQ/GPTQ) fused-MoE kernels reach against 16- and 8-bit ones."""
+    ttft_decode_steps: float = 0.0
+    """Decode steps a first token waits for beyond its prefill (the step it is scheduled in, output processing)."""
+    moe_layer_overhead_us: float = 0.0
+    """Fixed cost of one mixture-of-experts layer per step (routing, top-k, the grouped kernel's launches)."""
+    closed_loop_burst: float = 0.0
+    """Share of a closed loop's clients whose prompts arrive together (clients that finished in the same step
+    send their next request at once), prefilled in the same steps."""
     half_efficiency_prefill_tokens: float = 256.0
     prefill_peak_fraction: float = 0.8
 
@@ -137,6 +152,8 @@ def gpu_performance(name: str) -> GpuPerformance:
             defaults["half_efficiency_matrix_mb"] * float(row["memory_bandwidth_gb_s"]) / _REFERENCE_BANDWIDTH_GB_S,
         )),
         source=str(row["source"]),
+        overrides=tuple((str(key), float(value)) for key, value in row.get("overrides", {}).items()),
+        vendor=str(row.get("vendor", "nvidia")),
     )
 
 
@@ -253,6 +270,7 @@ class _Model:
     expert_bytes: float
     """Bytes of all routed experts, per GPU (0 for dense models)."""
     expert_matrix_mb: float
+    """One routed expert's weights in one layer, per GPU."""
     experts: int
     experts_per_token: int
     kv_bytes_per_token: float
@@ -261,6 +279,7 @@ class _Model:
     """FLOPs of attention per token per token of context, on one GPU."""
     compute_tflops: float
     bandwidth_gb_s: float
+    weight_dtype: str
     gpu: GpuPerformance
     tp: int
     pp: int
@@ -309,9 +328,9 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
     experts = facts.num_experts or 0
     layers = facts.num_hidden_layers
     dense_matrices = 4 * layers + 1  # qkv, o, gate_up, down per layer; the LM head
-    # vLLM's fused MoE kernel runs one grouped product over a layer's routed experts: its efficiency follows
-    # the bytes of the experts of one layer it reads (the experts_per_token of one token), not of one expert.
-    expert_matrix = routed / max(1, experts) / layers * (facts.num_experts_per_token or 0) if experts else 0.0
+    # vLLM's fused MoE kernel runs one grouped product over the experts a step touches in a layer: its
+    # efficiency follows the bytes of all those experts, not of one (see step_seconds).
+    expert_matrix = routed / max(1, experts) / layers if experts else 0.0
     q_dim = facts.num_attention_heads * facts.head_dim
     return _Model(
         layers_per_stage=layers / pp,
@@ -327,6 +346,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
         compute_tflops=_compute_tflops(gpu, dtype),
         bandwidth_gb_s=gpu.memory_bandwidth_gb_s,
+        weight_dtype=dtype,
         gpu=gpu,
         tp=tp,
         pp=pp,
@@ -352,15 +372,18 @@ def step_seconds(
     """One scheduler step of one pipeline stage: ``decode_seqs`` sequences of ``context_tokens`` average
     context each decode one token, and ``prefill_tokens`` prompt tokens (attending to about half a prompt
     each) are prefilled."""
-    bandwidth = model.bandwidth_gb_s * 1e9
+    software = constants.amd_software_factor if model.gpu.vendor == "amd" else 1.0
+    bandwidth = model.bandwidth_gb_s * 1e9 * software
     tokens = decode_seqs + prefill_tokens
     ceiling = model.gpu.streaming_fraction
     dense_share = min(ceiling, _matrix_efficiency(model, model.dense_matrix_mb) * constants.decode_bandwidth_factor)
     weights = model.dense_bytes / (bandwidth * dense_share)
     if model.experts:
         touched = 1 - (1 - model.experts_per_token / model.experts) ** max(tokens, 1.0)
-        expert_share = min(ceiling, _matrix_efficiency(model, model.expert_matrix_mb)
-                           * constants.decode_bandwidth_factor * constants.moe_bandwidth_factor)
+        int4 = constants.int4_moe_factor if model.weight_dtype == "int4" else 1.0
+        grouped_mb = model.expert_matrix_mb * max(model.experts_per_token, model.experts * touched)
+        expert_share = min(ceiling, _matrix_efficiency(model, grouped_mb)
+                           * constants.decode_bandwidth_factor * constants.moe_bandwidth_factor * int4)
         weights += model.expert_bytes * touched / (bandwidth * expert_share)
     kv_read = decode_seqs * context_tokens * model.kv_bytes_per_token / (
         bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
@@ -368,8 +391,10 @@ def step_seconds(
     flops = 2 * model.active_params / (model.tp * model.pp) * tokens
     flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_tokens * prefill_tokens / 2)
     rate = constants.prefill_peak_fraction * tokens / (tokens + constants.half_efficiency_prefill_tokens)
-    compute = flops / (model.compute_tflops * 1e12 * rate * constants.prefill_efficiency_factor)
+    compute = flops / (model.compute_tflops * 1e12 * software * rate * constants.prefill_efficiency_factor)
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
+    if model.experts:
+        overhead += constants.moe_layer_overhead_us * 1e-6 * model.layers_per_stage * model.pp
     return max(weights + kv_read, compute) + _allreduce_s(model, tokens) + overhead / model.pp
 
 
@@ -401,10 +426,13 @@ def _steady_state(
     decode_step = step
     for _ in range(200):
         decoding = max(0.0, running - 1) / pp  # the others, decoding while this prompt is prefilled
-        chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, inputs))
-        chunks = math.ceil(inputs / chunk_room)
-        prefill_step = step_seconds(model, constants, decoding, context, min(inputs, chunk_room))
-        ttft = chunks * prefill_step * pp + constants.request_overhead_ms * 1e-3
+        # Prompts prefilled together with this one: the others of a burst in a closed loop.
+        together = 1.0 + (max(0.0, clients - 1) * constants.closed_loop_burst if clients is not None else 0.0)
+        prompt_tokens = inputs * together
+        chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, prompt_tokens))
+        chunks = math.ceil(prompt_tokens / chunk_room)
+        prefill_step = step_seconds(model, constants, decoding, context, min(prompt_tokens, chunk_room))
+        ttft = (chunks * prefill_step + constants.ttft_decode_steps * step) * pp + constants.request_overhead_ms * 1e-3
         e2e = ttft + (outputs - 1) * step * pp
         if clients is not None:
             throughput = clients / e2e
@@ -444,8 +472,8 @@ def predict(
     for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "replicas"):
         if getattr(layout, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(layout, name)}")
-    constants = constants or fitted_constants()
     model = _derive(facts, layout)
+    constants = replace(constants or fitted_constants(), **dict(model.gpu.overrides))
     limit = _limit(layout, workload)
     bounded = replace(layout, max_num_seqs=limit)
     capacity = _steady_state(model, bounded, constants, workload, clients=float(limit), rate=None)

@@ -61,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{argv[0]!r} was not found: install vLLM (pip install vllm) or pass --vllm") from None
     if completed.returncode == 0:
         print(f"result: {os.path.join(args.result_dir, args.result_filename)}", file=sys.stderr)
+        if args.gpu is not None:
+            from pathlib import Path
+
+            from pulumi_vllm.cli.bench_predicted import report
+
+            return report(args, Path(args.result_dir) / args.result_filename)
     return completed.returncode
 
 
@@ -93,4 +99,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
     parser.add_argument("--vllm", default=BENCH_COMMAND[0], help="the vllm command to run (default: vllm)")
     parser.add_argument("--print", action="store_true", help="print the command instead of running it")
+    from pulumi_vllm.cli.bench_predicted import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=run)

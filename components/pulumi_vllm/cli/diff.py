@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pulumi_vllm.cli.size_objective import predicted_lines
 from pulumi_vllm.review.report import (
     EXIT_CHANGES,
     EXIT_MANDATORY_VIOLATION,
@@ -209,7 +210,7 @@ def render_side(
         documents=dict(rendered.documents),
         owners=owners(rendered),
         total_gpus=_requested_gpus(rendered),
-        capacity=capacity_lines(rendered),
+        capacity=capacity_lines(rendered) + predicted_lines(rendered),
         verdicts=policy.verdicts(rendered) if policy else None,
         topology=topology_line(rendered),
         secure_config=digests,

@@ -404,3 +404,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--price-file", default=None, help="JSON of negotiated prices, in cloud/prices.json's shape")
     group.add_argument("--write-stack", default=None, metavar="NAME",
                        help="write Pulumi.NAME.yaml for the chosen layout")
+
+
+REFERENCE_WORKLOAD = (1024, 128)
+"""Input and output tokens of the workload ``pulumi-vllm diff`` predicts each revision at."""
+
+
+def predicted_lines(rendered: Any) -> tuple[str, ...]:
+    """One line for ``pulumi-vllm diff`` beside the capacity line: what the stack's layout serves at the
+    reference workload (full-batch throughput, single-request TTFT and ITL); empty where the planner did not run
+    or the GPU has no performance figures."""
+    plan = getattr(rendered, "plan", None)
+    capacity = getattr(plan, "capacity", None)
+    facts = getattr(plan, "facts", None)
+    if plan is None or capacity is None or facts is None:
+        return ()
+    from pulumi_vllm.capacity.gpus import lookup_gpu
+
+    try:
+        gpu = lookup_gpu(capacity.gpu)
+        layout = ServingLayout(
+            capacity.gpu, tensor_parallel_size=capacity.tensor_parallel_size,
+            pipeline_parallel_size=capacity.pipeline_parallel_size, replicas=max(1, plan.config.replicas),
+            weight_dtype=capacity.weight_dtype, kv_cache_dtype=capacity.kv_cache_dtype,
+            kv_cache_tokens=capacity.kv_cache_tokens, model_id=capacity.model_id,
+            max_num_seqs=gpu.default_max_num_seqs, max_num_batched_tokens=gpu.default_max_num_batched_tokens,
+        )
+        inputs, outputs = REFERENCE_WORKLOAD
+        single = predict(facts, layout, Workload(inputs, outputs, concurrency=1))
+    except ValueError:
+        return ()
+    full_rate = single.capacity_requests_per_s
+    line = (
+        f"predicted at {inputs} in / {outputs} out: {full_rate:.2f} requests/s ({full_rate * outputs:.0f} output "
+        f"tokens/s) over {layout.replicas} replica(s) at full batch; one request TTFT {single.ttft_ms.p50:.0f} ms, "
+        f"ITL {single.itl_ms.p50:.1f} ms"
+    )
+    return (line,)
