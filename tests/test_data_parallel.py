@@ -84,15 +84,21 @@ def test_without_data_parallel_no_flag_is_rendered() -> None:
 
 
 def test_capacity_is_planned_per_rank() -> None:
-    """Each rank holds a whole copy on its tensor x pipeline GPUs: per GPU, the same plan as one copy."""
-    def capacity(data: int) -> Any:
-        config = parse_stack_config({"model": {"id": MOE}, "resources": {"gpuType": "H100-80GB"},
-                                     "parallelism": {"tensorParallelSize": 2, "dataParallelSize": data}})
+    """A dense model's rank holds a whole copy on its tensor x pipeline GPUs: per GPU, the same plan as one copy.
+    A mixture of experts' MoE layers split over every tensor x data parallel rank (vLLM's
+    FusedMoEParallelConfig.make), whole experts with expert parallelism: less weight per GPU."""
+    def capacity(model: str, data: int, expert: bool = False) -> Any:
+        config = parse_stack_config({"model": {"id": model}, "resources": {"gpuType": "H100-80GB"},
+                                     "parallelism": {"tensorParallelSize": 2, "dataParallelSize": data,
+                                                     "enableExpertParallel": expert}})
         return plan_serving(config).capacity
 
-    one, four = capacity(1), capacity(4)
+    one, four = capacity(DENSE, 1), capacity(DENSE, 4)
     assert one is not None and four is not None
     assert four.kv_cache_tokens == one.kv_cache_tokens and four.max_concurrency == one.max_concurrency
+    moe_one, moe_four, moe_ep = capacity(MOE, 1), capacity(MOE, 4), capacity(MOE, 4, True)
+    assert moe_four.weights_gib_per_gpu < moe_one.weights_gib_per_gpu
+    assert moe_ep.expert_parallel_size == 8 and moe_ep.weights_gib_per_gpu < moe_one.weights_gib_per_gpu
 
 
 def test_expert_parallel_on_a_dense_model_is_refused_with_the_reason() -> None:

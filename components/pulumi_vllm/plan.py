@@ -255,7 +255,10 @@ def _capacity(
             weight_dtype=weight_dtype,
             model_id=config.model.id,
             speculative_config=speculative_config_from_args(config.engine.extra_args),
-            # One data-parallel rank (each holds a whole copy); folded flags of engine.extraArgs.
+            # One data-parallel rank; its MoE layers split over every TP x DP rank (whole experts with EP).
+            data_parallel_size=topology.data_parallel_size,
+            enable_expert_parallel=config.parallelism.enable_expert_parallel,
+            # Folded flags of engine.extraArgs.
             max_num_seqs=folded_value(config.engine.extra_args, "max_num_seqs"),
             max_num_batched_tokens=folded_value(config.engine.extra_args, "max_num_batched_tokens"),
         )

@@ -253,6 +253,11 @@ class CapacityPlan:
     """Assumptions and warnings (estimated parameters, weights larger than the GPU...)."""
     weights_estimated: bool = False
     """Whether the weights rest on an estimate (no published parameter count, no checkpoint tensors)."""
+    data_parallel_size: int = 1
+    """Engine replicas (``--data-parallel-size``); every figure above is per GPU of one replica."""
+    expert_parallel_size: int = 1
+    """Ranks the routed experts are distributed over (tensor x data parallel with ``--enable-expert-parallel``,
+    else 1: each expert's matrices are split instead)."""
 
     def summary_line(self) -> str:
         """One line for the render summary (saying so when the weights are estimated)."""
@@ -318,6 +323,8 @@ def plan_capacity(
     max_num_batched_tokens: int | None = None,
     hybrid_kv_cache_manager: bool = True,
     speculative_config: Mapping[str, Any] | None = None,
+    data_parallel_size: int = 1,
+    enable_expert_parallel: bool = False,
 ) -> CapacityPlan:
     """Memory per GPU, KV-cache capacity and vLLM's start-up verdict for one layout.
 
@@ -330,12 +337,22 @@ def plan_capacity(
     draft's weights are added to the last stage. The weights come from
     :func:`pulumi_vllm.capacity.weights.weight_breakdown`.
 
+    ``data_parallel_size`` and ``enable_expert_parallel`` are ``--data-parallel-size`` and
+    ``--enable-expert-parallel``. vLLM's ``FusedMoEParallelConfig.make`` (vllm/model_executor/layers/fused_moe/
+    config.py) flattens the tensor x data parallel ranks for the MoE layers: without expert parallelism each
+    routed expert's matrices are split over all of them; with it each rank keeps whole experts, ``num_experts //
+    (TP x DP)`` of them and one more on the first ``num_experts % (TP x DP)`` ranks (``determine_expert_map``,
+    fused_moe/expert_map_manager.py), sized here for the fullest rank. Attention, embeddings and dense layers
+    stay split over the tensor-parallel ranks only, one copy per data-parallel replica.
+
     Raises:
         ValueError: a layout vLLM rejects (the parallelism rules' messages), a utilization outside
             (0, 1], or an unknown GPU, dtype or version.
     """
     gpu = lookup_gpu(gpu) if isinstance(gpu, str) else gpu
-    tp, pp = tensor_parallel_size, pipeline_parallel_size
+    tp, pp, dp = tensor_parallel_size, pipeline_parallel_size, data_parallel_size
+    if dp < 1:
+        raise ValueError(f"data_parallel_size must be at least 1, got {dp}")
     if not 0 < gpu_memory_utilization <= 1:
         raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}")
     broken = [f.message for f in check_parallelism(facts, tp, pp, model_id) if f.verifiable]
@@ -365,6 +382,16 @@ def plan_capacity(
         )
 
     hidden, vocab, layers = facts.hidden_size, facts.vocab_size, facts.num_hidden_layers
+    routed = facts.num_experts or 0
+    moe_ranks = tp * dp  # FusedMoEParallelConfig.flatten_tp_across_dp_and_pcp
+    expert_parallel = enable_expert_parallel and moe_ranks > 1 and routed > 1
+    expert_fraction = -(-routed // moe_ranks) / routed if expert_parallel else None
+    moe_split = 1 if expert_parallel else moe_ranks  # the fused-MoE kernel's share of each expert's width
+    if expert_parallel:
+        notes.append(
+            f"expert parallelism over {moe_ranks} ranks: {-(-routed // moe_ranks)} of {routed} routed experts on "
+            "the fullest rank; all-to-all buffers are not counted"
+        )
     act_bytes = 4 if dtype == "float32" else 2
     token_bytes = kv_cache_bytes_per_token(facts, tp, kv_cache_dtype, 1, act_bytes)
     rotary_dim = facts.qk_rope_head_dim if facts.use_mla and facts.qk_rope_head_dim else facts.head_dim
@@ -388,7 +415,8 @@ def plan_capacity(
     top_k = min(facts.num_experts_per_token or MOE_TOP_K, experts) if experts > 1 else 1
     active_width = mlp_width * top_k
     hidden_copies = FORWARD_HIDDEN_COPIES + (top_k if experts > 1 else 0)
-    forward = tokens * (hidden * hidden_copies + 3 * active_width / tp) * act_bytes
+    moe_width = active_width / moe_split if experts > 1 else active_width / tp
+    forward = tokens * (hidden * hidden_copies + 3 * moe_width) * act_bytes
     encoder_peak, encoder_cache = _encoder_profile(facts, tokens, act_bytes, tp)
     if encoder_peak:
         notes.append(
@@ -402,7 +430,9 @@ def plan_capacity(
     stages: list[StagePlan] = []
     first_layer = 0
     for index, stage_layers in enumerate(pipeline_stage_layers(layers, pp)):
-        weights = breakdown.stage_bytes(first_layer, stage_layers, index, pp, tp) + rotary_bytes
+        weights = breakdown.stage_bytes(
+            first_layer, stage_layers, index, pp, tp, moe_ranks, expert_fraction,
+        ) + rotary_bytes
         first_layer += stage_layers
         if draft is not None and index == pp - 1:
             weights += draft.bytes_per_rank(tp)
@@ -449,7 +479,8 @@ def plan_capacity(
         weights_gib_per_gpu=weights_gib, kv_cache_gib_per_gpu=tightest.kv_cache_gib,
         kv_cache_tokens=cache_tokens, max_concurrency=concurrency, fits=fits, message=message,
         max_model_len_that_fits=tightest.kv.longest_request(blocks, max_len), stages=tuple(stages), notes=tuple(notes),
-        weights_estimated=weights_estimated,
+        weights_estimated=weights_estimated, data_parallel_size=dp,
+        expert_parallel_size=moe_ranks if expert_parallel else 1,
     )
 
 

@@ -95,11 +95,23 @@ class WeightBreakdown:
         return (round_up(hidden, MXFP4_MARLIN_HIDDEN_MULTIPLE) * round_up(
             -(-width // tensor_parallel_size), MXFP4_MARLIN_INTERMEDIATE_MULTIPLE)) / (hidden * share)
 
-    def layer_bytes(self, index: int, tensor_parallel_size: int) -> float:
-        """Bytes one rank holds of decoder layer ``index``, padding included."""
+    def layer_bytes(
+        self, index: int, tensor_parallel_size: int, expert_shards: int | None = None,
+        expert_fraction: float | None = None,
+    ) -> float:
+        """Bytes one rank holds of decoder layer ``index``, padding included.
+
+        The routed experts are split over ``expert_shards`` ranks (default: the tensor-parallel ones; vLLM's
+        ``FusedMoEParallelConfig.make`` flattens tensor x data parallel ranks for the MoE layers), or, with
+        expert parallelism, kept whole: ``expert_fraction`` of them on this rank (``determine_expert_map``).
+        """
         layer = self.layers[index]
-        extra = layer.expert_bytes / tensor_parallel_size * (self.expert_pad(tensor_parallel_size) - 1)
-        return layer.per_rank(tensor_parallel_size, self.kv_heads) + extra
+        tp = tensor_parallel_size
+        rest = layer.per_rank(tp, self.kv_heads) - layer.expert_bytes / tp
+        if expert_fraction is not None:
+            return rest + layer.expert_bytes * expert_fraction * self.expert_pad(1)
+        shards = expert_shards or tp
+        return rest + layer.expert_bytes / shards * self.expert_pad(shards)
 
     @property
     def estimated(self) -> bool:
@@ -121,13 +133,17 @@ class WeightBreakdown:
 
     def stage_bytes(
         self, first_layer: int, num_layers: int, pipeline_index: int, pipeline_parallel_size: int,
-        tensor_parallel_size: int,
+        tensor_parallel_size: int, expert_shards: int | None = None, expert_fraction: float | None = None,
     ) -> float:
         """Bytes one GPU of a pipeline stage holds: its layers, the embedding and towers on the first
         stage, the LM head and final norm on the last (a tied head is a separate copy there when the
-        stages are several, as vLLM's ``ParallelLMHead`` on the last rank)."""
+        stages are several, as vLLM's ``ParallelLMHead`` on the last rank). ``expert_shards`` and
+        ``expert_fraction``: how the routed experts are spread (:meth:`layer_bytes`)."""
         tp, kv = tensor_parallel_size, self.kv_heads
-        total = sum(self.layer_bytes(index, tp) for index in range(first_layer, first_layer + num_layers))
+        total = sum(
+            self.layer_bytes(index, tp, expert_shards, expert_fraction)
+            for index in range(first_layer, first_layer + num_layers)
+        )
         if pipeline_index == 0:
             total += self.embedding.per_rank(tp, kv) + self.towers.per_rank(tp, kv)
         if pipeline_index == pipeline_parallel_size - 1:

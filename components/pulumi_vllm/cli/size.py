@@ -80,7 +80,8 @@ def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, La
     pp = args.pipeline_parallel_size or 1
     if args.gpus is not None:
         plan_topology(tp, pp, gpus_per_node=args.gpus)
-    return plan_capacity(facts, gpu, tp, pp, **common), None
+    parallel = {"data_parallel_size": args.data_parallel_size, "enable_expert_parallel": args.enable_expert_parallel}
+    return plan_capacity(facts, gpu, tp, pp, **common, **parallel), None
 
 
 def _human(plan: CapacityPlan, origin: str, how: str = "") -> list[str]:
@@ -307,8 +308,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--hf-overrides", default=None, metavar="JSON",
                         help="vLLM's --hf-overrides (e.g. a YaRN rope_parameters map): the context it derives is sized")
     parser.add_argument("--gpu-memory-utilization", type=_utilization, default=0.9)
-    parser.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", "float16", "fp8",
-                                                                      "fp8_e4m3", "fp8_e5m2"])
+    parser.add_argument("--kv-cache-dtype", default="auto", choices=capacity.KV_CACHE_DTYPES)
+    parser.add_argument("--data-parallel-size", type=_positive(int), default=1,
+                        help="engine replicas; the MoE layers split over tensor x data parallel ranks")
+    parser.add_argument("--enable-expert-parallel", action="store_true",
+                        help="whole routed experts per rank (over tensor x data parallel ranks) instead of split ones")
     parser.add_argument("--weight-dtype", default=None, help="weight precision (default: from the model)")
     parser.add_argument("--vllm-version", default=capacity.PINNED_VLLM_VERSION,
                         help=f"accounting of this vLLM release (default {capacity.PINNED_VLLM_VERSION})")
