@@ -291,3 +291,14 @@ def test_every_rendered_object_is_valid_for_its_kind(example: RenderedStack) -> 
     assert len(objects) >= 12
     for doc in objects:
         validate_object(doc)  # strict: Kubernetes' own schemas
+
+
+def test_the_render_summary_shows_both_pools(example: RenderedStack) -> None:
+    from pulumi_vllm.render.summary import summary_lines
+
+    lines = summary_lines(example)
+    assert any(line.startswith("prefill:  2 x 2 nvidia.com/gpu (tensor 2 x pipeline 1); 199,312 KV-cache tokens")
+               for line in lines)
+    assert any(line.startswith("decode:   1 x 4 nvidia.com/gpu") for line in lines)
+    assert "gpus:     8 x nvidia.com/gpu in both pools" in lines
+    assert "kv:       MultiConnector (nixl over rdma; CPU tier 64 GiB per server)" in lines

@@ -24,6 +24,8 @@ def _stack_lines(rendered: Any) -> list[str]:
         return platform
     if config.models:
         return platform + _models_lines(rendered, config)
+    if config.pools:
+        return platform + _pools_lines(rendered, config)
     topology = plan.topology
     outputs = rendered.run.outputs
     gpu_name = config.resources.gpu_resource_name
@@ -107,3 +109,40 @@ def _models_lines(rendered: Any, config: Any) -> list[str]:
     if "baseUrl" in outputs:
         lines.append(f"url:      {outputs['baseUrl']}")
     return lines
+
+
+def _pools_lines(rendered: Any, config: Any) -> list[str]:
+    """A disaggregated stack: the model, then each pool's GPUs, layout and capacity, the connector and the router."""
+    from pulumi_vllm.engine.kv_transfer import kv_transfer_config
+    from pulumi_vllm.plan import plan_serving
+    from pulumi_vllm.program import plan_notes
+
+    spec = config.disaggregation
+    gpu_name = config.resources.gpu_resource_name
+    lines = [f"model:    {config.model.id} (disaggregated: prefill and decode pools)"]
+    total = 0
+    for role, pool in config.pools.items():
+        plan = plan_serving(pool)
+        total += plan.total_gpus
+        topology = plan.topology
+        capacity = plan.capacity.summary_line().removeprefix("capacity: ") if plan.capacity else "not planned"
+        lines.append(
+            f"{role + ':':<9} {pool.replicas} x {topology.world_size} {gpu_name} (tensor {topology.tensor_parallel_size}"
+            f" x pipeline {topology.pipeline_parallel_size}"
+            + (f" x data {topology.data_parallel_size}" if topology.data_parallel_size > 1 else "")
+            + f"); {capacity}"
+        )
+    connector = (kv_transfer_config(config.pools["decode"]) or {}).get("kv_connector", "none")
+    lines += [
+        f"gpus:     {total} x {gpu_name} in both pools",
+        f"kv:       {connector} ({spec.connector} over {spec.transport}"
+        + (f"; CPU tier {config.kv_cache.cpu_gib:g} GiB per server" if config.kv_cache.cpu_gib else "") + ")",
+        f"image:    {config.engine.pinned_image}",
+    ]
+    outputs = rendered.run.outputs
+    if "baseUrl" in outputs:
+        lines.append(f"url:      {outputs['baseUrl']} (vLLM's router in P/D mode: {spec.prefill_policy} / {spec.decode_policy})")
+    for role, pool in config.pools.items():
+        lines += [f"warning:  {role} pool: {note}" for note in plan_notes(plan_serving(pool))]
+    return lines
+
