@@ -112,7 +112,9 @@ def chart_releases(result: RenderedStack) -> list[ChartRelease]:
         pinned = next((c for c in [*CHARTS.values(), EFA_DEVICE_PLUGIN] if name in (c.chart, f"{c.chart}-{c.version}.tgz")
                        or chart_input.endswith(f"/{c.chart}")), None)
         assert pinned is not None, chart_input
-        package = Path(chart_input) if chart_input.endswith(".tgz") else require_package(pinned.chart, pinned.version)
+        # Every release, the platform's and the EKS component's, takes its chart from cluster.chartSource.
+        package = Path(chart_input)
+        assert package.is_file() and package.parent == packages_dir(), f"{chart_input}: not from cluster.chartSource"
         found.append(ChartRelease(
             result.stack, str(inputs["name"]), pinned.chart, str(inputs["version"]), str(inputs["namespace"]), package,
             dict(inputs.get("values") or {}), _api_versions(result), reg.urn, tuple(reg.dependencies),
@@ -415,8 +417,10 @@ def test_the_chart_source_replaces_every_repository(source: str | None, chart: s
     assert chart_reference(CHARTS["lws"]).chart == "oci://registry.k8s.io/lws/charts/lws"
 
 
-def test_every_platform_release_comes_from_the_folder_of_packages() -> None:
-    result = rendered("gpu-platform")
+@pytest.mark.parametrize("stack", ["gpu-platform", "eks-karpenter-two-models", "eks-p5-llama-70b+efa"])
+def test_every_release_comes_from_the_folder_of_packages(stack: str) -> None:
+    # The platform's releases and the EKS component's (Karpenter, the EFA device plugin) alike.
+    result = checked(stack)
     files = dict(result.documents)
     for release in chart_releases(result):
         assert release.package == packages_dir() / f"{release.chart}-{release.version}.tgz"
@@ -476,9 +480,10 @@ def _unmirrored(documents: list[dict[str, Any]]) -> list[str]:
     return sorted({image for document in documents for image in images(document) if not image.startswith(f"{MIRROR}/")})
 
 
-@pytest.mark.parametrize("stack", ["gpu-platform", "platform-and-serving"])
+@pytest.mark.parametrize("stack", ["gpu-platform", "platform-and-serving", "eks-karpenter-two-models", "eks-p5-llama-70b+efa"])
 def test_with_an_image_registry_every_image_comes_from_it(stack: str) -> None:
-    result = rendered(stack, cluster__imageRegistry=MIRROR)
+    base, overrides = VARIANTS.get(stack, (stack, {}))
+    result = rendered(base, **overrides, cluster__imageRegistry=MIRROR)
     releases = chart_releases(result)
     assert releases
     for release in releases:

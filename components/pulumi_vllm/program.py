@@ -96,7 +96,7 @@ def _cloud_cluster(parts: ProgramConfig, outputs: dict[str, Any]) -> pulumi.Reso
         return None
     from pulumi_vllm.clouds import cloud_cluster
 
-    created = cloud_cluster(parts.name, parts.cloud)
+    created = cloud_cluster(parts.name, parts.cloud, platform=parts.cluster)
     outputs.update({"clusterName": created.cluster_name, "clusterEndpoint": created.endpoint, "kubeconfig": created.kubeconfig})
     return pulumi.ResourceOptions(providers=[created.provider])
 

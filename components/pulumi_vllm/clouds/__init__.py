@@ -12,12 +12,16 @@ import pulumi
 
 from pulumi_vllm.config import ConfigError
 from pulumi_vllm.config.cloud import CloudSpec
+from pulumi_vllm.config.cluster import ClusterSpec
 
 _EXTRAS = {"aws": ("pulumi_aws", "pulumi-vllm[aws]"), "gcp": ("pulumi_gcp", "pulumi-vllm[gcp]")}
 
 
-def cloud_cluster(stack_name: str, spec: CloudSpec, opts: pulumi.ResourceOptions | None = None) -> Any:
-    """The :class:`~.eks.EksCluster` or :class:`~.gke.GkeCluster` of the ``cloud`` section."""
+def cloud_cluster(
+    stack_name: str, spec: CloudSpec, opts: pulumi.ResourceOptions | None = None, platform: ClusterSpec | None = None
+) -> Any:
+    """The :class:`~.eks.EksCluster` or :class:`~.gke.GkeCluster` of the ``cloud`` section (the EKS charts follow the
+    ``cluster`` section's ``chartSource`` and ``imageRegistry``)."""
     module, extra = _EXTRAS[spec.provider]
     try:
         __import__(module)
@@ -29,7 +33,7 @@ def cloud_cluster(stack_name: str, spec: CloudSpec, opts: pulumi.ResourceOptions
     if spec.provider == "aws":
         from pulumi_vllm.clouds.eks import EksCluster
 
-        return EksCluster(name, {"region": spec.region}, opts, spec=spec)
+        return EksCluster(name, {"region": spec.region}, opts, spec=spec, platform=platform)
     from pulumi_vllm.clouds.gke import GkeCluster
 
     return GkeCluster(name, {"project": spec.project or "", "region": spec.region, "node_pools": []}, opts, spec=spec)

@@ -25,7 +25,9 @@ from pulumi_vllm.cloud.karpenter import (
 )
 from pulumi_vllm.cloud.kubeconfig import kubeconfig
 from pulumi_vllm.cluster.charts import EFA_DEVICE_PLUGIN, KARPENTER
+from pulumi_vllm.cluster.values import image_values, merged
 from pulumi_vllm.config.cloud import CloudSpec, NodeGroupSpec
+from pulumi_vllm.config.cluster import ClusterSpec
 from pulumi_vllm.kubernetes.platform import _helm_release
 
 TOKEN = "pulumi-vllm:index:EksCluster"
@@ -123,13 +125,17 @@ class EksCluster(pulumi.ComponentResource):
     """The Kubernetes provider of the new cluster; pass it to the platform and the serving."""
 
     def __init__(
-        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None, spec: CloudSpec | None = None
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None, spec: CloudSpec | None = None,
+        platform: ClusterSpec | None = None,
     ) -> None:
         cloud = spec or cloud_spec(args)
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_name = cloud.cluster_name or name
         self._spec = cloud
+        # The charts installed here follow the platform's mirrors (cluster.chartSource, cluster.imageRegistry).
+        self._chart_source = platform.chart_source if platform else None
+        self._image_registry = platform.image_registry if platform else None
         private_subnets = self._network(name, cloud, cluster_name, child)
         cluster_role = _role(f"{name}-cluster-role", "eks.amazonaws.com", ["AmazonEKSClusterPolicy"], child)
         self._node_role = _role(f"{name}-node-role", "ec2.amazonaws.com", list(_NODE_POLICIES), child)
@@ -197,9 +203,10 @@ class EksCluster(pulumi.ComponentResource):
         if any(group.efa for group in cloud.node_groups):
             _helm_release(
                 f"{name}-efa-device-plugin", EFA_DEVICE_PLUGIN,
-                {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                 "nodeSelector": {"vpc.amazonaws.com/efa.present": "true"}},
-                in_cluster,
+                merged({"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                        "nodeSelector": {"vpc.amazonaws.com/efa.present": "true"}},
+                       image_values(EFA_DEVICE_PLUGIN, self._image_registry)),
+                in_cluster, self._chart_source,
             )
         if cloud.karpenter is not None:
             self._karpenter(name, cloud, cluster, security_group, in_cluster)
@@ -352,8 +359,10 @@ class EksCluster(pulumi.ComponentResource):
                           value=cluster.name, opts=child)
         cluster_name = cloud.cluster_name or name
         release = _helm_release(
-            f"{name}-karpenter", KARPENTER, karpenter_values(cluster_name),
+            f"{name}-karpenter", KARPENTER,
+            merged(karpenter_values(cluster_name), image_values(KARPENTER, self._image_registry)),
             pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[identity, access, tag])),
+            self._chart_source,
         )
         after_chart = pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[release]))
         for pool in cloud.karpenter.node_pools:
