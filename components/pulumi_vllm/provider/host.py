@@ -50,6 +50,10 @@ PYTHON_ONLY: dict[str, str] = {
     "DockerVllmServer": "its Args take a StackConfig or a mapping (a union); the Docker target is chosen in the "
     "stack file (target: docker)",
     "DockerRayCluster": "its Args are DockerVllmServer's (a union of StackConfig and a mapping)",
+    "PdRouter": "its Args carry a disaggregated stack's validated StackConfig with its two pools (a pydantic model); "
+    "the stack program creates it with the pools (disaggregation in the stack file)",
+    "EndpointPicker": "VllmRouter creates it for each InferencePool from the validated router section "
+    "(router.gateway.deployEndpointPicker)",
 }
 """The components kept out of the package, with the reason: building blocks that :class:`VllmServing` (or the
 Docker target) creates from the validated plan. Other languages reach each of them through ``VllmServing``'s
