@@ -35,6 +35,13 @@ SAMPLER_LOGIT_COPIES_BEFORE_0_17 = 9.59
 # token next to the MLP's gate/up/down intermediates (CodeLlama-7B 0.77 GiB, Llama-3.1-8B first
 # pipeline stages 1.05-1.10 GiB, Mixtral TP2 1.21 GiB, same v0.19 report).
 FORWARD_HIDDEN_COPIES = 6
+# The V0 engine ran the profiling batch eagerly (no torch.compile): at the MLP's peak the input, residual and
+# normed hidden states (3 hidden-size activations) sit beside gate_up's output (2 x width) and the activation's
+# (1 x width), the "3 x width" every era counts. Fitted: 3.07 from the RTX 3090 V0 log of 20000 tokens
+# (activation 2.07 GiB, vllm-project/vllm#10517; bench/references.py marks it fitted), rounded to that count.
+V0_FORWARD_HIDDEN_COPIES = 3
+# Fitted: the V0 worker's non-torch memory on one GPU, "non_torch_memory" 0.35 GiB in the same log.
+V0_SINGLE_GPU_NON_TORCH_GIB = 0.35
 MOE_TOP_K = 2
 """Experts per token assumed for mixture-of-experts activations (ModelFacts has no router top-k;
 2 is Mixtral's). The fused-MoE kernel also keeps top-k hidden-size buffers per token."""
@@ -77,6 +84,8 @@ class Accounting:
     """Whether the CUDA-graph estimate is taken out of the requested memory."""
     wording: str
     """vLLM's error wording: ``v0`` (V0 engine), ``v1`` (0.8+), ``v1-cpu`` (0.22+, see below)."""
+    forward_hidden_copies: float = FORWARD_HIDDEN_COPIES
+    """Hidden-size activations per token at the forward pass's peak (see FORWARD_HIDDEN_COPIES)."""
 
 
 # Release ranges: the V0 engine's wording before 0.8 (V1 became the default there); the dummy
@@ -84,7 +93,8 @@ class Accounting:
 # 0.15-0.18 in the llm-d-planner report); the CUDA-graph estimate sits inside the budget from 0.21;
 # the errors were reworded by vllm-project/vllm#42479 (merged 2026-05-13, so from 0.22 on).
 _ACCOUNTING = (
-    Accounting((0, 0, 0), SAMPLER_LOGIT_COPIES_BEFORE_0_17, 0.13, 0.48, False, "v0"),
+    Accounting((0, 0, 0), SAMPLER_LOGIT_COPIES_BEFORE_0_17, V0_SINGLE_GPU_NON_TORCH_GIB, 0.48, False, "v0",
+               V0_FORWARD_HIDDEN_COPIES),
     Accounting((0, 8, 0), SAMPLER_LOGIT_COPIES_BEFORE_0_17, 0.13, 0.48, False, "v1"),
     Accounting((0, 17, 0), SAMPLER_LOGIT_COPIES_FROM_0_17, 0.13, 2.01, False, "v1"),
     Accounting((0, 18, 0), SAMPLER_LOGIT_COPIES_FROM_0_17, 0.25, 2.01, False, "v1"),

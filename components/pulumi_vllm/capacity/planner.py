@@ -414,7 +414,7 @@ def plan_capacity(
     # allocates its intermediate caches as tokens x top_k x width: the model's own router top-k.
     top_k = min(facts.num_experts_per_token or MOE_TOP_K, experts) if experts > 1 else 1
     active_width = mlp_width * top_k
-    hidden_copies = FORWARD_HIDDEN_COPIES + (top_k if experts > 1 else 0)
+    hidden_copies = era.forward_hidden_copies + (top_k if experts > 1 else 0)
     moe_width = active_width / moe_split if experts > 1 else active_width / tp
     forward = tokens * (hidden * hidden_copies + 3 * moe_width) * act_bytes
     encoder_peak, encoder_cache = _encoder_profile(facts, tokens, act_bytes, tp)
