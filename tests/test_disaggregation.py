@@ -302,3 +302,19 @@ def test_the_render_summary_shows_both_pools(example: RenderedStack) -> None:
     assert any(line.startswith("decode:   1 x 4 nvidia.com/gpu") for line in lines)
     assert "gpus:     8 x nvidia.com/gpu in both pools" in lines
     assert "kv:       MultiConnector (nixl over rdma; CPU tier 64 GiB per server)" in lines
+
+
+def test_efa_pods_request_the_adapter_and_nixl_uses_libfabric() -> None:
+    from vllm.config.kv_transfer import KVTransferConfig
+
+    rendered = render_config(_with(disaggregation={**BASE["disaggregation"], "transport": "efa", "efaResourceCount": 4}))
+    container = _container(rendered, "pd-prefill")
+    value = json.loads(_flag(container["args"], "--kv-transfer-config"))
+    assert KVTransferConfig(**value).get_from_extra_config("backends", None) == ["LIBFABRIC"]
+    assert container["resources"]["limits"]["vpc.amazonaws.com/efa"] == "4"
+    assert not any(item["name"] == "UCX_TLS" for item in container["env"])
+
+
+def test_the_gateway_options_are_refused_with_disaggregation() -> None:
+    with pytest.raises(ConfigError, match="router.gateway: not accepted with disaggregation"):
+        render_config(_with(router={"gateway": {"inferencePools": True, "deployEndpointPicker": True}}))
