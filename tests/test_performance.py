@@ -31,15 +31,20 @@ def facts(model: str):
 
 
 def test_dense_decode_step_by_hand() -> None:
-    """Llama 3.1 8B, one H100, one sequence of no context: 16.06 GB of bf16 weights over 129 matrices of
-    124.5 MB, each read at 0.90 x 124.5 / (124.5 + 45) of 3.35 TB/s."""
-    model = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
-    weights = 8.03e9 * 2
+    """Llama 3.1 8B, one H100, one sequence of no context: the 8.03B parameters less the embedding (one row is
+    gathered, not read), 15.0 GB of bf16, over 129 matrices of about 116 MB, each read at
+    0.90 x 116 / (116 + 45) of 3.35 TB/s."""
+    from pulumi_vllm.capacity.weights import active_weight_bytes_per_token
+
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    model = performance._derive(llama, ServingLayout("H100"))
+    weights = active_weight_bytes_per_token(llama, "bfloat16")
+    assert weights == pytest.approx((8.03e9 - 128256 * 4096) * 2, rel=0.01)
     matrix_mb = weights / 129 / 1e6
     share = 0.90 * matrix_mb / (matrix_mb + 45)
     expected = weights / (3350e9 * share)
     assert performance.step_seconds(model, NEUTRAL, 1, 0, 0) == pytest.approx(expected, rel=1e-6)
-    assert expected == pytest.approx(7.25e-3, rel=0.01)
+    assert expected == pytest.approx(6.9e-3, rel=0.02)
 
 
 def test_moe_active_parameters_by_hand() -> None:
@@ -104,7 +109,7 @@ def test_published_measurements_held_out_stay_within_reported_error() -> None:
     held = overall["held-out"]
     assert held["throughput"]["median"] <= 0.10  # 2% when the constants were fitted
     assert held["itl"]["median"] <= 0.10  # 1%
-    assert held["ttft"]["median"] <= 0.60  # 40%: the weakest part of the model
+    assert held["ttft"]["median"] <= 0.45  # 29%: the weakest part of the model
 
 
 def test_fit_never_reads_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:

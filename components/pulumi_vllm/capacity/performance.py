@@ -15,9 +15,9 @@ The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and 
 are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
 against them are in ``bench/performance_references.py`` and ``bench/performance_bench.py``.
 
-Active parameters of a mixture-of-experts model are estimated here from :class:`ModelFacts` (embeddings and
-attention always, routed experts by ``num_experts_per_token / num_experts``); ``capacity.weights`` counting
-weights as loaded was not yet in the repository when the constants were fitted.
+The bytes a step reads come from ``capacity.weights`` (weights as vLLM loads them: what every token reads,
+and the routed experts, of which ``num_experts_per_token / num_experts`` per token); :func:`active_parameters`
+estimates them from :class:`ModelFacts` alone where that breakdown is not available.
 """
 
 from __future__ import annotations
@@ -318,12 +318,36 @@ def _compute_tflops(gpu: GpuPerformance, weight_dtype: str) -> float:
     return gpu.bf16_tflops
 
 
+def weight_split(facts: ModelFacts, weight_dtype: str) -> tuple[float, float, float]:
+    """``(bytes every step reads, bytes of all routed experts, active parameters per token)`` of one model copy.
+
+    From :func:`pulumi_vllm.capacity.weights.weight_breakdown` (weights as vLLM loads them: shared experts,
+    dense layers, MLA ranks, padding) where it knows the model; else from :func:`active_parameters`.
+    """
+    per_weight = WEIGHT_BYTES[weight_dtype]
+    try:
+        from pulumi_vllm.capacity.weights import active_weight_bytes_per_token, weight_breakdown
+
+        breakdown = weight_breakdown(facts, weight_dtype)
+        routed = sum(layer.expert_bytes for layer in breakdown.layers) * breakdown.expert_pad(1)
+        active_bytes = active_weight_bytes_per_token(facts, weight_dtype)
+    except (ImportError, AttributeError, ValueError, KeyError):
+        always, routed_params, active = active_parameters(facts)
+        return always * per_weight, routed_params * per_weight, active
+    if not facts.num_experts or not facts.num_experts_per_token:
+        return active_bytes, 0.0, active_bytes / per_weight
+    picked = min(facts.num_experts_per_token, facts.num_experts) / facts.num_experts
+    always_bytes = max(0.0, active_bytes - routed * picked)
+    return always_bytes, routed, active_bytes / per_weight
+
+
 def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
     gpu = gpu_performance(layout.gpu)
     dtype = resolve_weight_dtype(facts, layout.weight_dtype, layout.model_id)
     per_weight = WEIGHT_BYTES[dtype]
     tp, pp = layout.tensor_parallel_size, layout.pipeline_parallel_size
-    always, routed, active = active_parameters(facts)
+    always_bytes, routed_bytes, active = weight_split(facts, dtype)
+    always, routed = always_bytes / per_weight, routed_bytes / per_weight
     kv = kv_cache_bytes_per_token(facts, tp, layout.kv_cache_dtype) / pp
     experts = facts.num_experts or 0
     layers = facts.num_hidden_layers
