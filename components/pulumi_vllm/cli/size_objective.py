@@ -34,6 +34,8 @@ from pulumi_vllm.models.facts import ModelFacts
 PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud" / "prices.json"
 STALE_AFTER_DAYS = 180
 MAX_REPLICAS = 512
+SHOWN = 25
+"""Candidates the table prints (cheapest first); ``--json`` has them all."""
 NO_FEASIBLE_LAYOUT = 1
 
 
@@ -218,7 +220,6 @@ def search(
             if not plan.fits:
                 continue
             candidates.append(_weigh(facts, model_id, instance, tp, objective, prices, plan.kv_cache_tokens))
-            break  # the smallest tensor-parallel size that fits; larger ones cost more GPUs per replica
     candidates.sort(key=lambda c: (not c.meets_objective, c.usd_per_hour is None, c.usd_per_hour or 0.0, c.nodes))
     chosen = next((index for index, c in enumerate(candidates) if c.meets_objective and c.usd_per_hour is not None),
                   None)
@@ -320,8 +321,10 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
               + (f", ITL p90 <= {objective.itl_p90_ms:g} ms" if objective.itl_p90_ms else "")
               + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else ""))
         print("  instance           gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
-        for index, candidate in enumerate(candidates):
+        for index, candidate in enumerate(candidates[:SHOWN]):
             print(_row(index, candidate, chosen))
+        if len(candidates) > SHOWN:
+            print(f"  ... {len(candidates) - SHOWN} more (--json lists every candidate)")
         if best is not None:
             print(f"chosen:       {best.nodes} x {best.instance.name} ({best.replicas} replica(s) of tensor parallel "
                   f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}; binding: {binding}")
