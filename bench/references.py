@@ -342,13 +342,17 @@ NEW_LOGS: tuple[Reference, ...] = (
               gpu_memory_utilization=0.9, source="https://github.com/vllm-project/recipes/pull/12", kv_cache_gib=48.66,
               fits=False, family="fp8-moe", gpu="H20", gpu_total_gib=None,
               notes="'(62.00 GiB KV cache is needed ...) the estimated maximum model length is 205728'",
-              unsized="data parallel 8 with expert parallelism: the planner models tensor and pipeline parallelism only"),
+              unsized="data parallel 8 with expert parallelism: plan_capacity sizes it (data_parallel_size, "
+                      "enable_expert_parallel) but a reference carries no data-parallel size; the log prints no "
+                      "GPU total and its figures fit the 141 GB H20 rather than the catalog's 96 GB one"),
     Reference("Qwen3-Coder-480B-FP8 8x H20 DP8+EP util 0.95", "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8",
               vllm_version="0.10.1", tensor_parallel_size=1, pipeline_parallel_size=1, max_model_len=262144,
               gpu_memory_utilization=0.95, source="https://github.com/vllm-project/recipes/pull/12", kv_cache_gib=55.65,
               fits=False, family="fp8-moe", gpu="H20", gpu_total_gib=None,
               notes="'the estimated maximum model length is 235296'",
-              unsized="data parallel 8 with expert parallelism: the planner models tensor and pipeline parallelism only"),
+              unsized="data parallel 8 with expert parallelism: plan_capacity sizes it (data_parallel_size, "
+                      "enable_expert_parallel) but a reference carries no data-parallel size; the log prints no "
+                      "GPU total and its figures fit the 141 GB H20 rather than the catalog's 96 GB one"),
     Reference("Qwen2.5-VL-72B 4x A100 40GB TP4", "Qwen/Qwen2.5-VL-72B-Instruct", vllm_version="0.8.3",
               tensor_parallel_size=4, pipeline_parallel_size=1, max_model_len=8192, gpu_memory_utilization=0.95,
               source="https://github.com/vllm-project/vllm/issues/16570", fits=False, family="vision",
