@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulumi_vllm.capacity.disaggregation import disaggregation_notes, size_pools
 from pulumi_vllm.capacity.planner import kv_cache_bytes_per_token
@@ -219,6 +221,8 @@ def test_lmcache_pools_produce_and_consume() -> None:
     (_with(disaggregation={**BASE["disaggregation"], "inputTokens": 8000}),
      "inputTokens and outputTokens describe the workload together"),
     ({"model": {"id": "Qwen/Qwen3-8B"}, "kvCache": {"disk": {"sizeGib": 10}}}, "set cpuGib as well"),
+    ({"model": {"id": "Qwen/Qwen3-8B"}, "disaggregation": {"prefill": {"replicas": 2}}},
+     "pulumi-vllm:disaggregation.prefill: replicas 2 cannot share a ReadWriteOnce model cache across nodes"),
     (_with(router={"extraArgs": ["--decode-policy", "random"]}),
      "pulumi-vllm:router.extraArgs: '--decode-policy' is set by the P/D router command itself"),
 ])
@@ -318,3 +322,29 @@ def test_efa_pods_request_the_adapter_and_nixl_uses_libfabric() -> None:
 def test_the_gateway_options_are_refused_with_disaggregation() -> None:
     with pytest.raises(ConfigError, match="router.gateway: not accepted with disaggregation"):
         render_config(_with(router={"gateway": {"inferencePools": True, "deployEndpointPicker": True}}))
+
+
+_POOL_VALUE = st.one_of(st.integers(-1, 9), st.booleans(), st.text(max_size=4), st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool=st.dictionaries(st.sampled_from(["replicas", "tensorParallelSize", "dataParallelSize", "gpuType",
+                                             "enableExpertParallel", "extraArgs", "bogus"]), _POOL_VALUE, max_size=4),
+       transport=st.sampled_from(["tcp", "rdma", "efa", "udp"]))
+def test_any_pool_parses_or_fails_naming_a_key(pool: dict[str, Any], transport: str) -> None:
+    raw = {"model": {"id": "Qwen/Qwen3-8B"}, "cache": {"accessMode": "ReadWriteMany"},
+           "disaggregation": {"transport": transport, "prefill": pool}}
+    try:
+        config = parse_stack_config(raw)
+    except ConfigError as error:
+        lines = str(error).splitlines()
+        body = lines[1:] if lines[0].startswith("invalid stack configuration") else lines
+        assert all(line.strip().startswith("pulumi-vllm:") for line in body if line.startswith("  pulumi"))
+        assert body and body[0].strip().startswith("pulumi-vllm:")
+        return
+    prefill = config.pools["prefill"]
+    assert prefill.name == "vllm-prefill" and prefill.pool_role == "prefill"
+    if "replicas" in pool:
+        assert prefill.replicas == pool["replicas"]
+    if "tensorParallelSize" in pool and pool["tensorParallelSize"] is not None:
+        assert prefill.parallelism.tensor_parallel_size == int(pool["tensorParallelSize"])

@@ -215,7 +215,8 @@ def _relabel(message: str, role: str, pool: Mapping[str, Any]) -> list[str]:
         line = line.strip()
         match = _LINE.match(line)
         if match is None:
-            lines.append(f"{PROJECT}:{DISAGGREGATION_KEY}.{role}: {line}")
+            # A rule over the whole pool (pydantic names no key): say which pool.
+            lines.append(f"{PROJECT}:{DISAGGREGATION_KEY}.{role}: {line.removeprefix(f'{PROJECT}: ')}")
             continue
         key, text = match.groups()
         pool_key = reverse.get(key)
