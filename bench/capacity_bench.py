@@ -413,7 +413,7 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
         "for tools and `--markdown` prints this section. A reference is *fitted* when a constant of "
         "`capacity/accounting.py` was computed from it and *held-out* otherwise; the split is fixed in the "
         "references' docstring (new logs alternate between a pool that may be fitted on and one that never "
-        "is; none has been fitted on yet). Figures are absolute relative errors of the KV cache (tokens where "
+        "is; a reference fitted on says so in its notes). Figures are absolute relative errors of the KV cache (tokens where "
         "the log gives them, else GiB): count · median · worst.",
         "",
         "| | fitted | held-out |",
@@ -449,10 +449,11 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
     out += [
         "",
         ("A release marked `*` is not printed in its log; it is the first release of the accounting era the "
-         "log's format and date place it in. Not covered: " + not_covered(rows) + ". Data and expert "
-         "parallelism, GPUs of different sizes in one pipeline, speculative decoding and CPU offloading are "
-         "outside the planner, and a failure after the KV cache is sized (CUDA-graph capture before 0.21, "
-         "out of memory while loading) is not predicted."),
+         "log's format and date place it in. Not covered: " + not_covered(rows) + ". No reference checks "
+         "data or expert parallelism yet (the planner sizes them from vLLM's MoE layout); GPUs of different sizes "
+         "in one pipeline, speculative decoding, KV connectors and CPU offloading are outside the planner, and a "
+         "failure after the KV cache is sized (CUDA-graph capture before 0.21, out of memory while loading) is not "
+         "predicted."),
     ]
     return "\n".join(out) + "\n"
 
