@@ -73,6 +73,8 @@ def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, La
         "model_id": args.model,
     }
     layout_given = args.tensor_parallel_size is not None or args.pipeline_parallel_size is not None
+    # The suggestion searches tensor x pipeline layouts of one replica; data or expert parallel sizes one as given.
+    layout_given = layout_given or args.data_parallel_size > 1 or args.enable_expert_parallel
     if args.gpus is not None and not layout_given:
         advice = advise_layout(facts, gpu, args.gpus, min_concurrency=args.min_concurrency, **common)
         return advice.plan, advice
