@@ -118,9 +118,11 @@ _BOUNDS = {
     "moe_bandwidth_factor": (0.05, 1.5),
     "amd_software_factor": (0.2, 1.2),
     "int4_moe_factor": (0.05, 1.2),
-    "ttft_decode_steps": (0.0, 4.0),
+    "ttft_decode_steps": (0.0, 6.0),
     "moe_layer_overhead_us": (0.0, 400.0),
     "closed_loop_burst": (0.0, 1.0),
+    "moe_half_tokens_per_expert": (0.0, 64.0),
+    "moe_compute_factor": (0.05, 4.0),
 }
 
 

@@ -83,12 +83,21 @@ class Constants:
     int4_moe_factor: float = 1.0
     """Share of the bandwidth efficiency 4-bit (AWQ/GPTQ) fused-MoE kernels reach against 16- and 8-bit ones."""
     ttft_decode_steps: float = 0.0
-    """Decode steps a first token waits for beyond its prefill (the step it is scheduled in, output processing)."""
+    """Decode steps a prompt that arrives while other sequences decode waits for before it is scheduled (the step
+    in flight, its output processing); an idle engine schedules it at once."""
     moe_layer_overhead_us: float = 0.0
     """Fixed cost of one mixture-of-experts layer per step (routing, top-k, the grouped kernel's launches)."""
     closed_loop_burst: float = 0.0
     """Share of a closed loop's clients whose prompts arrive together (clients that finished in the same step
     send their next request at once), prefilled in the same steps."""
+    moe_compute_factor: float = 1.0
+    """The fused-MoE kernel's rate on a prompt chunk's expert products against a dense GEMM with as many rows
+    as each expert gets (above 1: it does better than that curve)."""
+    moe_half_tokens_per_expert: float = 0.0
+    """Tokens per touched expert at which the fused-MoE kernel recovers half of what it loses against the dense
+    efficiency with one token per expert (``moe_bandwidth_factor``, ``int4_moe_factor``): a prompt chunk gives every
+    expert several tokens and reads them at nearly the dense rate, a decode step gives each one token. 0: the
+    loss applies whatever the tokens."""
     half_efficiency_prefill_tokens: float = 256.0
     prefill_peak_fraction: float = 0.8
 
@@ -273,6 +282,8 @@ class _Model:
     """One routed expert's weights in one layer, per GPU."""
     experts: int
     experts_per_token: int
+    expert_active_params: float
+    """Routed-expert parameters one token multiplies (``active_params`` less the always-read ones)."""
     kv_bytes_per_token: float
     """KV-cache bytes of one token of context on one GPU (its layers and heads)."""
     attention_flops_per_token_context: float
@@ -366,6 +377,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         expert_matrix_mb=expert_matrix * per_weight / tp / 1e6,
         experts=experts,
         experts_per_token=facts.num_experts_per_token or 0,
+        expert_active_params=max(0.0, active - always) if experts else 0.0,
         kv_bytes_per_token=kv,
         attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
         compute_tflops=_compute_tflops(gpu, dtype),
@@ -402,20 +414,34 @@ def step_seconds(
     ceiling = model.gpu.streaming_fraction
     dense_share = min(ceiling, _matrix_efficiency(model, model.dense_matrix_mb) * constants.decode_bandwidth_factor)
     weights = model.dense_bytes / (bandwidth * dense_share)
+    per_expert = 0.0
     if model.experts:
         touched = 1 - (1 - model.experts_per_token / model.experts) ** max(tokens, 1.0)
         int4 = constants.int4_moe_factor if model.weight_dtype == "int4" else 1.0
-        grouped_mb = model.expert_matrix_mb * max(model.experts_per_token, model.experts * touched)
-        expert_share = min(ceiling, _matrix_efficiency(model, grouped_mb)
-                           * constants.decode_bandwidth_factor * constants.moe_bandwidth_factor * int4)
+        touched_experts = max(model.experts_per_token, model.experts * touched)
+        grouped_mb = model.expert_matrix_mb * touched_experts
+        # Tokens each touched expert multiplies: 1 for a lone decode, many for a prompt chunk.
+        per_expert = max(1.0, tokens) * model.experts_per_token / touched_experts
+        kernel = constants.moe_bandwidth_factor * int4
+        if constants.moe_half_tokens_per_expert > 0:
+            grown = (per_expert - 1) / (per_expert - 1 + constants.moe_half_tokens_per_expert)
+            kernel += (1 - kernel) * grown
+        expert_share = min(ceiling, _matrix_efficiency(model, grouped_mb) * constants.decode_bandwidth_factor * kernel)
         weights += model.expert_bytes * touched / (bandwidth * expert_share)
     kv_read = decode_seqs * context_tokens * model.kv_bytes_per_token / (
         bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
     )
-    flops = 2 * model.active_params / (model.tp * model.pp) * tokens
+    peak = model.compute_tflops * 1e12 * software * constants.prefill_efficiency_factor
+    half = constants.half_efficiency_prefill_tokens
+    flops = 2 * (model.active_params - model.expert_active_params) / (model.tp * model.pp) * tokens
     flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_tokens * prefill_tokens / 2)
-    rate = constants.prefill_peak_fraction * tokens / (tokens + constants.half_efficiency_prefill_tokens)
-    compute = flops / (model.compute_tflops * 1e12 * software * rate * constants.prefill_efficiency_factor)
+    compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half))
+    if model.experts and prefill_tokens > 0:
+        # A prompt chunk's expert products are one grouped GEMM per expert of ``per_expert`` rows: their rate
+        # follows the rows per expert, not the chunk's tokens (a decode token's are bandwidth-bound: weights).
+        expert_flops = 2 * model.expert_active_params / (model.tp * model.pp) * tokens
+        expert_rate = constants.prefill_peak_fraction * per_expert / (per_expert + half) * constants.moe_compute_factor
+        compute += expert_flops / (peak * min(constants.prefill_peak_fraction, expert_rate))
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
     if model.experts:
         overhead += constants.moe_layer_overhead_us * 1e-6 * model.layers_per_stage * model.pp
@@ -456,7 +482,11 @@ def _steady_state(
         chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, prompt_tokens))
         chunks = math.ceil(prompt_tokens / chunk_room)
         prefill_step = step_seconds(model, constants, decoding, context, min(prompt_tokens, chunk_room))
-        ttft = (chunks * prefill_step + constants.ttft_decode_steps * step) * pp + constants.request_overhead_ms * 1e-3
+        # A prompt that arrives while others decode waits for the step in flight (and the engine's output
+        # processing of it) before it is scheduled; an idle engine takes it at once.
+        busy = min(1.0, decoding * pp)
+        ttft = (chunks * prefill_step + constants.ttft_decode_steps * busy * step) * pp
+        ttft += constants.request_overhead_ms * 1e-3
         e2e = ttft + (outputs - 1) * step * pp
         if clients is not None:
             throughput = clients / e2e
