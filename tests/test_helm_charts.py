@@ -519,22 +519,23 @@ def test_the_eks_charts_images_come_from_the_mirror_with_their_image_values(char
 def test_the_charts_need_no_network_when_the_shared_folder_is_missing_under_ci(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import helm_charts
-    import schemas
-
-    monkeypatch.setattr(schemas, "SHARED_DIR", tmp_path / "shared")
-    monkeypatch.setattr(schemas, "CACHE_DIR", tmp_path / "cache")
+    # Patch the modules the functions imported above live in: `pulumi-vllm diff` tests forget the modules
+    # under the repository, so a fresh `import schemas` or `import helm_charts` here could be a new module.
+    helm_globals = require_package.__globals__
+    schema_globals = helm_globals["require_schema"].__globals__
+    monkeypatch.setitem(schema_globals, "SHARED_DIR", tmp_path / "shared")
+    monkeypatch.setitem(schema_globals, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.delenv("PULUMI_VLLM_SCHEMAS", raising=False)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="schema missing: charts/packages/lws-0.10.0.tgz is in none of"):
         require_package("lws", "0.10.0")
     monkeypatch.setenv("PULUMI_VLLM_CACHE", str(tmp_path / "no-cache"))
-    helm_charts.helm_binaries.cache_clear()
+    helm_globals["helm_binaries"].cache_clear()
     try:
         with pytest.raises(pytest.fail.Exception, match="helm missing: helm and kubectl are not in .*; run `make helm`"):
             require_helm()
     finally:
-        helm_charts.helm_binaries.cache_clear()
+        helm_globals["helm_binaries"].cache_clear()
 
 
 # 6. docs/platform.md lists what each release renders
