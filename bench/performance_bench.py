@@ -3,7 +3,7 @@
 Run: ``PYTHONPATH=components python bench/performance_bench.py``. Prints, per measurement of
 bench/performance_references.py, the predicted and measured output tokens/s, TTFT and ITL with the relative
 errors; then the median and worst error of each quantity per GPU type and per model family, split into fitted
-and held-out rows. ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
+and held-out rows, and over the held-out rows whose source has no fitted row ("held-out by source"). ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
 ``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
 prints them for capacity/gpu_performance.json.
 """
@@ -42,6 +42,7 @@ class Row:
     gpu: str
     family: str
     held_out: bool
+    source: str
     measured: dict[str, float | None]
     predicted: dict[str, float]
     error: dict[str, float | None]
@@ -66,7 +67,7 @@ def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     itl = getattr(prediction.itl_ms, statistic)
     predicted = {"throughput": prediction.output_tokens_per_s, "ttft": ttft, "itl": itl}
     measured = {"throughput": row.output_tokens_per_s, "ttft": row.ttft_ms, "itl": row.itl_ms}
-    return Row(row.key, row.gpu, row.family, row.held_out, measured, predicted,
+    return Row(row.key, row.gpu, row.family, row.held_out, row.source, measured, predicted,
                {quantity: _error(predicted[quantity], measured[quantity]) for quantity in QUANTITIES})
 
 
@@ -75,16 +76,31 @@ def evaluate_all(constants: Constants | None = None) -> list[Row]:
     return [evaluate(row, constants) for row in REFERENCES]
 
 
+SPLITS = ("fitted", "held-out", "held-out by source")
+"""``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses)."""
+
+
+def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
+    if split == "fitted":
+        return not row.held_out
+    if split == "held-out":
+        return row.held_out
+    return row.held_out and row.source not in fitted_sources
+
+
 def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
-    """Median and worst absolute error of each quantity per ``group`` value (gpu or family), fitted vs held out."""
+    """Median and worst absolute error of each quantity per ``group`` value (gpu or family): fitted, held out,
+    and held out from sources with no fitted row."""
     out: list[dict[str, object]] = []
+    fitted_sources = {row.source for row in rows if not row.held_out}
     keys = sorted({getattr(row, group) for row in rows}) + ["all"]
     for key in keys:
-        for held in (False, True):
-            chosen = [row for row in rows if (key == "all" or getattr(row, group) == key) and row.held_out == held]
-            if not chosen:
+        for split in SPLITS:
+            chosen = [row for row in rows
+                      if (key == "all" or getattr(row, group) == key) and _split_of(row, fitted_sources, split)]
+            if not chosen or (split == "held-out by source" and key != "all"):
                 continue
-            entry: dict[str, object] = {group: key, "split": "held-out" if held else "fitted", "n": len(chosen)}
+            entry: dict[str, object] = {group: key, "split": split, "n": len(chosen)}
             for quantity in QUANTITIES:
                 errors = [abs(e) for row in chosen if (e := row.error[quantity]) is not None]
                 entry[quantity] = (
@@ -183,7 +199,7 @@ def _summary_lines(rows: list[Row], markdown: bool) -> list[str]:
             if markdown:
                 lines.append(f"| {entry[group]} | {entry['split']} | {entry['n']} | " + " | ".join(cells) + " |")
             else:
-                lines.append(f"  {entry[group]!s:14} {entry['split']:9} n={entry['n']!s:3} "
+                lines.append(f"  {entry[group]!s:14} {entry['split']:18} n={entry['n']!s:3} "
                              f"throughput {cells[0]:22} TTFT {cells[1]:22} ITL {cells[2]}")
         if markdown:
             lines.append("")

@@ -6,12 +6,15 @@ dtype), the workload (input and output tokens per request, and a closed-loop con
 output tokens/s over the run, TTFT and ITL in milliseconds with the statistic the source reports.
 
 The split is fixed here, not drawn at run time: ``held_out=True`` rows are never used to fit the constants
-(``bench/performance_bench.py --fit`` reads only the others), and were chosen before fitting so that every GPU
-type and model family with more than one row has at least one held-out row.
+(``bench/performance_bench.py --fit`` reads only the others). The rule: within a source that has fitted rows,
+at least one row of every GPU type and model family with more than one row is held out, chosen before fitting
+(these test interpolation: the same source and layout at another length or concurrency); a source added after
+a fit is held out whole (its rows test the model on a publisher, layout and harness the constants never saw;
+``performance_bench.py`` reports them apart as "held out by source").
 
 Gaps, said plainly: no H200 and no L40S row with a full workload description was found in the sources searched
-(vLLM issues and pull requests, vendors' and users' blogs); the dense 70B class has none either. Rows whose
-TTFT or ITL was not published carry ``None`` there.
+(vLLM issues and pull requests, vendors' and users' blogs); the dense 70B class has one source (Qwen2.5-72B on
+two H100s, held out). Rows whose TTFT or ITL was not published carry ``None`` there.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Measurement:
 
 _TT_QWEN3 = "https://github.com/tenstorrent/tt-inference-server/issues/340"
 _TT_DEEPSEEK = "https://github.com/tenstorrent/tt-inference-server/issues/356"
+_TT_QWEN25_72B = "https://github.com/tenstorrent/tt-inference-server/issues/143"
 _WMX = "https://ai.wmx.dev/benchmarks"
 _OCI = "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
 _MUSGRAVE = "https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on"
@@ -88,6 +92,17 @@ REFERENCES: tuple[Measurement, ...] = (
     Measurement("deepseek-r1-awq-8xh100-128-1024", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 128, 1024, 1,
                 0.061 * 1024, 27.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
                 family="deepseek-moe", note=_TT_NOTE),
+    # Qwen2.5-72B-Instruct, dense, 2 x H100, tensor parallel 2 (bf16), concurrency 1, 8 requests per point. A
+    # source with no fitted row: held out whole (read 2026-12-06).
+    *(
+        Measurement(f"qwen2.5-72b-2xh100-{isl}-{osl}", "Qwen/Qwen2.5-72B-Instruct", "H100-80GB", 2, isl, osl, 1,
+                    rps * osl, ttft, tpot, "mean", _TT_QWEN25_72B, "2025-04-01", held_out=True, family="qwen2.5",
+                    note=_TT_NOTE)
+        for isl, osl, rps, ttft, tpot in (
+            (128, 128, 0.252, 41.1, 30.9), (128, 1024, 0.032, 35.0, 30.9), (1024, 128, 0.246, 129.2, 31.0),
+            (2048, 128, 0.245, 149.5, 31.0), (3072, 128, 0.237, 270.9, 31.1), (4096, 128, 0.224, 505.1, 31.1),
+        )
+    ),
     # Qwen2.5-0.5B, dense, 1 x L4 (GKE g2-standard-4), vLLM 0.23, 256 in / 128 out, closed-loop sweep.
     Measurement("qwen2.5-0.5b-l4-c1", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 1,
                 168, 27.0, 5.1, "median", _WMX, "2026", family="qwen2.5"),
