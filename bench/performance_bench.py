@@ -3,7 +3,8 @@
 Run: ``PYTHONPATH=components python bench/performance_bench.py``. Prints, per measurement of
 bench/performance_references.py, the predicted and measured output tokens/s, TTFT and ITL with the relative
 errors; then the median and worst error of each quantity per GPU type and per model family, split into fitted
-and held-out rows, and over the held-out rows whose source has no fitted row ("held-out by source"). ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
+and held-out rows, and over the held-out rows whose source has no fitted row ("held-out by source").
+``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
 ``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
 prints them for capacity/gpu_performance.json.
 """
