@@ -244,13 +244,22 @@ def _why_none(candidates: list[Candidate], objective: Objective) -> str:
                                 f"({(best / objective.itl_p90_ms - 1) * 100:.0f}% over)")
         return "; ".join(messages) or f"no layout serves {objective.rate:g} requests/s within {MAX_REPLICAS} replicas"
     priced = [c for c in latency_ok if c.usd_per_hour is not None]
+    unpriced = sorted({c.instance.name for c in latency_ok if c.usd_per_hour is None},
+                      key=lambda name: (INSTANCES[name].gpus, name))
+    unpriced_note = ""
+    if unpriced:
+        shown = ", ".join(unpriced[:4]) + (f" and {len(unpriced) - 4} more" if len(unpriced) > 4 else "")
+        unpriced_note = (f"; {len(unpriced)} instance type(s) meet the latency objectives but have no sourced price "
+                         f"({shown}): pass --price-file with their prices to weigh them")
     if not priced:
-        return "the layouts that meet the latency objectives have no sourced price (pass --price-file)"
+        return "the layouts that meet the latency objectives have no sourced price" + (
+            unpriced_note or " (pass --price-file)")
     cheapest = min(priced, key=lambda c: c.usd_per_hour or 0.0)
     assert objective.budget_usd_per_hour is not None and cheapest.usd_per_hour is not None
-    return (f"--budget {objective.budget_usd_per_hour:g} USD/h: the cheapest layout meeting the latency objectives "
-            f"({cheapest.nodes} x {cheapest.instance.name}) costs {cheapest.usd_per_hour:.2f} USD/h "
-            f"({(cheapest.usd_per_hour / objective.budget_usd_per_hour - 1) * 100:.0f}% over)")
+    return (f"--budget {objective.budget_usd_per_hour:g} USD/h: the cheapest priced layout meeting the latency "
+            f"objectives ({cheapest.nodes} x {cheapest.instance.name}) costs {cheapest.usd_per_hour:.2f} USD/h "
+            f"({(cheapest.usd_per_hour / objective.budget_usd_per_hour - 1) * 100:.0f}% over, {cheapest.price_kind})"
+            + unpriced_note)
 
 
 def _row(index: int, candidate: Candidate, chosen: int | None) -> str:
@@ -379,7 +388,10 @@ def write_stack(name: str, model: str, candidate: Candidate, objective: Objectiv
         raise UserError(f"--write-stack {name!r}: a stack name is letters, digits, '-', '_' and '.'")
     path = Path(f"Pulumi.{name}.yaml")
     header = (f"# Written by pulumi-vllm size for {objective.rate:g} requests/s of {objective.input_tokens} in / "
-              f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}.\n"
+              f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}"
+              + ("" if candidate.usd_per_hour is None else
+                 f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate, cloud/prices.json)")
+              + ".\n"
               "# The autoscaling targets come from the predicted per-replica capacity (docs/capacity.md).\n")
     body = yaml.safe_dump({"config": stack_config(name, model, candidate, objective)}, sort_keys=False)
     path.write_text(header + body, encoding="utf-8")
