@@ -9,7 +9,10 @@ start-up latency plus a ring over the interconnect) and a fixed CPU cost per ste
 the prompt's FLOPs (weights and attention) at the dense rate of the weight and activation precision, with the
 rate rising with the tokens in the step. Continuous batching and chunked prefill follow vLLM's V1 scheduler:
 running decodes take one token of the step's ``max_num_batched_tokens`` budget each, prompt chunks fill the
-rest; the step time, the running batch and the arrival rate are solved together (Little's law).
+rest; the step time, the running batch and the arrival rate are solved together (Little's law). A fused-MoE
+layer reads and multiplies its experts more efficiently the more tokens each one gets (one per decode token,
+many per prompt chunk). TTFT is a fixed per-request part, the wait for the step in flight when others decode,
+the prefill chunks, and queueing (prompts of a closed loop that arrive together; an M/D/1 queue at a rate).
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
 are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
