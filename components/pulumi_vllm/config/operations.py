@@ -94,6 +94,15 @@ class AlertThresholds(_Section):
     """Share of HTTP responses that are 5xx above which ``VllmRequestErrors`` fires."""
     preemptions_per_minute: float = Field(default=1, gt=0)
     """Preemptions per minute (all replicas) above which ``VllmPreemptionsRising`` fires."""
+    kv_tier_no_hit_minutes: int = Field(default=60, ge=5)
+    """Minutes during which a KV-cache tier (``kvCache``) was asked for tokens and supplied none before
+    ``VllmKvTierNoHits`` fires."""
+    decode_recompute_percent: float = Field(default=10, gt=0, le=100)
+    """Share of a decode pool's prompt tokens computed locally instead of received from the prefill pool above
+    which ``VllmDecodeRecomputingPrompts`` fires (``disaggregation``)."""
+    kv_transfer_failures_per_minute: float = Field(default=0, ge=0)
+    """Failed NIXL transfers and expired KV leases per minute (one pool's replicas together) above which
+    ``VllmKvTransferFailures`` fires (``disaggregation.connector: nixl``); 0 fires on any."""
 
 
 class MonitoringSpec(_Section):

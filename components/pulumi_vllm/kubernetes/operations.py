@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from pulumi_vllm.config import PROJECT, ConfigError, StackConfig
-from pulumi_vllm.engine import metrics
+from pulumi_vllm.engine import kv_metrics, metrics
 from pulumi_vllm.kubernetes.pod import CONTAINER_PORT_NAME, object_labels, selector_labels
 from pulumi_vllm.kubernetes.ray_pods import HEAD_COMPONENT, group_workload_name
 from pulumi_vllm.plan import ServingPlan
@@ -183,19 +183,38 @@ def _thresholds(config: StackConfig) -> metrics.Thresholds:
     )
 
 
+def tier_sources(config: StackConfig) -> tuple[str, ...]:
+    """The ``source`` values vLLM counts the stack's KV-cache tiers' hits under (none without ``kvCache``)."""
+    tiers = config.kv_cache
+    if tiers.cpu_gib is None:
+        return ()
+    if tiers.backend == "lmcache":
+        return ("external_unspecified",)  # LMCacheConnectorV1 does not name its tier to vLLM
+    return ("host", "disk") if tiers.disk is not None else ("host",)
+
+
 def rule_groups(plan: ServingPlan) -> list[dict[str, Any]]:
-    """The stack's alert and recording rule groups (the PrometheusRule's ``spec.groups``, a promtool rule file)."""
+    """The stack's alert and recording rule groups (the PrometheusRule's ``spec.groups``, a promtool rule file);
+    with KV-cache tiers or as a P/D pool, also the tier and transfer groups (:mod:`pulumi_vllm.engine.kv_metrics`)."""
     config = plan.config
     scaling = config.autoscaling
     to_zero = scaling.enabled and scaling.min_replicas == 0
     startup_minutes = -(-config.probes.startup_timeout_seconds // 60) + 5
-    return metrics.rule_groups(
-        stack_series(plan), _thresholds(config), scaling.wake_up_query if to_zero else None, startup_minutes
+    alerts = config.monitoring.alerts
+    kv_thresholds = kv_metrics.KvThresholds(
+        alerts.kv_tier_no_hit_minutes, alerts.decode_recompute_percent, alerts.kv_transfer_failures_per_minute
     )
+    nixl = config.disaggregation is not None and config.disaggregation.connector == "nixl"
+    return [
+        *metrics.rule_groups(
+            stack_series(plan), _thresholds(config), scaling.wake_up_query if to_zero else None, startup_minutes
+        ),
+        *kv_metrics.rule_groups(stack_series(plan), tier_sources(config), config.pool_role, kv_thresholds, nixl),
+    ]
 
 
 def prometheus_rule(plan: ServingPlan) -> dict[str, Any]:
-    """The PrometheusRule with the stack's alerts and its tokens-per-second recording rules."""
+    """The PrometheusRule with the stack's alerts and its recording rules (:func:`rule_groups`)."""
     config = plan.config
     return {
         "apiVersion": MONITORING_API_VERSION,

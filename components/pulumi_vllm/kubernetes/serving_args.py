@@ -267,6 +267,15 @@ class ServingAlertThresholdsArgs(TypedDict):
     """Share of HTTP responses that are 5xx above which ``VllmRequestErrors`` fires."""
     preemptions_per_minute: NotRequired[float]
     """Preemptions per minute (all replicas) above which ``VllmPreemptionsRising`` fires."""
+    kv_tier_no_hit_minutes: NotRequired[int]
+    """Minutes during which a KV-cache tier (``kvCache``) was asked for tokens and supplied none before
+``VllmKvTierNoHits`` fires."""
+    decode_recompute_percent: NotRequired[float]
+    """Share of a decode pool's prompt tokens computed locally instead of received from the prefill pool above
+which ``VllmDecodeRecomputingPrompts`` fires (``disaggregation``)."""
+    kv_transfer_failures_per_minute: NotRequired[float]
+    """Failed NIXL transfers and expired KV leases per minute (one pool's replicas together) above which
+``VllmKvTransferFailures`` fires (``disaggregation.connector: nixl``); 0 fires on any."""
 
 
 class ServingMonitoringArgs(TypedDict):
