@@ -341,10 +341,10 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         key = "resources.gpuCount" if config.resources.gpu_count is not None else "parallelism"
         raise ConfigError(f"{PROJECT}:{key}: {in_stack_terms(str(error))}") from None
     _check_engine(config, topology)
+    check_wide_ep(config, topology)
     _check_one_value_per_flag(config, topology)
     if config.target == "docker":
         check_docker_hosts(config, topology)
-    check_wide_ep(config, topology)
     if (
         topology.multi_node
         and config.target == "kubernetes"
