@@ -161,8 +161,9 @@ def alert_rules(
                 "summary": f"Decode servers compute prompts themselves ({target})",
                 "description": (
                     f"{{{{ $value | humanize }}}}% of the decode pool's prompt tokens were computed locally "
-                    f"(threshold {percent:g}%): their KV did not arrive from the prefill pool (a failed or "
-                    "expired transfer, or a request that bypassed the P/D router), so the decode GPUs run prefill."
+                    f"(threshold {percent:g}%): their KV did not come from the prefill pool (requests that "
+                    "bypassed the P/D router or came without the prefill server's kv_transfer_params, or failed "
+                    "loads under kv_load_failure_policy recompute), so the decode GPUs run prefill."
                 ),
             },
         })
@@ -177,8 +178,8 @@ def alert_rules(
                 "summary": f"NIXL KV transfers fail ({target})",
                 "description": (
                     f"{{{{ $value | humanize }}}} failed NIXL transfers or expired KV leases per minute (threshold "
-                    f"{limit:g}): decode servers recompute those prompts; check the UCX / libfabric transport "
-                    "between the pools and the side-channel port."
+                    f"{limit:g}): those requests fail (vLLM's default kv_load_failure_policy) or are recomputed; "
+                    "check the UCX / libfabric transport between the pools and the side-channel port."
                 ),
             },
         })
