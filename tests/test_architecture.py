@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "components" / "pulumi_vllm"
 ARCHITECTURE = REPO / "docs" / "architecture.md"
 
-PURE_CORE = ("config", "models", "capacity", "engine", "distributed", "cluster", "cloud", "errors")
+PURE_CORE = ("config", "models", "capacity", "engine", "distributed", "platform_plan", "cloud_plan", "errors")
 """Sub-packages and modules that decide everything without Pulumi."""
 PULUMI_MODULES = ("pulumi", "pulumi_kubernetes", "pulumi_docker", "pulumi_policy", "pulumi_aws", "pulumi_gcp")
 SHARED_MODULES = {"errors", "plan", "program"}
@@ -85,7 +85,7 @@ def test_components_do_not_import_render_review_or_the_command_line() -> None:
     offenders = {
         name: sorted(m for m in GRAPH[name] if _part(m) in {"render", "review", "cli", "policy", "provider"})
         for name in MODULES
-        if _part(name) in {"kubernetes", "docker", "clouds"} or name == "pulumi_vllm.program"
+        if _part(name) in {"kubernetes", "docker", "cloud_clusters"} or name == "pulumi_vllm.program"
     }
     assert {name: found for name, found in offenders.items() if found} == {}
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pulumi_vllm.cloud.instances import INSTANCES, known_instances
+from pulumi_vllm.cloud_plan.instances import INSTANCES, known_instances
 from pulumi_vllm.config import ConfigError, load_program_config, parse_stack_config
 from pulumi_vllm.config.stack import is_platform_only, load_cloud_config
 

@@ -7,7 +7,13 @@ import re
 import pytest
 
 from pulumi_vllm.capacity.gpus import GKE_ACCELERATORS, INSTANCE_TYPE_GPUS, lookup_gpu
-from pulumi_vllm.cloud.instances import INSTANCE_TYPE_LABEL, INSTANCES, known_instances, lookup_instance, node_labels
+from pulumi_vllm.cloud_plan.instances import (
+    INSTANCE_TYPE_LABEL,
+    INSTANCES,
+    known_instances,
+    lookup_instance,
+    node_labels,
+)
 
 
 @pytest.mark.parametrize("name", sorted(INSTANCES))

@@ -40,10 +40,10 @@ from schemas import CRD_FILES, KUBERNETES_VERSION, REPO, validate_object
 from stacks import PLATFORM_STACKS
 
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
-from pulumi_vllm.cluster.charts import CHARTS, EFA_DEVICE_PLUGIN, chart_reference
-from pulumi_vllm.cluster.values import IMAGE_VALUES, REGISTRY, image_values
 from pulumi_vllm.config import ConfigError
 from pulumi_vllm.config.cluster import mirrored_image
+from pulumi_vllm.platform_plan.charts import CHARTS, EFA_DEVICE_PLUGIN, chart_reference
+from pulumi_vllm.platform_plan.values import IMAGE_VALUES, REGISTRY, image_values
 from pulumi_vllm.render.helm_files import HELM_RELEASE_TYPE
 
 MIRROR = "registry.example.com/mirror"

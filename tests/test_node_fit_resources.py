@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pulumi_vllm.cli.render import render_stack
-from pulumi_vllm.cloud.agreement import pod_share, quantity_value, share_on
-from pulumi_vllm.cloud.instances import INSTANCES, allocatable, reserved_cpu_milli
+from pulumi_vllm.cloud_plan.agreement import pod_share, quantity_value, share_on
+from pulumi_vllm.cloud_plan.instances import INSTANCES, allocatable, reserved_cpu_milli
 from pulumi_vllm.config import ConfigError, parse_stack_config
 from pulumi_vllm.kubernetes.pod import requests
 from pulumi_vllm.kubernetes.pod_resources import ModelMemory, cpu_request, memory_request, model_memory

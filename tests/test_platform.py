@@ -15,10 +15,10 @@ from schemas import require_schema, validate_object
 from stacks import PLATFORM_STACKS
 
 from pulumi_vllm.cli.render import render_config, render_stack
-from pulumi_vllm.cluster.charts import CHARTS
-from pulumi_vllm.cluster.values import PlatformNeeds, device_plugin_config, platform_releases
 from pulumi_vllm.config import ConfigError
 from pulumi_vllm.config.cluster import ClusterSpec
+from pulumi_vllm.platform_plan.charts import CHARTS
+from pulumi_vllm.platform_plan.values import PlatformNeeds, device_plugin_config, platform_releases
 from pulumi_vllm.review.consequences import changed_object, removed_object
 
 REPO = Path(__file__).resolve().parents[1]
@@ -364,8 +364,8 @@ def test_operations_need_the_platform_parts_they_use() -> None:
 
 
 def test_the_autoscaler_queries_the_prometheus_the_platform_installs() -> None:
-    from pulumi_vllm.cluster.charts import PROMETHEUS_URL
     from pulumi_vllm.config.operations import AutoscalingSpec
+    from pulumi_vllm.platform_plan.charts import PROMETHEUS_URL
 
     assert AutoscalingSpec().prometheus.server_address == PROMETHEUS_URL
 

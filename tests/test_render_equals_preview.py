@@ -66,7 +66,7 @@ class Received(pulumi.runtime.Mocks):
             metadata.setdefault("name", f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:8]}")
             state["metadata"] = metadata
         elif args.typ.startswith(("aws:", "gcp:")):
-            from pulumi_vllm.cloud.placeholders import placeholder_outputs
+            from pulumi_vllm.cloud_plan.placeholders import placeholder_outputs
 
             state = placeholder_outputs(args.typ, args.name, state)
         elif args.typ == "docker:index/remoteImage:RemoteImage":

@@ -458,7 +458,7 @@ def _check_engine(config: StackConfig, topology: Topology) -> None:
 
 def check_platform(plan: ServingPlan, cluster: ClusterSpec) -> None:
     """Refuse a serving stack whose GPU pods no GPU node of the platform could take (taint, label, quota)."""
-    from pulumi_vllm.cluster.agreement import ServingPods, serving_problems
+    from pulumi_vllm.platform_plan.agreement import ServingPods, serving_problems
 
     config = plan.config
     if config.target != "kubernetes":

@@ -94,7 +94,7 @@ def _cloud_cluster(parts: ProgramConfig, outputs: dict[str, Any]) -> pulumi.Reso
     """
     if parts.cloud is None:
         return None
-    from pulumi_vllm.clouds import cloud_cluster
+    from pulumi_vllm.cloud_clusters import cloud_cluster
 
     created = cloud_cluster(parts.name, parts.cloud, platform=parts.cluster)
     outputs.update({"clusterName": created.cluster_name, "clusterEndpoint": created.endpoint, "kubeconfig": created.kubeconfig})

@@ -2,7 +2,7 @@
 
 With ``--rate`` (requests/s) or ``--concurrency`` and a ``--gpu``, predicts that load on the given layout
 (:mod:`pulumi_vllm.capacity.performance`). With ``--rate`` and no ``--gpu``, weighs every GPU instance or
-machine type of :mod:`pulumi_vllm.cloud.instances` whose GPU has performance figures, every tensor-parallel
+machine type of :mod:`pulumi_vllm.cloud_plan.instances` whose GPU has performance figures, every tensor-parallel
 size that fits its node and the model, and as many replicas as the objective needs; prices come from
 ``cloud/prices.json`` (or ``--price-file``), each with its source and date.
 """
@@ -27,11 +27,11 @@ from pulumi_vllm.capacity.performance import (
     predict,
 )
 from pulumi_vllm.capacity.planner import plan_capacity
-from pulumi_vllm.cloud.instances import INSTANCES, InstanceType
+from pulumi_vllm.cloud_plan.instances import INSTANCES, InstanceType
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.facts import ModelFacts
 
-PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud" / "prices.json"
+PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud_plan" / "prices.json"
 STALE_AFTER_DAYS = 180
 MAX_REPLICAS = 512
 SHOWN = 25

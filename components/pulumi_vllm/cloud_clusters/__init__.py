@@ -1,7 +1,7 @@
 """The cloud cluster components: an EKS cluster (:mod:`.eks`, ``pulumi_aws``) or a GKE cluster (:mod:`.gke`,
 ``pulumi_gcp``) with GPU capacity, each with a Kubernetes provider built from the new cluster's kubeconfig that
 the GPU platform and the serving use. Their SDKs are optional extras (``pulumi-vllm[aws]``, ``pulumi-vllm[gcp]``),
-imported only when a stack has a ``cloud`` section; the decisions they wire are in :mod:`pulumi_vllm.cloud`.
+imported only when a stack has a ``cloud`` section; the decisions they wire are in :mod:`pulumi_vllm.cloud_plan`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def cloud_cluster(
         ) from None
     name = spec.name_of_cluster(stack_name)
     if spec.provider == "aws":
-        from pulumi_vllm.clouds.eks import EksCluster
+        from pulumi_vllm.cloud_clusters.eks import EksCluster
 
         return EksCluster(name, {"region": spec.region}, opts, spec=spec, platform=platform)
-    from pulumi_vllm.clouds.gke import GkeCluster
+    from pulumi_vllm.cloud_clusters.gke import GkeCluster
 
     return GkeCluster(name, {"project": spec.project or "", "region": spec.region, "node_pools": []}, opts, spec=spec)

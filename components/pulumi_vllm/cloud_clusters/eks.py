@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.cloud.karpenter import (
+from pulumi_vllm.cloud_plan.karpenter import (
     DISCOVERY_TAG,
     NAMESPACE,
     NODE_CLASS_API,
@@ -23,12 +23,12 @@ from pulumi_vllm.cloud.karpenter import (
     node_class_spec,
     node_pool_spec,
 )
-from pulumi_vllm.cloud.kubeconfig import kubeconfig
-from pulumi_vllm.cluster.charts import EFA_DEVICE_PLUGIN, KARPENTER
-from pulumi_vllm.cluster.values import image_values, merged
+from pulumi_vllm.cloud_plan.kubeconfig import kubeconfig
 from pulumi_vllm.config.cloud import CloudSpec, NodeGroupSpec
 from pulumi_vllm.config.cluster import ClusterSpec
 from pulumi_vllm.kubernetes.platform import _helm_release
+from pulumi_vllm.platform_plan.charts import EFA_DEVICE_PLUGIN, KARPENTER
+from pulumi_vllm.platform_plan.values import image_values, merged
 
 TOKEN = "pulumi-vllm:index:EksCluster"
 

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.cloud.kubeconfig import kubeconfig
+from pulumi_vllm.cloud_plan.kubeconfig import kubeconfig
 from pulumi_vllm.config.cloud import CloudSpec, NodePoolSpec
 
 TOKEN = "pulumi-vllm:index:GkeCluster"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_vllm.capacity.gpus import lookup_gpu
-from pulumi_vllm.cloud.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType, allocatable, node_labels
-from pulumi_vllm.cluster.agreement import tolerates
+from pulumi_vllm.cloud_plan.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType, allocatable, node_labels
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.config.cloud import CloudSpec
 from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
+from pulumi_vllm.platform_plan.agreement import tolerates
 
 _AUTOMATIC_PREFIXES = (
     "kubernetes.io/", "node.kubernetes.io/", "topology.kubernetes.io/", "nvidia.com/", "feature.node.kubernetes.io/",

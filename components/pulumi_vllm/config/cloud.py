@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pulumi_vllm.cloud.instances import InstanceType, lookup_instance
+from pulumi_vllm.cloud_plan.instances import InstanceType, lookup_instance
 from pulumi_vllm.config.base import PROJECT, _Section, check_labels, check_taints
 
 EKS_VERSION = "1.35"

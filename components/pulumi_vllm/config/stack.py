@@ -196,7 +196,7 @@ class StackConfig(_Section):
     @model_validator(mode="after")
     def _cloud_node_type(self) -> StackConfig:
         if self.cloud is not None:
-            from pulumi_vllm.cloud.agreement import apply_node_type
+            from pulumi_vllm.cloud_plan.agreement import apply_node_type
 
             apply_node_type(self)  # gpusPerNode, gpuType and the node selector from the node type; the fit
         return self

@@ -6,10 +6,10 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pulumi_vllm.cluster.charts import PROMETHEUS_URL, Chart, chart_reference
-from pulumi_vllm.cluster.values import PlatformNeeds, platform_releases, runtime_class_needed
 from pulumi_vllm.config import ConfigError
 from pulumi_vllm.config.cluster import ClusterSpec
+from pulumi_vllm.platform_plan.charts import PROMETHEUS_URL, Chart, chart_reference
+from pulumi_vllm.platform_plan.values import PlatformNeeds, platform_releases, runtime_class_needed
 
 TOKEN = "pulumi-vllm:index:GpuPlatform"
 

@@ -21,7 +21,7 @@ of its tutorials. ``resources.cpuRequest`` and ``resources.memoryRequest`` repla
 
 **On a known node type** (the cloud section's serving group, or a ``resources.nodeSelector`` on
 ``node.kubernetes.io/instance-type``), both defaults are capped at the pod's share of what the node allocates to
-pods (:func:`~pulumi_vllm.cloud.agreement.pod_share`: GPUs per pod / GPUs per node), so the pod is never Pending
+pods (:func:`~pulumi_vllm.cloud_plan.agreement.pod_share`: GPUs per pod / GPUs per node), so the pod is never Pending
 for want of CPU or memory. :func:`node_fit_notes` says when the cap lowers what the model would want. Fewer CPUs
 than vLLM's guidance slow tokenization and scheduling; less memory than the checkpoint share slows loading only:
 the safetensors pages are clean page cache, which the kernel reclaims under the pod's memory limit and reads again,
@@ -38,7 +38,7 @@ from typing import Any
 
 from pulumi_vllm.capacity.accounting import GIB, resolve_weight_dtype
 from pulumi_vllm.capacity.gpus import GKE_ACCELERATORS, GpuType, gpu_from_node_label, lookup_gpu
-from pulumi_vllm.cloud.agreement import NodeShare, pod_share
+from pulumi_vllm.cloud_plan.agreement import NodeShare, pod_share
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.models.facts import ModelFacts
 
@@ -203,7 +203,7 @@ def gpu_node_terms(gpu_type: str) -> list[dict[str, Any]]:
     Every value maps back to ``gpu_type`` through :func:`~pulumi_vllm.capacity.gpus.gpu_from_node_label`, the
     reading the policy pack and the capacity planner use.
     """
-    from pulumi_vllm.cloud.instances import INSTANCES
+    from pulumi_vllm.cloud_plan.instances import INSTANCES
 
     try:
         gpu = lookup_gpu(gpu_type)

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from pulumi_vllm.cluster.charts import (
+from pulumi_vllm.config.cluster import ClusterSpec, GpuSharingSpec, mirrored_image
+from pulumi_vllm.platform_plan.charts import (
     DCGM_EXPORTER,
     DEVICE_PLUGIN,
     EFA_DEVICE_PLUGIN,
@@ -23,7 +24,6 @@ from pulumi_vllm.cluster.charts import (
     LWS,
     Chart,
 )
-from pulumi_vllm.config.cluster import ClusterSpec, GpuSharingSpec, mirrored_image
 
 TIME_SLICING_CONFIG = "vllm-gpu-sharing"
 """Name of the device plugin's config (ConfigMap with the GPU Operator; the named config with the plugin's chart)."""

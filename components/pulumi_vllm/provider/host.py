@@ -12,8 +12,8 @@ import pulumi
 from pulumi.provider.experimental import component_provider_host
 
 from pulumi_vllm import __version__
-from pulumi_vllm.clouds.eks import EksCluster
-from pulumi_vllm.clouds.gke import GkeCluster
+from pulumi_vllm.cloud_clusters.eks import EksCluster
+from pulumi_vllm.cloud_clusters.gke import GkeCluster
 from pulumi_vllm.kubernetes.gpu_quota import GpuQuota
 from pulumi_vllm.kubernetes.model_cache import ModelCache
 from pulumi_vllm.kubernetes.platform import GpuPlatform

@@ -266,7 +266,7 @@ def run_program(
             else:
                 resource_id = f"{args.name}-id"
                 if args.typ.startswith(("aws:", "gcp:")):
-                    from pulumi_vllm.cloud.placeholders import placeholder_outputs
+                    from pulumi_vllm.cloud_plan.placeholders import placeholder_outputs
 
                     # What the program reads back of a cloud resource (a cluster's endpoint, a role's ARN).
                     state = placeholder_outputs(args.typ, args.name, state)

@@ -18,7 +18,7 @@ def is_helm_document(document: Any) -> bool:
 
 
 def _title(document: dict[str, Any]) -> str:
-    from pulumi_vllm.cluster.charts import chart_by_name
+    from pulumi_vllm.platform_plan.charts import chart_by_name
 
     chart = chart_by_name(str(document.get("chart")))
     return chart.title if chart is not None else str(document.get("chart"))
