@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pulumi_vllm.cli.render import render_stack
 from pulumi_vllm.policy.client import PolicyPackProcess, resources_from_registrations
+from pulumi_vllm.render.engine import stack_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,7 @@ def main() -> None:
     options = parser.parse_args()
 
     stacks = {}
-    for path in sorted(REPO.glob("Pulumi.*.yaml")):
-        name = path.name[len("Pulumi."):-len(".yaml")]
+    for name in sorted(stack_files(REPO)):
         try:
             stacks[name] = render_stack(REPO, name)
         except Exception as error:  # noqa: BLE001 - report and go on with the stacks that render

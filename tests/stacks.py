@@ -6,14 +6,24 @@ from pathlib import Path
 
 import yaml
 
+from pulumi_vllm.render.engine import stack_files
+
 REPO = Path(__file__).resolve().parents[1]
 
-STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
+STACK_FILES = stack_files(REPO)
+"""Every stack file of the repository: ``Pulumi.dev.yaml`` beside ``Pulumi.yaml`` and the examples in
+``examples/stacks/``, by stack name."""
+STACKS = sorted(STACK_FILES)
 """Every example stack (``Pulumi.<stack>.yaml``)."""
 
 
+def stack_file(stack: str) -> Path:
+    """The ``Pulumi.<stack>.yaml`` of one stack of the repository."""
+    return STACK_FILES[stack]
+
+
 def _config(stack: str) -> dict:
-    return (yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    return (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config") or {}
 
 
 SERVING_STACKS = [stack for stack in STACKS if {"pulumi-vllm:model", "pulumi-vllm:models"} & set(_config(stack))]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stacks import stack_file
 
 from pulumi_vllm.cli import main
 from pulumi_vllm.cli.render import render_stack
@@ -96,7 +97,7 @@ def test_a_mig_slice_is_planned_on_its_memory_not_the_whole_card() -> None:
 
 
 def _cloud(stack: str, **changes: Any) -> dict[str, Any]:
-    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    config = yaml.safe_load(stack_file(stack).read_text())["config"]
     raw = {key.split(":", 1)[1]: value for key, value in config.items()}
     raw["cloud"] = {**raw["cloud"], **changes}
     return raw

@@ -17,6 +17,7 @@ from pulumi_vllm.plan import plan_serving
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "policies"))
 
+from stacks import stack_file
 from test_policies_unit import run
 
 from vllm_policies.gpus import gpus_match_parallelism
@@ -119,7 +120,7 @@ def test_data_parallel_with_another_engine_is_refused() -> None:
 def _docker_stack(name: str) -> dict[str, Any]:
     import yaml
 
-    config = yaml.safe_load((REPO / f"Pulumi.{name}.yaml").read_text())["config"]
+    config = yaml.safe_load(stack_file(name).read_text())["config"]
     return {key.split(":", 1)[1]: value for key, value in config.items()}
 
 

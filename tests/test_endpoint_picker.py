@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from schemas import validate_object
+from stacks import stack_file
 
 from pulumi_vllm.cli.render import RenderedStack, render_config
 from pulumi_vllm.config import ConfigError
@@ -25,7 +26,7 @@ GATEWAY = {"inferencePools": True, "deployEndpointPicker": True}
 
 
 def _values(**gateway: Any) -> dict[str, Any]:
-    stack = yaml.safe_load((REPO / "Pulumi.two-models-router.yaml").read_text())["config"]
+    stack = yaml.safe_load(stack_file("two-models-router").read_text())["config"]
     values = {key.split(":", 1)[1]: value for key, value in stack.items()}
     values["router"] = {**values.get("router", {}), "enabled": True, "gateway": {**GATEWAY, **gateway}}
     return values

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from schemas import validate_object
+from stacks import stack_file
 
 from pulumi_vllm.cli import main
 from pulumi_vllm.cli.render import render_config, render_stack
@@ -48,7 +49,7 @@ def _refused(values: dict[str, Any]) -> str:
 def test_every_engine_but_vllm_has_an_example_stack() -> None:
     assert sorted(ENGINE_STACKS) == sorted(kind for kind in ENGINE_KINDS if kind != "vllm")
     for stack in ENGINE_STACKS.values():
-        assert (REPO / f"Pulumi.{stack}.yaml").is_file()
+        assert stack_file(stack).is_file()
 
 
 @pytest.mark.parametrize("kind", sorted(ENGINE_STACKS))

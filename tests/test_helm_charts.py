@@ -37,7 +37,7 @@ from helm_charts import (
     with_value,
 )
 from schemas import CRD_FILES, KUBERNETES_VERSION, REPO, validate_object
-from stacks import PLATFORM_STACKS
+from stacks import PLATFORM_STACKS, stack_file
 
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import ConfigError
@@ -130,7 +130,7 @@ def test_the_example_stacks_install_twelve_releases() -> None:
 
 def _with_efa(stack: str) -> str:
     """The stack's ``cloud`` section with EFA on its first node group (in one zone, as EFA groups must be)."""
-    cloud = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]["pulumi-vllm:cloud"]
+    cloud = yaml.safe_load(stack_file(stack).read_text())["config"]["pulumi-vllm:cloud"]
     cloud["nodeGroups"][0]["efa"] = True
     cloud["zones"] = cloud["zones"][:1]
     return json.dumps(cloud)

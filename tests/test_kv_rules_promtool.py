@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stacks import stack_file
 
 from pulumi_vllm.cli.render import render_stack
 from pulumi_vllm.config import parse_stack_config
@@ -55,7 +56,7 @@ def _one_pool(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _example_values(**changes: Any) -> dict[str, Any]:
-    config = yaml.safe_load((REPO / "Pulumi.disaggregated-pd.yaml").read_text())["config"]
+    config = yaml.safe_load(stack_file("disaggregated-pd").read_text())["config"]
     values = {key.split(":", 1)[1]: value for key, value in config.items()}
     values["monitoring"] = {"enabled": True, "alerts": {"kvTierNoHitMinutes": 30}}
     values.update(changes)

@@ -443,7 +443,7 @@ def test_the_plan_reads_the_hub_with_the_stacks_token_and_revision(
 def test_no_example_stack_reaches_the_hub(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
     """The example stacks name catalog models (or GGUF ones), so planning them never needs the network."""
     from pulumi_vllm.config.stack import load_program_parts
-    from pulumi_vllm.render.engine import read_stack_files
+    from pulumi_vllm.render.engine import read_stack_files, stack_files
 
     monkeypatch.delenv("PULUMI_VLLM_OFFLINE", raising=False)
     asked: list[str] = []
@@ -454,8 +454,8 @@ def test_no_example_stack_reaches_the_hub(monkeypatch: pytest.MonkeyPatch, repo:
 
     monkeypatch.setattr(hub, "_download", no_network)
     planned = []
-    for path in sorted(repo.glob("Pulumi.*.yaml")):
-        _, flat, secret = read_stack_files(repo, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+    for stack in sorted(stack_files(repo)):
+        _, flat, secret = read_stack_files(repo, stack)
         serving = load_program_parts(flat, secret_keys=set(secret)).serving
         for config in (serving.models.values() or [serving]) if serving is not None else []:
             planned.append(plan_serving(config).config.model.id)

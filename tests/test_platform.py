@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemas import require_schema, validate_object
-from stacks import PLATFORM_STACKS
+from stacks import PLATFORM_STACKS, stack_file
 
 from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.config import ConfigError
@@ -228,7 +228,7 @@ def test_auto_operators_follow_the_serving_backend() -> None:
     ],
 )
 def test_switching_a_part_off_removes_exactly_its_resources(switch: dict[str, Any], expected: set[tuple[str, str]]) -> None:
-    stack = yaml.safe_load((REPO / "Pulumi.gpu-platform.yaml").read_text())["config"]
+    stack = yaml.safe_load(stack_file("gpu-platform").read_text())["config"]
     values = {key.split(":", 1)[1]: value for key, value in stack.items()}
     full = render_config(values)
     cluster = dict(values["cluster"])

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from schemas import validate_object
+from stacks import stack_file
 
 from pulumi_vllm.capacity.gpus import gpu_from_node_label
 from pulumi_vllm.cli.render import render_config, render_stack
@@ -147,7 +148,7 @@ def test_a_gpu_no_label_names_gets_no_affinity() -> None:
 
 
 def _lws_values() -> dict[str, Any]:
-    config = yaml.safe_load((REPO / "Pulumi.llama-405b-lws.yaml").read_text())["config"]
+    config = yaml.safe_load(stack_file("llama-405b-lws").read_text())["config"]
     values = {key.removeprefix("pulumi-vllm:"): value for key, value in config.items()}
     for key in ("nodeSelector", "cpuRequest", "memoryRequest"):
         values["resources"].pop(key)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stacks import STACKS
 
 from pulumi_vllm.cli.render import render_config, render_stack
 from pulumi_vllm.distributed.parallelism import check_tensor_parallel
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACK = REPO / "policies"
 EXAMPLE_CONFIG = PACK / "policy-config.example.json"
 MANIFESTS = REPO / "tests" / "manifests"
-STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
+
 
 POLICIES = {
     "vllm-tensor-parallel-divides-heads": "mandatory",

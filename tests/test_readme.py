@@ -194,3 +194,15 @@ def test_the_readme_links_every_page_of_the_manual() -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
 def test_every_relative_link_points_to_a_file_and_a_heading(page: Path) -> None:
     assert _broken_links(page) == []
+
+
+def test_the_example_stacks_table_lists_every_example_once() -> None:
+    """examples/stacks/README.md has a row for each example stack file, and no row without one."""
+    import re
+
+    folder = REPO / "examples" / "stacks"
+    files = {path.name[len("Pulumi."):-len(".yaml")] for path in folder.glob("Pulumi.*.yaml")}
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|", (folder / "README.md").read_text(), re.MULTILINE)
+    assert len(rows) == len(set(rows))
+    assert set(rows) == files
+    assert not (REPO / "examples" / "stacks" / "Pulumi.dev.yaml").exists() and (REPO / "Pulumi.dev.yaml").is_file()

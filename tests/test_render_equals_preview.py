@@ -24,19 +24,20 @@ import pytest
 import yaml
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks, settings
+from stacks import STACKS, stack_file
 
 from pulumi_vllm.cli import main
 from pulumi_vllm.cli.render import render_stack
 
 REPO = Path(__file__).resolve().parents[1]
-STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in REPO.glob("Pulumi.*.yaml"))
+
 ENV = {"PULUMI_VLLM_SECRET_HF_TOKEN": "hf_env_token_1234", "PULUMI_VLLM_SECRET_API_KEY": "sk-env-key-5678"}
 """Set while rendering: a stack that declares no secret must render as if they were unset."""
 
 
 def preview_config(stack: str) -> tuple[dict[str, str], list[str]]:
     """The config the Pulumi CLI gives the program: the stack file's values (secure ones secret), nothing else."""
-    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
     flat: dict[str, str] = {}
     secret: list[str] = []
     for key, value in (document.get("config") or {}).items():

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from schemas import validate_object
+from stacks import stack_file
 
 from pulumi_vllm.cli.render import RenderedStack, render_config, render_stack
 from pulumi_vllm.config import ConfigError, parse_stack_config
@@ -50,7 +51,7 @@ def _named(rendered: RenderedStack, kind: str, name: str) -> dict[str, Any]:
 
 
 def _values() -> dict[str, Any]:
-    stack = yaml.safe_load((REPO / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    stack = yaml.safe_load(stack_file(STACK).read_text())["config"]
     return {key.split(":", 1)[1]: value for key, value in stack.items()}
 
 

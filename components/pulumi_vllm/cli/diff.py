@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from pulumi_vllm.cli.size_objective import predicted_lines
+from pulumi_vllm.render.engine import stack_files
 from pulumi_vllm.review.report import (
     EXIT_CHANGES,
     EXIT_MANDATORY_VIOLATION,
@@ -74,17 +75,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def stack_names(folder: Path | None) -> set[str]:
-    """Stacks with a ``Pulumi.<stack>.yaml`` in ``folder``."""
+    """Stacks with a ``Pulumi.<stack>.yaml`` in ``folder`` or its ``examples/stacks/``."""
     if folder is None:
         return set()
-    return {path.name[len("Pulumi.") : -len(".yaml")] for path in folder.glob("Pulumi.*.yaml")}
+    return set(stack_files(folder))
 
 
 def secure_digests(folder: Path, stack: str) -> dict[str, str]:
     """Secret config key -> digest of its ciphertext in ``Pulumi.<stack>.yaml`` (so a re-set secret shows)."""
     try:
-        document = yaml.safe_load((folder / f"Pulumi.{stack}.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        document = yaml.safe_load(stack_files(folder)[stack].read_text()) or {}
+    except (KeyError, OSError, yaml.YAMLError):
         return {}
     digests = {}
     for key, value in (document.get("config") or {}).items():

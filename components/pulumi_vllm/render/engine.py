@@ -95,6 +95,21 @@ def _to_config_string(value: Any) -> str:
     return str(value)
 
 
+EXAMPLE_STACKS = Path("examples") / "stacks"
+"""Where a project keeps example stack files that are not stacks of its own yet (``cp`` one beside
+``Pulumi.yaml`` and ``pulumi stack init`` it); ``render`` and ``diff`` read them too."""
+
+
+def stack_files(project_dir: Path) -> dict[str, Path]:
+    """Every ``Pulumi.<stack>.yaml`` of a project: beside ``Pulumi.yaml``, then under ``examples/stacks/``
+    (a stack file beside ``Pulumi.yaml`` wins over an example of the same name, as it is what the CLI reads)."""
+    found: dict[str, Path] = {}
+    for folder in (project_dir, project_dir / EXAMPLE_STACKS):
+        for path in sorted(folder.glob("Pulumi.*.yaml")):
+            found.setdefault(path.name[len("Pulumi."):-len(".yaml")], path)
+    return found
+
+
 def read_stack_files(
     project_dir: Path, stack: str, env: dict[str, str] | None = None, secrets: Mapping[str, str | None] | None = None
 ) -> tuple[str, dict[str, str], list[str]]:
@@ -113,10 +128,14 @@ def read_stack_files(
         raise RenderError(f"no Pulumi.yaml in {project_dir}")
     project_doc = yaml.safe_load(project_file.read_text()) or {}
     project = str(project_doc.get("name", ""))
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        available = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise RenderError(f"no stack file {stack_file.name}; stacks here: {', '.join(available) or 'none'}")
+    files = stack_files(project_dir)
+    if stack not in files:
+        available = sorted(files)
+        raise RenderError(
+            f"no stack file Pulumi.{stack}.yaml beside Pulumi.yaml or in {EXAMPLE_STACKS}/; "
+            f"stacks here: {', '.join(available) or 'none'}"
+        )
+    stack_file = files[stack]
     try:
         stack_doc = yaml.safe_load(stack_file.read_text()) or {}
     except yaml.YAMLError as error:
