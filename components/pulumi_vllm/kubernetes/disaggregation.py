@@ -19,9 +19,10 @@ from pulumi_vllm.config import ConfigError, StackConfig
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.engine.argv import VLLM_PORT
 from pulumi_vllm.engine.pd_router import PD_MANAGED_FLAGS, pd_router_args
-from pulumi_vllm.engine.router import ROUTER_METRICS_PORT, ROUTER_PORT
+from pulumi_vllm.engine.router import ROUTER_METRICS_PORT
 from pulumi_vllm.kubernetes.kv_pods import check_kv_flags
 from pulumi_vllm.kubernetes.pod import object_labels, selector_labels
+from pulumi_vllm.kubernetes.router import router_container
 from pulumi_vllm.plan import plan_serving
 
 TOKEN = "pulumi-vllm:index:PdRouter"
@@ -94,32 +95,7 @@ def pd_router_container(config: StackConfig) -> dict[str, Any]:
         worker_port=VLLM_PORT,
         extra_args=config.router.extra_args,
     )
-    router = config.router
-
-    def probe(path: str, **extra: int) -> dict[str, Any]:
-        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, **extra}
-
-    return {
-        "name": "router",
-        "image": router.image,
-        "command": argv[:1],
-        "args": argv[1:],
-        "ports": [
-            {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"},
-        ],
-        "readinessProbe": probe("/readiness"),
-        "livenessProbe": probe("/liveness", failureThreshold=3),
-        "resources": {
-            "requests": {"cpu": router.cpu_request, "memory": router.memory_request},
-            "limits": {"memory": router.memory_limit},
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
+    return router_container(config, argv)
 
 
 def pd_router_pod(config: StackConfig) -> dict[str, Any]:

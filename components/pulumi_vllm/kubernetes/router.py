@@ -104,10 +104,15 @@ def check_router(config: StackConfig) -> None:
             seen[name] = key
 
 
-def router_container(config: StackConfig) -> dict[str, Any]:
-    """The router container (Inference-Gateway mode, the stack's policy, metrics on their own port)."""
+def router_container(config: StackConfig, argv: list[str] | None = None) -> dict[str, Any]:
+    """The router container (Inference-Gateway mode, the stack's policy, metrics on their own port).
+
+    ``argv`` replaces the command line (the prefill/decode router's); image, ports, probes, resources and
+    the hardened security context stay the same for every router.
+    """
     spec = config.router
-    argv = router_args(spec.policy, extra_args=spec.extra_args)
+    if argv is None:
+        argv = router_args(spec.policy, extra_args=spec.extra_args)
 
     def probe(path: str, **extra: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, **extra}
