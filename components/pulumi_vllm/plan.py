@@ -36,6 +36,7 @@ from pulumi_vllm.engine.profiles import EngineProfile, profile
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_model_facts
 from pulumi_vllm.models.rope import apply_rope, effective_context, rope_warnings
+from pulumi_vllm.plan_autoscaling import DerivedAutoscaling, derive_autoscaling
 
 FACTS_ANNOTATION_PREFIX = "vllm.pulumi.com/"
 """Annotations that stamp the model facts the rules used onto the rendered workloads."""
@@ -59,6 +60,8 @@ class ServingPlan:
     cache_claim_name: str
     hf_token_secret_name: str
     api_key_secret_name: str
+    autoscaling: DerivedAutoscaling | None = None
+    """The KEDA targets ``autoscaling.objective`` derived (already in ``config.autoscaling``), and from what."""
 
     @property
     def gpus_per_pod(self) -> int:
@@ -363,6 +366,14 @@ def plan_serving(config: StackConfig) -> ServingPlan:
 
     _check_context_length(config, facts)
     capacity, warnings = _capacity(config, facts, topology)
+    config, derived = derive_autoscaling(
+        config, facts, capacity, topology.data_parallel_size,
+        max_num_seqs=folded_value(config.engine.extra_args, "max_num_seqs"),
+        max_num_batched_tokens=folded_value(config.engine.extra_args, "max_num_batched_tokens"),
+        vllm_based=profile(config.engine.kind).vllm_based,
+    )
+    if config.autoscaling.objective is not None and not config.autoscaling.enabled:
+        warnings = (*warnings, "autoscaling.objective is ignored while autoscaling.enabled is false")
     # Why the facts came from where they did (the Hub unreachable, a stale cached copy) shows in the render.
     warnings = (*facts_notes, *warnings, *rope_warnings(config.engine.hf_overrides))
     if config.batch.enabled and topology.multi_node:
@@ -384,6 +395,7 @@ def plan_serving(config: StackConfig) -> ServingPlan:
         cache_claim_name=config.cache.existing_claim or f"{name}-model-cache",
         hf_token_secret_name=config.hf_token_secret.name if config.hf_token_secret else f"{name}-hf-token",
         api_key_secret_name=f"{name}-api-key",
+        autoscaling=derived,
     )
     _check_quota(plan)
     if config.cluster is not None:

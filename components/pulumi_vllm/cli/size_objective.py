@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi_vllm.capacity.objective import MAX_REPLICAS, TrafficObjective, size_replicas
 from pulumi_vllm.capacity.performance import (
     Prediction,
     ServingLayout,
@@ -33,7 +34,6 @@ from pulumi_vllm.models.facts import ModelFacts
 
 PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud_plan" / "prices.json"
 STALE_AFTER_DAYS = 180
-MAX_REPLICAS = 512
 SHOWN = 25
 """Candidates the table prints (cheapest first); ``--json`` has them all."""
 NO_FEASIBLE_LAYOUT = 1
@@ -86,14 +86,9 @@ def load_prices(path: Path | None = None, today: datetime.date | None = None) ->
 
 
 @dataclass(frozen=True)
-class Objective:
-    """What the search must meet."""
+class Objective(TrafficObjective):
+    """What the search must meet: the traffic objective and a budget."""
 
-    rate: float
-    input_tokens: int
-    output_tokens: int
-    ttft_p90_ms: float | None = None
-    itl_p90_ms: float | None = None
     budget_usd_per_hour: float | None = None
 
 
@@ -149,14 +144,6 @@ class Candidate:
         }
 
 
-def _meets(prediction: Prediction, objective: Objective) -> bool:
-    if prediction.saturated:
-        return False
-    if objective.ttft_p90_ms is not None and prediction.ttft_ms.p90 > objective.ttft_p90_ms:
-        return False
-    return objective.itl_p90_ms is None or prediction.itl_ms.p90 <= objective.itl_p90_ms
-
-
 def _binding(prediction: Prediction, objective: Objective) -> str:
     """The constraint closest to its limit at one replica fewer (what forced the last replica)."""
     if prediction.saturated:
@@ -173,7 +160,6 @@ def _weigh(
     facts: ModelFacts, model_id: str, instance: InstanceType, tp: int, objective: Objective, prices: PriceTable,
     kv_cache_tokens: int,
 ) -> Candidate:
-    workload = Workload(objective.input_tokens, objective.output_tokens, rate=objective.rate)
     per_node = instance.gpus // tp
     gpu = instance.gpu_type
 
@@ -183,23 +169,15 @@ def _weigh(
             max_num_seqs=gpu.default_max_num_seqs, max_num_batched_tokens=gpu.default_max_num_batched_tokens,
         )
 
-    # Replicas from the capacity, then up until the latency objectives hold.
-    first = predict(facts, layout(1), workload)
-    replicas = max(1, math.ceil(objective.rate / (first.capacity_requests_per_s * 0.9)))
-    prediction = predict(facts, layout(replicas), workload)
-    previous = prediction
-    while not _meets(prediction, objective) and replicas < MAX_REPLICAS:
-        previous = prediction
-        replicas = min(MAX_REPLICAS, replicas * 2 if replicas < 8 else replicas + max(1, replicas // 4))
-        prediction = predict(facts, layout(replicas), workload)
-    meets = _meets(prediction, objective)
-    binding = _binding(previous if previous is not prediction else prediction, objective)
+    sizing = size_replicas(facts, layout, objective)
+    replicas, prediction = sizing.replicas, sizing.prediction
+    binding = _binding(sizing.previous, objective)
     nodes = math.ceil(replicas / per_node)
     hourly, spot, kind = prices.hourly(instance.name)
     cost = None if hourly is None else hourly * nodes
     within = objective.budget_usd_per_hour is None or (cost is not None and cost <= objective.budget_usd_per_hour)
     return Candidate(instance, tp, replicas, nodes, prediction, cost,
-                     None if spot is None else float(spot) * nodes, kind, meets, within, binding)
+                     None if spot is None else float(spot) * nodes, kind, sizing.meets, within, binding)
 
 
 def search(

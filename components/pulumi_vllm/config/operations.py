@@ -38,6 +38,26 @@ class PrometheusSource(_Section):
         return value
 
 
+class AutoscalingObjective(_Section):
+    """The traffic the replicas must serve and its latency objectives, as ``pulumi-vllm size`` takes them
+    (``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``)."""
+
+    requests_per_second: float = Field(gt=0)
+    """Requests/s over the whole stack at the target (``size --rate``)."""
+    input_tokens: int = Field(ge=1)
+    """Prompt tokens per request (``size --input-tokens``)."""
+    output_tokens: int = Field(ge=1)
+    """Output tokens per request (``size --output-tokens``)."""
+    ttft_p90_ms: float | None = Field(default=None, gt=0)
+    """Optional: 90th percentile time to first token, in ms, to stay within (``size --ttft-p90``)."""
+    itl_p90_ms: float | None = Field(default=None, gt=0)
+    """Optional: 90th percentile inter-token latency, in ms, to stay within (``size --itl-p90``)."""
+
+
+OBJECTIVE_DERIVED = ("min_replicas", "max_replicas", "waiting_requests_per_replica", "kv_cache_usage_percent")
+"""The ``autoscaling`` keys an objective derives; any the stack sets itself wins."""
+
+
 class AutoscalingSpec(_Section):
     """A KEDA ScaledObject that scales the serving replicas on vLLM's own queue and KV-cache signals."""
 
@@ -63,10 +83,20 @@ class AutoscalingSpec(_Section):
     """With ``minReplicas: 0``: a PromQL expression, above 0 while clients want this model, on a metric that
     does not come from the vLLM pods (a router's, gateway's or ingress controller's request counter). At zero
     replicas there is no vLLM pod to report waiting requests, so vLLM's own metrics cannot wake the stack."""
+    objective: AutoscalingObjective | None = None
+    """A traffic objective: the plan predicts the per-replica capacity at it (``capacity/performance.py``, with
+    ``resources.gpuType``) and derives ``minReplicas``, ``maxReplicas``, ``waitingRequestsPerReplica`` and
+    ``kvCacheUsagePercent`` as ``size --write-stack`` does; those the stack sets itself win."""
+
+    def explicit(self) -> frozenset[str]:
+        """The derivable keys (snake_case) the stack sets itself."""
+        return frozenset(self.model_fields_set & set(OBJECTIVE_DERIVED))
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingSpec:
-        if self.min_replicas > self.max_replicas:
+        # With an objective and no maxReplicas of its own, the plan derives the maximum (and checks it then).
+        derived_max = self.objective is not None and "max_replicas" not in self.model_fields_set
+        if self.min_replicas > self.max_replicas and not derived_max:
             raise ValueError(
                 f"{PROJECT}:autoscaling.minReplicas: {self.min_replicas} is not accepted: it is above "
                 f"autoscaling.maxReplicas ({self.max_replicas}); use at most {self.max_replicas}"
@@ -151,6 +181,8 @@ def check_scaling_bounds(config: Any) -> None:
     scaling: AutoscalingSpec = config.autoscaling
     if not scaling.enabled:
         return
+    if scaling.objective is not None and "max_replicas" not in scaling.model_fields_set:
+        return  # the plan derives the maximum from the objective, then checks it here
     key = f"{PROJECT}:autoscaling.maxReplicas"
     cache = config.cache
     if scaling.max_replicas > 1 and cache.existing_claim is None and cache.access_mode != "ReadWriteMany":

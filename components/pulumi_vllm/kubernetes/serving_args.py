@@ -227,6 +227,22 @@ class ServingPrometheusSourceArgs(TypedDict):
 (release ``kube-prometheus-stack`` in namespace ``monitoring``)."""
 
 
+class ServingAutoscalingObjectiveArgs(TypedDict):
+    """The traffic the replicas must serve and its latency objectives, as ``pulumi-vllm size`` takes them
+(``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``)."""
+
+    requests_per_second: float
+    """Requests/s over the whole stack at the target (``size --rate``)."""
+    input_tokens: int
+    """Prompt tokens per request (``size --input-tokens``)."""
+    output_tokens: int
+    """Output tokens per request (``size --output-tokens``)."""
+    ttft_p90_ms: NotRequired[float]
+    """Optional: 90th percentile time to first token, in ms, to stay within (``size --ttft-p90``)."""
+    itl_p90_ms: NotRequired[float]
+    """Optional: 90th percentile inter-token latency, in ms, to stay within (``size --itl-p90``)."""
+
+
 class ServingAutoscalingArgs(TypedDict):
     """A KEDA ScaledObject that scales the serving replicas on vLLM's own queue and KV-cache signals."""
 
@@ -252,6 +268,10 @@ window between other replica counts: a new replica costs a cold start of minutes
     """With ``minReplicas: 0``: a PromQL expression, above 0 while clients want this model, on a metric that
 does not come from the vLLM pods (a router's, gateway's or ingress controller's request counter). At zero
 replicas there is no vLLM pod to report waiting requests, so vLLM's own metrics cannot wake the stack."""
+    objective: NotRequired[ServingAutoscalingObjectiveArgs]
+    """A traffic objective: the plan predicts the per-replica capacity at it (``capacity/performance.py``, with
+``resources.gpuType``) and derives ``minReplicas``, ``maxReplicas``, ``waitingRequestsPerReplica`` and
+``kvCacheUsagePercent`` as ``size --write-stack`` does; those the stack sets itself win."""
 
 
 class ServingAlertThresholdsArgs(TypedDict):

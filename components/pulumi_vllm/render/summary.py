@@ -64,6 +64,16 @@ def _stack_lines(rendered: Any) -> list[str]:
         lines.append("capacity: not planned (set resources.gpuType)")
     else:
         lines.append(f"capacity: not planned (no model facts for {config.model.id})")
+    if plan.autoscaling is not None:
+        lines.append(plan.autoscaling.summary_line(plan.config))
+    elif config.autoscaling.enabled and config.target == "kubernetes":
+        scaling = config.autoscaling
+        kv = "-" if scaling.kv_cache_usage_percent is None else f"{scaling.kv_cache_usage_percent:g}%"
+        lines.append(
+            f"autoscaling: replicas {scaling.min_replicas}-{scaling.max_replicas}, waiting requests per replica "
+            f"{scaling.waiting_requests_per_replica:g}, KV-cache usage {kv} (the stack's keys and the defaults; "
+            "autoscaling.objective derives them from a traffic objective)"
+        )
     if config.batch.enabled:
         lines.append(f"batch:    Job {config.name}-batch ({plan.gpus_per_pod} GPU(s), runs once)")
     from pulumi_vllm.program import plan_notes
