@@ -135,6 +135,7 @@ def evaluate(ref: Reference) -> Row | Unsized:
             gpu_memory_utilization=ref.gpu_memory_utilization, kv_cache_dtype=ref.kv_cache_dtype,
             weight_dtype=ref.weight_dtype, vllm_version=ref.vllm_version, model_id=ref.model_id,
             max_num_seqs=ref.max_num_seqs, max_num_batched_tokens=ref.max_num_batched_tokens,
+            data_parallel_size=ref.data_parallel_size, enable_expert_parallel=ref.enable_expert_parallel,
         )
     except ValueError as error:
         return Unsized(ref, f"the planner refuses the layout: {error}")
@@ -449,8 +450,8 @@ def markdown(rows: list[Row], unsized: list[Unsized]) -> str:
     out += [
         "",
         ("A release marked `*` is not printed in its log; it is the first release of the accounting era the "
-         "log's format and date place it in. Not covered: " + not_covered(rows) + ". No reference checks "
-         "data or expert parallelism yet (the planner sizes them from vLLM's MoE layout); GPUs of different sizes "
+         "log's format and date place it in. Not covered: " + not_covered(rows) + ". No sized reference "
+         "checks data or expert parallelism yet (the planner sizes them from vLLM's MoE layout); GPUs of different sizes "
          "in one pipeline, speculative decoding, KV connectors and CPU offloading are outside the planner, and a "
          "failure after the KV cache is sized (CUDA-graph capture before 0.21, out of memory while loading) is not "
          "predicted."),

@@ -106,6 +106,10 @@ class Reference:
     """KV cache one max_model_len request needs, from vLLM's error ("(N GiB KV cache is needed, ...")."""
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
+    data_parallel_size: int = 1
+    """``--data-parallel-size``: engine replicas; the figures are those of one rank."""
+    enable_expert_parallel: bool = False
+    """``--enable-expert-parallel``: routed experts spread over the tensor x data parallel ranks."""
     version_logged: bool = True
     defaults: tuple[str, ...] = ()
     """Settings the log does not state, taken as vLLM's defaults."""
@@ -215,6 +219,10 @@ V0_DEC_2024 = (
 V1_BEFORE_0_17 = "V1 engine lines ('Model loading took', 'Available KV cache memory'), release not logged"
 GPT_OSS = "openai/gpt-oss-120b"
 GPT_OSS_DEFAULTS = ("max_model_len: the model's 131072",)
+H20_141 = (
+    "the log prints no GPU total; its two starts differ by 55.65 - 48.66 = 6.99 GiB of KV cache for 0.05 of "
+    "gpu_memory_utilization, a 139.8 GiB GPU: the 141 GB H20, not the catalog's 96 GB one"
+)
 
 NEW_LOGS: tuple[Reference, ...] = (
     Reference("Llama-3.1-8B RTX 3090 len 20000 (V0)", LLAMA_8B, vllm_version="0.6.0", version_logged=False,
@@ -248,8 +256,11 @@ NEW_LOGS: tuple[Reference, ...] = (
               source="https://github.com/vllm-project/vllm/issues/17469", weights_gib=14.25, kv_cache_tokens=198_784,
               max_concurrency=24.27, fits=False, family="moe", gpu="A10", gpu_total_gib=None,
               defaults=("gpu_memory_utilization 0.9",),
-              notes="the cache was sized, then CUDA graph capture ran out of memory (starts with --enforce-eager); "
-                    "GPU total not printed"),
+              notes="the cache was sized, then CUDA graph capture ran out of memory (starts with --enforce-eager; "
+                    "the thread says it fails the same with --max-model-len 1024 --max-num-seqs 1, so not from the "
+                    "number of graphs, and 0.8's graphs, about 1.3 GiB for 48 layers, fit in the 2.2 GiB outside "
+                    "the 0.9 budget: the planner does not predict it); GPU total not printed; A10s have no NVLink, "
+                    "so vLLM's custom all-reduce is off at TP4"),
     Reference("Qwen3-235B-A22B-FP8 4x H100 TP4", "Qwen/Qwen3-235B-A22B-FP8", vllm_version="0.8.0",
               version_logged=False, tensor_parallel_size=4, pipeline_parallel_size=1, max_model_len=40960,
               gpu_memory_utilization=0.9, source="https://github.com/vllm-project/vllm/issues/21348",
@@ -342,17 +353,16 @@ NEW_LOGS: tuple[Reference, ...] = (
               gpu_memory_utilization=0.9, source="https://github.com/vllm-project/recipes/pull/12", kv_cache_gib=48.66,
               fits=False, family="fp8-moe", gpu="H20", gpu_total_gib=None,
               notes="'(62.00 GiB KV cache is needed ...) the estimated maximum model length is 205728'",
-              unsized="data parallel 8 with expert parallelism: plan_capacity sizes it (data_parallel_size, "
-                      "enable_expert_parallel) but a reference carries no data-parallel size; the log prints no "
-                      "GPU total and its figures fit the 141 GB H20 rather than the catalog's 96 GB one"),
+              data_parallel_size=8, enable_expert_parallel=True, request_kv_gib=62.00,
+              unsized=f"{H20_141}; sized on a GPU of that total the planner leaves 52.43 GiB (+7.7 %) and needs the "
+                      "62.00 GiB logged for one request"),
     Reference("Qwen3-Coder-480B-FP8 8x H20 DP8+EP util 0.95", "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8",
               vllm_version="0.10.1", tensor_parallel_size=1, pipeline_parallel_size=1, max_model_len=262144,
               gpu_memory_utilization=0.95, source="https://github.com/vllm-project/recipes/pull/12", kv_cache_gib=55.65,
               fits=False, family="fp8-moe", gpu="H20", gpu_total_gib=None,
               notes="'the estimated maximum model length is 235296'",
-              unsized="data parallel 8 with expert parallelism: plan_capacity sizes it (data_parallel_size, "
-                      "enable_expert_parallel) but a reference carries no data-parallel size; the log prints no "
-                      "GPU total and its figures fit the 141 GB H20 rather than the catalog's 96 GB one"),
+              data_parallel_size=8, enable_expert_parallel=True, request_kv_gib=62.00,
+              unsized=f"{H20_141}; sized on a GPU of that total the planner leaves 59.42 GiB (+6.8 %)"),
     Reference("Qwen2.5-VL-72B 4x A100 40GB TP4", "Qwen/Qwen2.5-VL-72B-Instruct", vllm_version="0.8.3",
               tensor_parallel_size=4, pipeline_parallel_size=1, max_model_len=8192, gpu_memory_utilization=0.95,
               source="https://github.com/vllm-project/vllm/issues/16570", fits=False, family="vision",

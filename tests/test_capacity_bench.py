@@ -20,14 +20,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import capacity_bench as bench
 import references
 
-# Measured on the held-out references with the planner that runs V0's profiling pass eagerly and sizes expert
-# parallelism: KV-cache median 0.17 %, worst 18.9 % (Qwen3-30B-A3B on 4 A10s, vLLM 0.8.5); the new logs alone,
-# median 0.57 %; weights worst 2.3 %; two wrong start-up verdicts, both failures after the cache is sized
-# (CUDA-graph capture, -O3).
+# Measured on the held-out references with the planner that counts NCCL's PCIe buffers rather than the NVLink
+# figures on GPUs without NVLink: KV-cache median 0.17 %, worst 11.3 % (gpt-oss-120b on H100, util 0.95, 1024
+# batched tokens); Qwen3-30B-A3B on 4 A10s (vLLM 0.8.5) -6.6 %, was -18.9 % with the NVLink figures; the new
+# logs alone, median 0.57 %; weights worst 2.3 %; two wrong start-up verdicts, both failures after the cache
+# is sized (CUDA-graph capture, -O3).
 HELD_OUT_MEDIAN_MAX = 0.004
-HELD_OUT_WORST_MAX = 0.20
-NEW_LOGS_MEDIAN_MAX = 0.01
+HELD_OUT_WORST_MAX = 0.12
+NEW_LOGS_MEDIAN_MAX = 0.007
 HELD_OUT_WEIGHTS_WORST_MAX = 0.03
+PCIE_TENSOR_PARALLEL = {"Qwen3-30B-A3B 4x A10 TP4": 0.075}
+"""Held-out tensor-parallel logs on GPUs without NVLink, and the KV-cache error each stays within."""
 KNOWN_WRONG_VERDICTS = {"Qwen3-30B-A3B 4x A10 TP4", "gpt-oss-120b H100 0.14.1 len 5120"}
 FITTED_WORST_MAX = bench.FITTED_TOLERANCE
 
@@ -104,3 +107,12 @@ def test_json_and_markdown_carry_the_same_references(evaluated, capsys) -> None:
     section = bench.markdown(rows, unsized)
     assert section.startswith("## Accuracy against published start-up logs")
     assert all(item.ref.source in section for item in unsized)
+
+
+def test_pcie_tensor_parallel_logs_stay_within_their_error(evaluated) -> None:
+    rows, _ = evaluated
+    by_label = {row.ref.label: row for row in rows}
+    for label, limit in PCIE_TENSOR_PARALLEL.items():
+        row = by_label[label]
+        assert row.ref.split == "held-out" and not row.plan.stages[0].non_torch_gib > 0.1, label
+        assert row.kv_error is not None and abs(row.kv_error) <= limit, (label, row.kv_error)

@@ -55,6 +55,15 @@ INT4_GROUP_OVERHEAD = 2.5 / 128
 # so 2.01 + 0.08 per doubling; 0.55 GiB at TP2 on older releases, llm-d-benchmark results above).
 PIPELINE_STAGE_NON_TORCH_GIB = 0.07
 TENSOR_PARALLEL_PER_DOUBLING_GIB = 0.08
+# GPUs without NVLink (PCIe only). vLLM sets up its custom all-reduce only when every pair of the group's GPUs
+# is linked by NVLink or the group has two GPUs: CustomAllreduce.__init__ (vllm/distributed/device_communicators/
+# custom_all_reduce.py) returns disabled for "more than two PCIe-only GPUs", CudaPlatform.is_fully_connected
+# (vllm/platforms/cuda.py) asking NVML for an NVLink P2P status between every pair. At two GPUs it allocates
+# a metadata buffer of meta_size + max_size (8 MiB), an IPC buffer of max(max_size, all-gather 2 MiB,
+# reduce-scatter 16 MiB) and 8 MiB of rank_data: 0.03 GiB. What the NVLink H100 runs add beyond that (2.01 GiB
+# at TP2) is NCCL's NVLink transport, which a PCIe ring does not set up; its PCIe buffers are taken as those of
+# the NVLink-free point-to-point groups of the pipeline runs (PIPELINE_STAGE_NON_TORCH_GIB).
+PCIE_CUSTOM_ALL_REDUCE_GIB = (8 + 8 + 16 + 8) / 1024
 CUDA_GRAPH_GIB_PER_LAYER = 0.84 / 32
 """vLLM >= 0.21 reserves its CUDA-graph estimate inside the budget (VLLM_MEMORY_PROFILER_ESTIMATE_
 CUDAGRAPHS, default 1 "since v0.21.0" per gpu_worker.py's log line). Fitted: 0.84 GiB estimated
@@ -122,12 +131,20 @@ def accounting_for(vllm_version: str) -> Accounting:
     return [era for era in _ACCOUNTING if era.since <= version][-1]
 
 
-def non_torch_gib(era: Accounting, tensor_parallel_size: int, pipeline_parallel_size: int) -> float:
-    """Memory outside PyTorch per GPU that appears while profiling (NCCL, custom all-reduce), in GiB."""
+def non_torch_gib(
+    era: Accounting, tensor_parallel_size: int, pipeline_parallel_size: int, nvlink: bool = True,
+) -> float:
+    """Memory outside PyTorch per GPU that appears while profiling (NCCL, custom all-reduce), in GiB.
+
+    ``nvlink`` false (GPUs on PCIe only): tensor parallelism adds NCCL's PCIe buffers and, at two GPUs, the
+    custom all-reduce's (see PCIE_CUSTOM_ALL_REDUCE_GIB), not the NVLink figures.
+    """
     if tensor_parallel_size == 1 and pipeline_parallel_size == 1:
         return era.single_gpu_non_torch_gib
     tensor_parallel = 0.0
-    if tensor_parallel_size > 1:
+    if tensor_parallel_size > 1 and not nvlink:
+        tensor_parallel = PCIE_CUSTOM_ALL_REDUCE_GIB if tensor_parallel_size == 2 else 0.0
+    elif tensor_parallel_size > 1:
         doublings = math.log2(tensor_parallel_size / 2)
         tensor_parallel = era.tensor_parallel_non_torch_gib + TENSOR_PARALLEL_PER_DOUBLING_GIB * doublings
     return PIPELINE_STAGE_NON_TORCH_GIB + tensor_parallel

@@ -10,7 +10,7 @@ number comes from: a published vLLM or PyTorch log line for that GPU, or, where 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 _HIGH_BATCH_MEMORY_GIB = 70.0
 """vLLM gives GPUs with at least 70 GiB (A100s excepted) larger default batch limits.
@@ -41,6 +41,10 @@ class GpuType:
     """What CUDA calls the device (vLLM keys some defaults on it, e.g. the A100 exception)."""
     resource: str = "nvidia.com/gpu"
     """The Kubernetes extended resource its device plugin advertises."""
+    nvlink: bool = True
+    """Whether the GPUs of a node are linked by NVLink (AMD: Infinity Fabric), as vLLM's
+    ``is_fully_connected`` asks NVML; false for PCIe-only cards (see ``_PCIE_ONLY``), where vLLM disables
+    its custom all-reduce above two GPUs and tensor parallelism costs less memory outside PyTorch."""
 
     @property
     def large_batch_defaults(self) -> bool:
@@ -205,6 +209,27 @@ _CATALOG += (
         "measured here)", "AMD Instinct MI325X", "amd.com/gpu",
     ),
 )
+
+_PCIE_ONLY: dict[str, str] = {
+    # Cards without NVLink, each with the specification that says so. A100 and H100 PCIe cards take an
+    # optional NVLink bridge between two cards, so their entries keep NVLink (the larger non-torch memory).
+    "L40S": "https://www.nvidia.com/en-us/data-center/l40s/ (NVLink support: no; PCIe Gen4 x16)",
+    "L40": "https://www.nvidia.com/en-us/data-center/l40/ (NVLink support: no)",
+    "L20": "NVIDIA L20 product brief: PCIe Gen4 x16, no NVLink (the L40S's board)",
+    "L4": "https://www.nvidia.com/en-us/data-center/l4/ (interconnect: PCIe Gen4 x16)",
+    "A10": "https://www.nvidia.com/en-us/data-center/products/a10-gpu/ (interconnect: PCIe Gen4 64 GB/s)",
+    "A10G": "https://aws.amazon.com/ec2/instance-types/g5/ (A10G on PCIe; g5 lists no GPU interconnect)",
+    "RTX-4090": "https://www.nvidia.com/en-us/geforce/graphics-cards/40-series/rtx-4090/ (no NVLink on Ada GeForce)",
+    "RTX-4080": "https://www.nvidia.com/en-us/geforce/graphics-cards/40-series/rtx-4080-family/ (no NVLink)",
+    "RTX-5090": "https://www.nvidia.com/en-us/geforce/graphics-cards/50-series/rtx-5090/ (no NVLink)",
+    "RTX-6000-Ada": "https://www.nvidia.com/en-us/design-visualization/rtx-6000/ (NVLink: not supported)",
+    "RTX-PRO-6000-Server": "https://www.nvidia.com/en-us/data-center/rtx-pro-6000-blackwell-server-edition/ "
+                           "(PCIe Gen5 x16, no NVLink)",
+    "RTX-PRO-6000-Workstation": "https://www.nvidia.com/en-us/products/workstations/professional-desktop-gpus/"
+                                "rtx-pro-6000/ (PCIe Gen5 x16, no NVLink)",
+}
+"""GPUs on PCIe only, and where their specification says there is no NVLink."""
+_CATALOG = tuple(replace(gpu, nvlink=False) if gpu.name in _PCIE_ONLY else gpu for gpu in _CATALOG)
 
 _AMBIGUOUS: dict[str, tuple[str, ...]] = {
     "a100": ("A100-40GB", "A100-80GB"),

@@ -426,7 +426,7 @@ def plan_capacity(
 
     in_flight = tokens * (pp if pp > 1 else 2)  # VllmConfig.max_in_flight_tokens, async scheduling on
     requested = gpu.total_memory_gib * gpu_memory_utilization * GIB
-    non_torch = non_torch_gib(era, tp, pp) * GIB
+    non_torch = non_torch_gib(era, tp, pp, gpu.nvlink) * GIB
     stages: list[StagePlan] = []
     first_layer = 0
     for index, stage_layers in enumerate(pipeline_stage_layers(layers, pp)):
