@@ -63,7 +63,7 @@ TENSOR_PARALLEL_PER_DOUBLING_GIB = 0.08
 # reduce-scatter 16 MiB) and 8 MiB of rank_data: 0.03 GiB. What the NVLink H100 runs add beyond that (2.01 GiB
 # at TP2) is NCCL's NVLink transport, which a PCIe ring does not set up; its PCIe buffers are taken as those of
 # the NVLink-free point-to-point groups of the pipeline runs (PIPELINE_STAGE_NON_TORCH_GIB).
-PCIE_CUSTOM_ALL_REDUCE_GIB = (8 + 8 + 16 + 8) / 1024
+PCIE_CUSTOM_ALL_REDUCE_GIB = (8 + 16 + 8) / 1024  # MiB: metadata + max_size, IPC buffer, rank_data
 CUDA_GRAPH_GIB_PER_LAYER = 0.84 / 32
 """vLLM >= 0.21 reserves its CUDA-graph estimate inside the budget (VLLM_MEMORY_PROFILER_ESTIMATE_
 CUDAGRAPHS, default 1 "since v0.21.0" per gpu_worker.py's log line). Fitted: 0.84 GiB estimated
