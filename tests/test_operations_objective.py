@@ -108,3 +108,11 @@ def test_the_example_stack_derives_its_targets_and_its_scaled_object_is_valid() 
     assert f"{scaling.waiting_requests_per_replica:g}" in thresholds
     assert any(line.startswith("autoscaling: ") and "derived from autoscaling.objective" in line
                for line in summary_lines(rendered))
+
+
+def test_an_objective_with_autoscaling_off_is_ignored_with_a_warning() -> None:
+    values = _values()
+    values["autoscaling"]["enabled"] = False
+    plan = plan_serving(parse_stack_config(values))
+    assert plan.autoscaling is None and plan.config.autoscaling.waiting_requests_per_replica == 4
+    assert "autoscaling.objective is ignored while autoscaling.enabled is false" in plan.warnings
