@@ -61,8 +61,9 @@ TENSOR_PARALLEL_PER_DOUBLING_GIB = 0.08
 # (vllm/platforms/cuda.py) asking NVML for an NVLink P2P status between every pair. At two GPUs it allocates
 # a metadata buffer of meta_size + max_size (8 MiB), an IPC buffer of max(max_size, all-gather 2 MiB,
 # reduce-scatter 16 MiB) and 8 MiB of rank_data: 0.03 GiB. What the NVLink H100 runs add beyond that (2.01 GiB
-# at TP2) is NCCL's NVLink transport, which a PCIe ring does not set up; its PCIe buffers are taken as those of
-# the NVLink-free point-to-point groups of the pipeline runs (PIPELINE_STAGE_NON_TORCH_GIB).
+# at TP2) is taken to be NCCL's NVLink transport (not measured apart), which a PCIe ring does not set up; its
+# PCIe buffers are taken as those of the NVLink-free point-to-point groups of the pipeline runs
+# (PIPELINE_STAGE_NON_TORCH_GIB).
 PCIE_CUSTOM_ALL_REDUCE_GIB = (8 + 16 + 8) / 1024  # MiB: metadata + max_size, IPC buffer, rank_data
 CUDA_GRAPH_GIB_PER_LAYER = 0.84 / 32
 """vLLM >= 0.21 reserves its CUDA-graph estimate inside the budget (VLLM_MEMORY_PROFILER_ESTIMATE_
