@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from pulumi_vllm.capacity.autoscaling import DerivedAutoscaling, derive_autoscaling
 from pulumi_vllm.capacity.planner import (
     CapacityPlan,
     plan_capacity,
@@ -36,7 +37,6 @@ from pulumi_vllm.engine.profiles import EngineProfile, profile
 from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_model_facts
 from pulumi_vllm.models.rope import apply_rope, effective_context, rope_warnings
-from pulumi_vllm.plan_autoscaling import DerivedAutoscaling, derive_autoscaling
 
 FACTS_ANNOTATION_PREFIX = "vllm.pulumi.com/"
 """Annotations that stamp the model facts the rules used onto the rendered workloads."""
