@@ -20,9 +20,7 @@ Top-level keys left out: ``target`` and ``docker`` (the Docker target has its ow
 from __future__ import annotations
 
 import argparse
-import ast
 import inspect
-import itertools
 import sys
 import types
 import typing
@@ -40,6 +38,7 @@ from pydantic import BaseModel, SecretStr
 
 from pulumi_vllm.config import StackConfig
 from pulumi_vllm.config.component_args import COMPONENT_ONLY_KEYS, SKIPPED_KEYS
+from pulumi_vllm.config.messages import field_docstrings
 
 HEADER = '''"""Typed Args of :class:`~pulumi_vllm.kubernetes.serving.VllmServing`: the stack config's sections as TypedDicts.
 
@@ -60,27 +59,6 @@ TOP_EXTRA = '''    config: NotRequired[Any]
     api_key: NotRequired[pulumi.Input[str]]
     """API key clients must send as ``Authorization: Bearer <key>`` (overrides ``apiKey`` in ``config``); kept secret."""
 '''
-
-
-def field_docstrings(model: type[BaseModel]) -> dict[str, str]:
-    """The attribute docstrings of a pydantic model, read from its source and its own base sections'."""
-    found: dict[str, str] = {}
-    # Base sections first, so a subclass's docstring for the same field wins.
-    for cls in reversed(model.__mro__):
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__.startswith("pulumi_vllm.")):
-            continue
-        tree = ast.parse(inspect.getsource(cls).lstrip())
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in itertools.pairwise(body):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                found[node.target.id] = inspect.cleandoc(following.value.value)
-    return found
 
 
 def type_name(model: type[BaseModel]) -> str:

@@ -26,9 +26,10 @@ from pulumi_vllm.cloud_plan.karpenter import (
 from pulumi_vllm.cloud_plan.kubeconfig import kubeconfig
 from pulumi_vllm.config.cloud import CloudSpec, NodeGroupSpec
 from pulumi_vllm.config.cluster import ClusterSpec
+from pulumi_vllm.config.models import deep_merge
 from pulumi_vllm.kubernetes.platform import _helm_release
 from pulumi_vllm.platform_plan.charts import EFA_DEVICE_PLUGIN, KARPENTER
-from pulumi_vllm.platform_plan.values import image_values, merged
+from pulumi_vllm.platform_plan.values import image_values
 
 TOKEN = "pulumi-vllm:index:EksCluster"
 
@@ -203,7 +204,7 @@ class EksCluster(pulumi.ComponentResource):
         if any(group.efa for group in cloud.node_groups):
             _helm_release(
                 f"{name}-efa-device-plugin", EFA_DEVICE_PLUGIN,
-                merged({"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                deep_merge({"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                         "nodeSelector": {"vpc.amazonaws.com/efa.present": "true"}},
                        image_values(EFA_DEVICE_PLUGIN, self._image_registry)),
                 in_cluster, self._chart_source,
@@ -360,7 +361,7 @@ class EksCluster(pulumi.ComponentResource):
         cluster_name = cloud.cluster_name or name
         release = _helm_release(
             f"{name}-karpenter", KARPENTER,
-            merged(karpenter_values(cluster_name), image_values(KARPENTER, self._image_registry)),
+            deep_merge(karpenter_values(cluster_name), image_values(KARPENTER, self._image_registry)),
             pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=[identity, access, tag])),
             self._chart_source,
         )

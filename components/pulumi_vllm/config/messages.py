@@ -116,15 +116,16 @@ def field_doc(root: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
         model = nested[0] if nested else None
     if name is None:
         return None
-    doc = _attribute_docs(owner).get(name)
+    doc = field_docstrings(owner).get(name)
     if not doc:
         return None
     return doc.split(". ")[0].split("\n")[0].rstrip(".")
 
 
 @cache
-def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
-    """Field name -> the docstring written under it in the class body (walking the bases too)."""
+def field_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> the docstring written under it in the class body (walking the bases too, so a
+    subclass's docstring for the same field wins). The generated component Args read the same docstrings."""
     docs: dict[str, str] = {}
     for klass in reversed(model.__mro__):
         if not (inspect.isclass(klass) and issubclass(klass, BaseModel)) or klass is BaseModel:

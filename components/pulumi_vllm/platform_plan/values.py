@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from pulumi_vllm.config.cluster import ClusterSpec, GpuSharingSpec, mirrored_image
+from pulumi_vllm.config.models import deep_merge
 from pulumi_vllm.platform_plan.charts import (
     DCGM_EXPORTER,
     DEVICE_PLUGIN,
@@ -196,17 +197,6 @@ def image_values(chart: Chart, registry: str | None) -> dict[str, Any]:
     return values
 
 
-def merged(values: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with ``overlay`` merged in, maps key by key (as Helm merges values files)."""
-    result = dict(values)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def platform_releases(spec: ClusterSpec, needs: PlatformNeeds | None = None) -> list[Release]:
     """Every Helm release of the platform, in install order, with its values."""
     needs = needs or PlatformNeeds()
@@ -230,7 +220,7 @@ def platform_releases(spec: ClusterSpec, needs: PlatformNeeds | None = None) -> 
         releases.append(Release(KEDA, {}))
     if spec.image_registry:
         return [
-            Release(release.chart, merged(release.values, image_values(release.chart, spec.image_registry)), release.after)
+            Release(release.chart, deep_merge(release.values, image_values(release.chart, spec.image_registry)), release.after)
             for release in releases
         ]
     return releases
