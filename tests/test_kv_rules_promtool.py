@@ -9,15 +9,13 @@ reason, or fail when ``$CI`` is set.
 from __future__ import annotations
 
 import copy
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from promtool import require_promtool, run_promtool
 from stacks import stack_file
 
 from pulumi_vllm.cli.render import render_stack
@@ -28,23 +26,13 @@ from pulumi_vllm.kubernetes.operations import rule_groups
 from pulumi_vllm.plan import ServingPlan, plan_serving
 
 REPO = Path(__file__).resolve().parents[1]
-MISSING = "promtool missing: install Debian's prometheus package (apt-get install prometheus) to run it"
 NAMESPACE, MODEL = "vllm", "llama-3.3-70b-instruct"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The promtool executable; skips (fails under $CI) when it is not installed."""
-    found = shutil.which("promtool")
-    if found is None:
-        if _in_ci():
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
-    return found
+    return require_promtool()
 
 
 def _one_pool(values: dict[str, Any]) -> dict[str, Any]:
@@ -74,10 +62,6 @@ def _tiered(**kv_cache: Any) -> ServingPlan:
 
 def _alerts(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
-
-
-def _run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 # --- the metric names are vLLM 0.32's -------------------------------------------------------------------------
@@ -123,7 +107,7 @@ def test_the_example_with_monitoring_renders_the_rules_for_its_pools(promtool: s
         assert f'app_kubernetes_io_instance="{name}"' in yaml.safe_dump(groups)
         rule_file = tmp_path / f"{name}.yaml"
         rule_file.write_text(yaml.safe_dump({"groups": groups}))
-        result = _run(promtool, "check", "rules", str(rule_file), cwd=tmp_path)
+        result = run_promtool(promtool, "check", "rules", str(rule_file), cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -178,7 +162,7 @@ def _write(tmp_path: Path, groups: list[dict[str, Any]], tests: list[dict[str, A
 
 
 def _promtool_test(promtool: str, tmp_path: Path, groups: list[dict[str, Any]], test: dict[str, Any]) -> str:
-    result = _run(promtool, "test", "rules", str(_write(tmp_path, groups, [test])), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(_write(tmp_path, groups, [test])), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -307,7 +291,7 @@ def test_a_wrong_expectation_fails(promtool: str, tmp_path: Path) -> None:
               (_series("vllm:prompt_tokens_by_source_total", pool, source="local_compute"), "0+10x60")]
     test = _quiet_firing_resolved("VllmDecodeRecomputingPrompts", series, ("12m", "27m", "50m"),
                                   [_labels(groups, "VllmDecodeRecomputingPrompts")])
-    result = _run(promtool, "test", "rules", str(_write(tmp_path, groups, [test])), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(_write(tmp_path, groups, [test])), cwd=tmp_path)
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
 

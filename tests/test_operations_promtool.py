@@ -8,20 +8,16 @@ or fail when ``$CI`` is set, so a CI run never passes without checking the rules
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from promtool import require_promtool, run_promtool
 
 from pulumi_vllm.config import parse_stack_config
 from pulumi_vllm.kubernetes.operations import prometheus_rule, rule_groups
 from pulumi_vllm.plan import ServingPlan, plan_serving
-
-MISSING = "promtool missing: install Debian's prometheus package (apt-get install prometheus) to run it"
 
 NAMESPACE, NAME, MODEL = "vllm-prod", "qwen", "qwen-served"
 THRESHOLDS = {"ttftP95Seconds": 5, "kvCacheUsagePercent": 90, "queueLength": 20, "errorRatePercent": 5,
@@ -29,19 +25,10 @@ THRESHOLDS = {"ttftP95Seconds": 5, "kvCacheUsagePercent": 90, "queueLength": 20,
 WAKE_UP = f'sum(rate(router_requests_total{{model="{MODEL}"}}[2m]))'
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The promtool executable; skips (fails under $CI) when it is not installed."""
-    found = shutil.which("promtool")
-    if found is None:
-        if _in_ci():
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
-    return found
+    return require_promtool()
 
 
 def _plan(**autoscaling: Any) -> ServingPlan:
@@ -56,10 +43,6 @@ def _plan(**autoscaling: Any) -> ServingPlan:
     if autoscaling:
         values["autoscaling"] = {"enabled": True, **autoscaling}
     return plan_serving(parse_stack_config(values))
-
-
-def _run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _rule(groups: list[dict[str, Any]], alert: str) -> dict[str, Any]:
@@ -81,7 +64,7 @@ def test_the_rendered_rule_file_passes_promtool_check(promtool: str, tmp_path: P
     for plan in (_plan(), _plan(minReplicas=0, maxReplicas=3, wakeUpQuery=WAKE_UP)):
         rule_file = tmp_path / "rules.yaml"
         rule_file.write_text(yaml.safe_dump({"groups": prometheus_rule(plan)["spec"]["groups"]}))
-        result = _run(promtool, "check", "rules", str(rule_file), cwd=tmp_path)
+        result = run_promtool(promtool, "check", "rules", str(rule_file), cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS: 8 rules found" in result.stdout
 
@@ -92,7 +75,7 @@ def test_promtool_check_refuses_a_broken_expression(promtool: str, tmp_path: Pat
     groups[0]["rules"][0]["expr"] = "sum(vllm:num_requests_waiting{namespace=} > 1"
     rule_file = tmp_path / "rules.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": groups}))
-    assert _run(promtool, "check", "rules", str(rule_file), cwd=tmp_path).returncode != 0
+    assert run_promtool(promtool, "check", "rules", str(rule_file), cwd=tmp_path).returncode != 0
 
 
 def _labels(**extra: str) -> str:
@@ -177,7 +160,7 @@ def test_promtool_shows_the_alert_firing_and_resolving(promtool: str, tmp_path: 
     groups = rule_groups(_plan())
     series, times = SCENARIOS[alert]
     test_file = _write_unit_tests(tmp_path, groups, [_alert_test(groups, alert, series, times)])
-    result = _run(promtool, "test", "rules", str(test_file), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(test_file), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -187,7 +170,7 @@ def test_promtool_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     groups = rule_groups(_plan())
     test = _alert_test(groups, "VllmQueueBackingUp", [(f"vllm:num_requests_waiting{_labels()}", "0x60")],
                        ("8m", "25m", "45m"))
-    result = _run(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
 
@@ -217,7 +200,7 @@ def test_scaled_to_zero_no_ready_replica_fires_only_while_clients_wait(promtool:
             {"eval_time": "60m", "alertname": "VllmNoReadyReplica", "exp_alerts": []},
         ],
     }
-    result = _run(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -240,5 +223,5 @@ def test_recording_rules_compute_tokens_per_second(promtool: str, tmp_path: Path
                              "value": 2 * increase / 60}],
         })
     test = {"interval": "1m", "input_series": series, "promql_expr_test": expected}
-    result = _run(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
+    result = run_promtool(promtool, "test", "rules", str(_write_unit_tests(tmp_path, groups, [test])), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
