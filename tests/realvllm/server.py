@@ -144,6 +144,25 @@ class VllmServer:
         return http_request(self.base_url + path, **kwargs)
 
 
+def metric_sum(server: VllmServer, name: str, **labels: str) -> float:
+    """The sum of one metric's series on the server's ``/metrics`` whose labels include ``labels``."""
+    total = 0.0
+    for line in server.request("/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 15) -> None:
+    """SIGTERM a helper process the test started (a router, a registrar), then SIGKILL it after ``grace_seconds``."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_seconds)
+
+
 def _wait_ready(server: VllmServer, probe_path: str, timeout: float) -> None:
     """Poll ``probe_path`` until it answers 200; fail early if the server exits."""
     started = time.monotonic()

@@ -33,7 +33,7 @@ import pytest
 from pulumi_vllm.cli.render import RenderedStack, render_config
 
 from .kubelet import local_container
-from .server import VllmServer, free_port, http_request, start_vllm_server
+from .server import VllmServer, free_port, http_request, metric_sum, start_vllm_server, stop_process
 
 pytestmark = pytest.mark.realvllm
 
@@ -107,15 +107,6 @@ def _values_after(argv: list[str], index: int) -> Iterator[str]:
         yield word
 
 
-def metric(server: VllmServer, name: str, **labels: str) -> float:
-    """The sum of one counter's series whose labels include ``labels``."""
-    total = 0.0
-    for line in server.request("/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 @dataclasses.dataclass
 class Pools:
     prefill: VllmServer
@@ -181,12 +172,7 @@ def router(rendered: RenderedStack, pools: Pools, tmp_path_factory: pytest.TempP
             raise TimeoutError(f"the P/D router did not become ready:\n{log.read_text()[-2000:]}")
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop_process(process)
     assert process.poll() is not None
 
 
@@ -196,29 +182,29 @@ def test_the_router_lists_one_prefill_and_one_decode_worker(router: str) -> None
 
 
 def test_a_chat_request_is_prefilled_on_one_server_and_decoded_on_the_other(router: str, pools: Pools) -> None:
-    before = {role: metric(getattr(pools, role), "vllm:generation_tokens_total") for role in ("prefill", "decode")}
+    before = {role: metric_sum(getattr(pools, role), "vllm:generation_tokens_total") for role in ("prefill", "decode")}
     answer = http_request(router + "/v1/chat/completions", method="POST", timeout=120, body={
         "model": "tiny", "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6,
         "temperature": 0, "ignore_eos": True,
     })
     assert answer.status == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"]
-    generated = {role: metric(getattr(pools, role), "vllm:generation_tokens_total") - before[role]
+    generated = {role: metric_sum(getattr(pools, role), "vllm:generation_tokens_total") - before[role]
                  for role in ("prefill", "decode")}
     assert generated == {"prefill": 1.0, "decode": 6.0}
 
 
 def test_the_decode_server_takes_the_prompts_blocks_from_the_connector(router: str, pools: Pools) -> None:
     source = "vllm:prompt_tokens_by_source_total"
-    before = metric(pools.decode, source, source="external_kv_transfer")
-    computed = metric(pools.decode, source, source="local_compute")
+    before = metric_sum(pools.decode, source, source="external_kv_transfer")
+    computed = metric_sum(pools.decode, source, source="local_compute")
     answer = http_request(router + "/v1/completions", method="POST", timeout=120, body={
         "model": "tiny", "prompt": LONG_PROMPT, "max_tokens": 4, "temperature": 0,
     })
     assert answer.status == 200, answer.text
     prompt_tokens = answer.json()["usage"]["prompt_tokens"]
-    transferred = metric(pools.decode, source, source="external_kv_transfer") - before
-    local = metric(pools.decode, source, source="local_compute") - computed
+    transferred = metric_sum(pools.decode, source, source="external_kv_transfer") - before
+    local = metric_sum(pools.decode, source, source="local_compute") - computed
     # Whole 128-token blocks come from the prefill server; only the rest of the prompt is computed again.
     assert transferred >= 256 and transferred % 128 == 0
     assert transferred + local == prompt_tokens

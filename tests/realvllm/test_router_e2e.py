@@ -30,7 +30,7 @@ from pulumi_vllm.engine.router import ROUTER_URL_ENV, WORKERS_ENV
 
 from .conftest import API_KEY
 from .kubelet import local_container
-from .server import VllmServer, free_port, http_request, start_vllm_server
+from .server import VllmServer, free_port, http_request, metric_sum, start_vllm_server, stop_process
 from .tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.realvllm
@@ -94,11 +94,7 @@ def set_option(argv: list[str], flag: str, value: str) -> list[str]:
 
 def success_count(server: VllmServer) -> float:
     """The server's own count of finished requests (``vllm:request_success_total``, every reason and model)."""
-    total = 0.0
-    for line in server.request("/metrics", timeout=10).text.splitlines():
-        if line.startswith("vllm:request_success_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return metric_sum(server, "vllm:request_success_total")
 
 
 @dataclasses.dataclass
@@ -214,12 +210,7 @@ def running_router(rendered: RenderedStack, fleet: Fleet, log_dir: Path) -> Iter
         yield base
     finally:
         for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
