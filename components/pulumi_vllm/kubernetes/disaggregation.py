@@ -19,10 +19,9 @@ from pulumi_vllm.config import ConfigError, StackConfig
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.engine.argv import VLLM_PORT
 from pulumi_vllm.engine.pd_router import PD_MANAGED_FLAGS, pd_router_args
-from pulumi_vllm.engine.router import ROUTER_METRICS_PORT
 from pulumi_vllm.kubernetes.kv_pods import check_kv_flags
 from pulumi_vllm.kubernetes.pod import object_labels, selector_labels
-from pulumi_vllm.kubernetes.router import router_container
+from pulumi_vllm.kubernetes.router import router_budget_and_service, router_container
 from pulumi_vllm.plan import plan_serving
 
 TOKEN = "pulumi-vllm:index:PdRouter"
@@ -152,22 +151,7 @@ class PdRouter(pulumi.ComponentResource):
                             "template": pd_router_pod(config)}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._binding]),
         )
-        self._budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=metadata,
-            spec=cast(Any, {"maxUnavailable": 1, "selector": {"matchLabels": selector}}), opts=child,
-        )
-        self._service = k8s.core.v1.Service(
-            f"{name}-service", metadata=metadata,
-            spec=cast(Any, {
-                "type": router.service_type,
-                "selector": selector,
-                "ports": [
-                    {"name": "http", "port": router.service_port, "targetPort": "http", "protocol": "TCP"},
-                    {"name": "metrics", "port": ROUTER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-                ],
-            }),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._deployment]),
-        )
+        self._budget, self._service = router_budget_and_service(self, name, metadata, selector, router, self._deployment)
         port = "" if router.service_port == 80 else f":{router.service_port}"
         self.base_url = pulumi.Output.from_input(
             f"http://{pd_router_name(config)}.{config.namespace}.svc.cluster.local{port}/v1"

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from pulumi_vllm.config import ConfigError, StackConfig
 from pulumi_vllm.config.base import PROJECT
 from pulumi_vllm.config.component_args import stack_config_from_args
+from pulumi_vllm.config.routing import RouterSpec
 from pulumi_vllm.engine.argv import VLLM_PORT
 from pulumi_vllm.engine.router import (
     ROUTER_METRICS_PORT,
@@ -219,6 +220,33 @@ def inference_pool_spec(config: StackConfig, member: StackConfig) -> dict[str, A
     }
 
 
+def router_budget_and_service(
+    parent: pulumi.Resource, name: str, metadata: k8s.meta.v1.ObjectMetaArgs, selector: dict[str, str],
+    spec: RouterSpec, deployment: k8s.apps.v1.Deployment,
+) -> tuple[k8s.policy.v1.PodDisruptionBudget, k8s.core.v1.Service]:
+    """A router's disruption budget (at most one router pod down at a time, whatever the replica count) and its
+    Service (API and metrics ports), children of ``parent``; every router (the one of many models, the P/D one)."""
+    budget = k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pdb", metadata=metadata,
+        spec=cast(Any, {"maxUnavailable": 1, "selector": {"matchLabels": selector}}),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    service = k8s.core.v1.Service(
+        f"{name}-service",
+        metadata=metadata,
+        spec=cast(Any, {
+            "type": spec.service_type,
+            "selector": selector,
+            "ports": [
+                {"name": "http", "port": spec.service_port, "targetPort": "http", "protocol": "TCP"},
+                {"name": "metrics", "port": ROUTER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+            ],
+        }),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[deployment]),
+    )
+    return budget, service
+
+
 class VllmRouter(pulumi.ComponentResource):
     """vLLM's router in front of a stack's models, with the Services it registers pods from.
 
@@ -257,24 +285,7 @@ class VllmRouter(pulumi.ComponentResource):
                             "template": router_pod(config)}),
             opts=child,
         )
-        # At most one router pod down at a time, whatever the replica count.
-        self._budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=metadata,
-            spec=cast(Any, {"maxUnavailable": 1, "selector": {"matchLabels": selector}}), opts=child,
-        )
-        self._service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=metadata,
-            spec=cast(Any, {
-                "type": spec.service_type,
-                "selector": selector,
-                "ports": [
-                    {"name": "http", "port": spec.service_port, "targetPort": "http", "protocol": "TCP"},
-                    {"name": "metrics", "port": ROUTER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-                ],
-            }),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._deployment]),
-        )
+        self._budget, self._service = router_budget_and_service(self, name, metadata, selector, spec, self._deployment)
         if spec.gateway.http_route:
             self._route = self._custom(f"{name}-http-route", GATEWAY_API_VERSION, "HTTPRoute", router_name(config),
                                        namespace, labels, http_route_spec(config), child)
