@@ -21,7 +21,8 @@ def test_each_row_names_a_catalog_gpu_whose_memory_matches_the_clouds_figure(nam
     row = INSTANCES[name]
     gpu = lookup_gpu(row.gpu)
     assert gpu.name == row.gpu  # the canonical name, not an alias
-    assert gpu.resource == "nvidia.com/gpu"
+    # NVIDIA GPUs everywhere but Azure's ND MI300X v5 (AMD's device plugin advertises amd.com/gpu).
+    assert gpu.resource == ("amd.com/gpu" if row.gpu == "MI300X" else "nvidia.com/gpu")
     # Clouds list HBM cards in binary units (an H100's "80 GB" is 81559 MiB in nvidia-smi) and GDDR cards in
     # decimal ones (an L4's "24 GB" is 23034 MiB); CUDA reports a little less than either. So the catalog's figure
     # lies below the listed number read as GiB, and within 12% of it.
@@ -50,7 +51,8 @@ def test_aws_families_agree_with_the_catalogs_instance_family_map(name: str) -> 
 
 
 def test_eight_gpu_sizes_are_the_largest_of_each_family() -> None:
-    for row in INSTANCES.values():
+    # EC2 and Compute Engine families; Azure's NC series top out at 2 or 4 GPUs a VM.
+    for row in (row for row in INSTANCES.values() if row.provider != "azure"):
         family = [other for other in INSTANCES.values() if other.family == row.family]
         assert max(other.gpus for other in family) in (8, 16)
 
@@ -75,3 +77,15 @@ def test_node_labels_are_the_ones_each_cloud_sets() -> None:
     l4 = INSTANCES["g2-standard-8"]
     assert node_labels("gcp", l4, "l4", spot=True)["cloud.google.com/gke-accelerator"] == "nvidia-l4"
     assert node_labels("gcp", l4, "l4", spot=True)["cloud.google.com/gke-spot"] == "true"
+
+
+@pytest.mark.parametrize("name", known_instances("azure"))
+def test_azure_sizes_resolve_case_insensitively_and_label_like_aks(name: str) -> None:
+    row = lookup_instance(name.lower(), "azure")
+    assert row.name == name and row.provider == "azure" and row.accelerator == ""
+    assert row.source.startswith("https://learn.microsoft.com/")
+    labels = node_labels("azure", row, "gpu", spot=True)
+    assert labels == {INSTANCE_TYPE_LABEL: name, "kubernetes.azure.com/agentpool": "gpu",
+                      "kubernetes.azure.com/scalesetpriority": "spot"}
+    with pytest.raises(ValueError, match="not a known EC2 instance type"):
+        lookup_instance(name, "aws")  # an Azure size is not an EKS node group's instance type

@@ -47,8 +47,11 @@ def pod_requests(values: dict[str, Any]) -> tuple[tuple[str, str], list[str]]:
 def test_every_instance_row_has_vcpus_and_memory_from_its_clouds_page(name: str) -> None:
     row = INSTANCES[name]
     assert row.vcpus >= 4 and row.memory_gib >= 16
-    page = "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html" if row.provider == "aws" else (
-        "cloud.google.com/compute/docs/accelerator-optimized-machines")
+    page = {
+        "aws": "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html",
+        "gcp": "cloud.google.com/compute/docs/accelerator-optimized-machines",
+        "azure": "learn.microsoft.com/en-us/azure/virtual-machines/sizes/gpu-accelerated/",
+    }[row.provider]
     assert f"vCPUs and memory: https://{page}" in row.source
     node = allocatable(row)
     # What pods get is less than the node, and the reservation stays a small part of it.

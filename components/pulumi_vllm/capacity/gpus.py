@@ -144,6 +144,11 @@ _CATALOG: tuple[GpuType, ...] = (
         "(github.com/OpenBMB/MiniCPM-V/issues/640)", "NVIDIA A10",
     ),
     GpuType(
+        "T4", 14.75, ("T4-16GB", "Tesla-T4"),
+        "PyTorch out-of-memory reports on a Tesla T4 'GPU 0; 14.75 GiB total capacity' (Google Colab's T4, widely "
+        "quoted; not measured here)", "Tesla T4",
+    ),
+    GpuType(
         "RTX-4090", 23.52, ("RTX4090", "4090", "GeForce-RTX-4090"),
         "PyTorch out-of-memory report on an RTX 4090 'total capacity of 23.52 GiB' "
         "(github.com/Soul-AILab/SoulX-FlashTalk/issues/5)", "NVIDIA GeForce RTX 4090",
@@ -219,6 +224,7 @@ _PCIE_ONLY: dict[str, str] = {
     "L4": "https://www.nvidia.com/en-us/data-center/l4/ (interconnect: PCIe Gen4 x16)",
     "A10": "https://www.nvidia.com/en-us/data-center/products/a10-gpu/ (interconnect: PCIe Gen4 64 GB/s)",
     "A10G": "https://aws.amazon.com/ec2/instance-types/g5/ (A10G on PCIe; g5 lists no GPU interconnect)",
+    "T4": "https://www.nvidia.com/en-us/data-center/tesla-t4/ (interconnect: PCIe Gen3 x16)",
     "RTX-4090": "https://www.nvidia.com/en-us/geforce/graphics-cards/40-series/rtx-4090/ (no NVLink on Ada GeForce)",
     "RTX-4080": "https://www.nvidia.com/en-us/geforce/graphics-cards/40-series/rtx-4080-family/ (no NVLink)",
     "RTX-5090": "https://www.nvidia.com/en-us/geforce/graphics-cards/50-series/rtx-5090/ (no NVLink)",

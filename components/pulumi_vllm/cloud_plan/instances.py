@@ -1,4 +1,4 @@
-"""GPU instance types (EC2) and machine types (Compute Engine): GPUs per node, the GPU (a name of the GPU catalog in
+"""GPU instance types (EC2), machine types (Compute Engine) and VM sizes (Azure): GPUs per node, the GPU (a name of the GPU catalog in
 :mod:`pulumi_vllm.capacity.gpus`), the memory each GPU has as the cloud lists it, the node's vCPUs and memory, and
 where each row comes from.
 
@@ -16,17 +16,23 @@ it with 110 below 30 vCPUs and 250 from 30 vCPUs up (the EKS max-pods calculator
 the ENI limit of the small G sizes (58), so their reservation is, if anything, overestimated. Memory on GKE: 25% of
 the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112, 2% above 128 GiB, plus the 100 MiB
 eviction threshold (:data:`GKE_RESERVATIONS`). Compute Engine lists memory in GB of 2^30 bytes, read here as GiB.
+Azure VM sizes use the same memory tiers, which AKS documents for its kube-reserved memory (:data:`AKS_RESERVATIONS`),
+and the 100 MiB threshold: AKS clusters are not created by this project, so no node group check reads them today.
+
+Azure sizes are spelled as Azure spells them (``Standard_NC24ads_A100_v4``, also the node's instance-type label);
+:func:`lookup_instance` reads every name case-insensitively.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pulumi_vllm.capacity.gpus import GpuType, lookup_gpu
 
-Provider = Literal["aws", "gcp"]
+Provider = Literal["aws", "gcp", "azure"]
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 """The well-known label the kubelet sets on every node from the cloud's instance or machine type."""
@@ -42,6 +48,10 @@ GKE_RESERVATIONS = "https://cloud.google.com/kubernetes-engine/docs/concepts/pla
 """GKE's CPU and memory reservations and eviction threshold, by machine size."""
 KARPENTER_SETTINGS = "https://karpenter.sh/docs/reference/settings/"
 """Karpenter's settings, among them ``VM_MEMORY_OVERHEAD_PERCENT`` (default 0.075)."""
+AKS_RESERVATIONS = "https://learn.microsoft.com/en-us/azure/aks/node-resource-reservations"
+"""AKS's kube-reserved CPU and memory: the memory tiers are GKE's."""
+_AZURE_SIZES = "https://learn.microsoft.com/en-us/azure/virtual-machines/sizes/gpu-accelerated/"
+"""Azure's GPU-accelerated VM size series pages: vCPUs, memory (GiB), GPUs and GPU memory of each size."""
 EKS_AMI = "https://github.com/awslabs/amazon-eks-ami"
 """The EKS optimized AMI: its kubelet's kube-reserved CPU and memory formulas."""
 
@@ -56,7 +66,7 @@ class InstanceType:
     """One GPU instance or machine type."""
 
     name: str
-    """As the cloud spells it (``p5.48xlarge``, ``a3-highgpu-8g``)."""
+    """As the cloud spells it (``p5.48xlarge``, ``a3-highgpu-8g``, ``Standard_NC24ads_A100_v4``)."""
     provider: Provider
     gpus: int
     """GPUs per node."""
@@ -77,8 +87,14 @@ class InstanceType:
 
     @property
     def family(self) -> str:
-        """``p5`` of ``p5.48xlarge``, ``a3-highgpu`` of ``a3-highgpu-8g``."""
-        return self.name.split(".")[0] if self.provider == "aws" else self.name.rsplit("-", 1)[0]
+        """``p5`` of ``p5.48xlarge``, ``a3-highgpu`` of ``a3-highgpu-8g``, ``NCads_A100_v4`` of
+        ``Standard_NC24ads_A100_v4`` (the series, the size's digits dropped)."""
+        if self.provider == "aws":
+            return self.name.split(".")[0]
+        if self.provider == "azure":
+            return re.sub(r"\d+", "", self.name.removeprefix("Standard_").split("_", 1)[0], count=1) + "_" + (
+                self.name.removeprefix("Standard_").split("_", 1)[1])
+        return self.name.rsplit("-", 1)[0]
 
     @property
     def gpu_type(self) -> GpuType:
@@ -106,6 +122,14 @@ def _gcp(family: str, gpu: str, memory_gb: int, accelerator: str, sizes: dict[st
     return [
         InstanceType(f"{family}-{size}", "gcp", gpus, gpu, memory_gb, source, 0, accelerator, vcpus, memory)
         for size, (gpus, vcpus, memory) in sizes.items()
+    ]
+
+
+def _azure(series: str, gpu: str, memory_gb: int, sizes: dict[str, Size]) -> list[InstanceType]:
+    return [
+        InstanceType(name, "azure", gpus, gpu, memory_gb, f"{_AZURE_SIZES}{series} (GPUs and GPU memory; vCPUs and memory: "
+                     f"{_AZURE_SIZES}{series})", vcpus=vcpus, memory_gib=memory)
+        for name, (gpus, vcpus, memory) in sizes.items()
     ]
 
 
@@ -142,9 +166,32 @@ INSTANCES: dict[str, InstanceType] = {
             "4": (1, 4, 16), "8": (1, 8, 32), "12": (1, 12, 48), "16": (1, 16, 64), "32": (1, 32, 128), "24": (2, 24, 96),
             "48": (4, 48, 192), "96": (8, 96, 384),
         }),
+        # Azure: every size of these series with whole GPUs (the fractional NVadsA10 v5 sizes share one A10).
+        *_azure("nca100v4-series", "A100-80GB", 80, {
+            "Standard_NC24ads_A100_v4": (1, 24, 220), "Standard_NC48ads_A100_v4": (2, 48, 440),
+            "Standard_NC96ads_A100_v4": (4, 96, 880),
+        }),
+        *_azure("nda100v4-series", "A100-40GB", 40, {"Standard_ND96asr_v4": (8, 96, 900)}),
+        *_azure("ndma100v4-series", "A100-80GB", 80, {"Standard_ND96amsr_A100_v4": (8, 96, 1900)}),
+        # NC H100 v5: H100 NVL, 94 GB each.
+        *_azure("nch100v5-series", "H100-NVL", 94, {
+            "Standard_NC40ads_H100_v5": (1, 40, 320), "Standard_NC80adis_H100_v5": (2, 80, 640),
+        }),
+        *_azure("ndh100v5-series", "H100-80GB", 80, {"Standard_ND96isr_H100_v5": (8, 96, 1900)}),
+        *_azure("nd-h200-v5-series", "H200", 141, {"Standard_ND96isr_H200_v5": (8, 96, 1850)}),
+        *_azure("nvadsa10v5-series", "A10", 24, {
+            "Standard_NV36ads_A10_v5": (1, 36, 440), "Standard_NV72ads_A10_v5": (2, 72, 880),
+        }),
+        *_azure("ncast4v3-series", "T4", 16, {
+            "Standard_NC4as_T4_v3": (1, 4, 28), "Standard_NC8as_T4_v3": (1, 8, 56), "Standard_NC16as_T4_v3": (1, 16, 110),
+            "Standard_NC64as_T4_v3": (4, 64, 440),
+        }),
+        *_azure("nd-mi300x-v5-series", "MI300X", 192, {"Standard_ND96isr_MI300X_v5": (8, 96, 1850)}),
     ]
 }
-"""Every GPU instance and machine type this project knows, by name."""
+"""Every GPU instance, machine and VM type this project knows, by name."""
+
+_BY_LOWER = {name.lower(): row for name, row in INSTANCES.items()}
 
 
 def known_instances(provider: Provider | None = None) -> list[str]:
@@ -154,10 +201,11 @@ def known_instances(provider: Provider | None = None) -> list[str]:
 
 def lookup_instance(name: str, provider: Provider | None = None) -> InstanceType:
     """The row of ``name``; raises :class:`ValueError` naming the accepted types (of ``provider``)."""
-    row = INSTANCES.get(name.strip().lower())
+    row = _BY_LOWER.get(name.strip().lower())
     if row is not None and (provider is None or row.provider == provider):
         return row
-    where = {"aws": "EC2 instance", "gcp": "Compute Engine machine"}.get(provider or "", "GPU instance or machine")
+    where = {"aws": "EC2 instance", "gcp": "Compute Engine machine", "azure": "Azure VM"}.get(
+        provider or "", "GPU instance, machine or VM")
     raise ValueError(
         f"{name!r} is not a known {where} type with GPUs; accepted: {', '.join(known_instances(provider))}"
     )
@@ -172,7 +220,9 @@ def node_labels(
     EKS managed node groups: eks.amazonaws.com/nodegroup and capacityType
     (https://docs.aws.amazon.com/eks/latest/userguide/managed-node-groups.html); Karpenter: karpenter.sh/nodepool,
     capacity-type and the karpenter.k8s.aws/instance-* labels (https://karpenter.sh/docs/reference/instance-types/);
-    GKE: cloud.google.com/gke-nodepool, gke-accelerator and gke-spot (:data:`_GKE_GPUS`).
+    GKE: cloud.google.com/gke-nodepool, gke-accelerator and gke-spot (:data:`_GKE_GPUS`); AKS:
+    kubernetes.azure.com/agentpool and, on Spot node pools, kubernetes.azure.com/scalesetpriority
+    (https://learn.microsoft.com/en-us/azure/aks/spot-node-pool).
     """
     labels = {INSTANCE_TYPE_LABEL: instance.name}
     if provider == "aws" and karpenter:
@@ -184,6 +234,10 @@ def node_labels(
         })
     elif provider == "aws":
         labels.update({"eks.amazonaws.com/nodegroup": group, "eks.amazonaws.com/capacityType": capacity_type})
+    elif provider == "azure":
+        labels["kubernetes.azure.com/agentpool"] = group
+        if spot:
+            labels["kubernetes.azure.com/scalesetpriority"] = "spot"
     else:
         labels.update({"cloud.google.com/gke-nodepool": group, "cloud.google.com/gke-accelerator": instance.accelerator})
         if spot:
