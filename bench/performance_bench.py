@@ -4,6 +4,9 @@ Run: ``PYTHONPATH=components python bench/performance_bench.py``. Prints, per me
 bench/performance_references.py, the predicted and measured output tokens/s, TTFT and ITL with the relative
 errors; then the median and worst error of each quantity per GPU type and per model family, split into fitted
 and held-out rows, and over the held-out rows whose source has no fitted row ("held-out by source").
+Rows measured at a fixed ``--request-rate`` (``Measurement.request_rate``) are predicted in rate mode (a Poisson
+arrival rate instead of a closed loop) and summarised apart, as "rate mode", so the closed-loop figures stay
+comparable with earlier runs.
 ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
 ``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
 prints them for capacity/gpu_performance.json.
@@ -47,6 +50,8 @@ class Row:
     measured: dict[str, float | None]
     predicted: dict[str, float]
     error: dict[str, float | None]
+    mode: str = "closed"
+    """``closed`` (a closed loop or an offline batch) or ``rate`` (a Poisson request rate)."""
 
 
 def _error(predicted: float, measured: float | None) -> float | None:
@@ -61,15 +66,21 @@ def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
         gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
         weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=max(256, row.concurrency),
     )
-    prediction = predict(facts, layout, Workload(row.input_tokens, row.output_tokens, concurrency=row.concurrency),
-                         constants)
+    if row.request_rate is not None:
+        # The model has no rate with a client cap: a capped rate run would be predicted as uncapped.
+        assert row.concurrency == 0, f"{row.key}: a rate row with a --max-concurrency cap"
+        workload = Workload(row.input_tokens, row.output_tokens, rate=row.request_rate)
+    else:
+        workload = Workload(row.input_tokens, row.output_tokens, concurrency=row.concurrency)
+    prediction = predict(facts, layout, workload, constants)
     statistic = "p50"
     ttft = getattr(prediction.ttft_ms, statistic)
     itl = getattr(prediction.itl_ms, statistic)
     predicted = {"throughput": prediction.output_tokens_per_s, "ttft": ttft, "itl": itl}
     measured = {"throughput": row.output_tokens_per_s, "ttft": row.ttft_ms, "itl": row.itl_ms}
     return Row(row.key, row.gpu, row.family, row.held_out, row.source, measured, predicted,
-               {quantity: _error(predicted[quantity], measured[quantity]) for quantity in QUANTITIES})
+               {quantity: _error(predicted[quantity], measured[quantity]) for quantity in QUANTITIES},
+               "closed" if row.request_rate is None else "rate")
 
 
 def evaluate_all(constants: Constants | None = None) -> list[Row]:
@@ -77,11 +88,16 @@ def evaluate_all(constants: Constants | None = None) -> list[Row]:
     return [evaluate(row, constants) for row in REFERENCES]
 
 
-SPLITS = ("fitted", "held-out", "held-out by source")
-"""``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses)."""
+SPLITS = ("fitted", "held-out", "held-out by source", "rate mode")
+"""``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses);
+``rate mode``: the rows run at a request rate, which the first three leave out."""
 
 
 def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
+    if split == "rate mode":
+        return row.mode == "rate"
+    if row.mode == "rate":
+        return False
     if split == "fitted":
         return not row.held_out
     if split == "held-out":
@@ -91,7 +107,7 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
 
 def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
     """Median and worst absolute error of each quantity per ``group`` value (gpu or family): fitted, held out,
-    and held out from sources with no fitted row."""
+    and held out from sources with no fitted row, over the closed-loop rows; then the rate rows ("rate mode")."""
     out: list[dict[str, object]] = []
     fitted_sources = {row.source for row in rows if not row.held_out}
     keys = sorted({getattr(row, group) for row in rows}) + ["all"]
@@ -115,7 +131,7 @@ def _loss(constants: Constants) -> float:
     """Median of the absolute log errors over the fitted rows and every quantity they publish."""
     errors = []
     for row in REFERENCES:
-        if row.held_out:
+        if row.held_out or row.request_rate is not None:
             continue
         result = evaluate(row, constants)
         for quantity in QUANTITIES:
@@ -163,6 +179,12 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:+.0f}%"
 
 
+def _split_label(row: Row) -> str:
+    if row.mode == "rate":
+        return "rate"
+    return "held" if row.held_out else "fit"
+
+
 def _table(rows: list[Row]) -> list[str]:
     header = (f"{'measurement':40} {'split':8} {'tok/s pred/meas':>20} {'err':>6} {'TTFT ms':>16} {'err':>6} "
               f"{'ITL ms':>14} {'err':>6}")
@@ -174,7 +196,7 @@ def _table(rows: list[Row]) -> list[str]:
 
     for row in rows:
         lines.append(
-            f"{row.key:40} {'held' if row.held_out else 'fit':8} {pair(row, 'throughput'):>20} "
+            f"{row.key:40} {_split_label(row):8} {pair(row, 'throughput'):>20} "
             f"{_percent(row.error['throughput']):>6} {pair(row, 'ttft'):>16} {_percent(row.error['ttft']):>6} "
             f"{pair(row, 'itl'):>14} {_percent(row.error['itl']):>6}"
         )
@@ -207,6 +229,17 @@ def _summary_lines(rows: list[Row], markdown: bool) -> list[str]:
     return lines
 
 
+def _finite(value: object) -> object:
+    """``value`` with infinite floats (a saturated rate's TTFT) as ``None``, so the JSON stays standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison (or the fitted constants with ``--fit``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -221,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = evaluate_all()
     if args.json:
-        print(json.dumps({"rows": [asdict(row) for row in rows], "by_gpu": summary(rows, "gpu"),
-                          "by_family": summary(rows, "family")}, indent=2))
+        print(json.dumps(_finite({"rows": [asdict(row) for row in rows], "by_gpu": summary(rows, "gpu"),
+                                  "by_family": summary(rows, "family")}), indent=2))
     elif args.markdown:
         print("\n".join(_summary_lines(rows, markdown=True)))
     else:

@@ -12,9 +12,13 @@ at least one row of every GPU type and model family with more than one row is he
 a fit is held out whole (its rows test the model on a publisher, layout and harness the constants never saw;
 ``performance_bench.py`` reports them apart as "held out by source").
 
-Gaps, said plainly: no H200 and no L40S row with a full workload description was found in the sources searched
-(vLLM issues and pull requests, vendors' and users' blogs); the dense 70B class has one source (Qwen2.5-72B on
-two H100s, held out). Rows whose TTFT or ITL was not published carry ``None`` there.
+Gaps, said plainly: no L40S row with a full workload description was found in the sources searched (vLLM issues
+and pull requests, vLLM's CI benchmark pages, vendors' and users' blogs); H200 has only the held-out rows of
+``performance_references_nvidia.py`` (vLLM's batch-8 latency benchmark of Llama 8B, Llama 3 70B at tensor parallel 4
+and Mixtral 8x7B at 2, without TTFT or ITL, and a gpt-oss-20b sweep from a custom harness); the dense 70B class
+has one source (Qwen2.5-72B on two H100s, held out). Rows whose TTFT or ITL was not published carry ``None`` there.
+``performance_references_more.py`` adds held-out MI300X rows with TTFT and ITL (Llama 3.1 405B bf16), A100 40GB at
+tensor parallel 8 (Llama 3.3 70B) and the only rows at a request rate; still none for Mixtral-class MoE or L4 7B-8B.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class Measurement:
     pipeline_parallel_size: int = 1
     family: str = ""
     note: str = ""
+    request_rate: float | None = None
+    """Requests/s of a ``--request-rate`` (Poisson) run, predicted in rate mode; ``None`` for a closed loop or an
+    offline batch. A rate row's ``concurrency`` is the run's ``--max-concurrency`` cap, 0 when it had none."""
 
 
 _TT_QWEN3 = "https://github.com/tenstorrent/tt-inference-server/issues/340"
@@ -136,6 +143,14 @@ REFERENCES: tuple[Measurement, ...] = (
                 75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", held_out=True, family="llama-3.1"),
 )
 """Every measurement, fitted and held out."""
+
+from performance_references_more import ROWS as _MORE_ROWS  # after Measurement: that module imports it from here
+
+REFERENCES = REFERENCES + _MORE_ROWS
+
+from performance_references_nvidia import ROWS as _NVIDIA_ROWS  # after Measurement: that module imports it too
+
+REFERENCES = REFERENCES + _NVIDIA_ROWS
 
 
 def fitted() -> tuple[Measurement, ...]:
