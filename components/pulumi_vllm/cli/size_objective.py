@@ -2,9 +2,9 @@
 
 With ``--rate`` (requests/s) or ``--concurrency`` and a ``--gpu``, predicts that load on the given layout
 (:mod:`pulumi_vllm.capacity.performance`). With ``--rate`` and no ``--gpu``, weighs every GPU instance or
-machine type of :mod:`pulumi_vllm.cloud_plan.instances` whose GPU has performance figures, every tensor-parallel
-size that fits its node and the model, and as many replicas as the objective needs; prices come from
-``cloud/prices.json`` (or ``--price-file``), each with its source and date.
+machine type (EC2, Compute Engine, Azure) of :mod:`pulumi_vllm.cloud_plan.instances` whose GPU has performance
+figures, every tensor-parallel size that fits its node and the model, and as many replicas as the objective needs;
+prices come from ``cloud_plan/prices.json`` (or ``--price-file``), each with its region, source and date.
 """
 
 from __future__ import annotations
@@ -28,15 +28,20 @@ from pulumi_vllm.capacity.performance import (
     predict,
 )
 from pulumi_vllm.capacity.planner import plan_capacity
-from pulumi_vllm.cloud_plan.instances import INSTANCES, InstanceType
+from pulumi_vllm.cloud_plan.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.facts import ModelFacts
 
 PRICES_FILE = Path(__file__).resolve().parent.parent / "cloud_plan" / "prices.json"
 STALE_AFTER_DAYS = 180
+"""Days after ``as_of`` from which the search warns that the prices may be out of date."""
+PRICE_FIELDS = ("on_demand_usd_per_hour", "spot_usd_per_hour", "capacity_block_usd_per_hour")
+"""The hourly figures a price row may carry (each optional; a row without any has no price)."""
 SHOWN = 25
 """Candidates the table prints (cheapest first); ``--json`` has them all."""
 NO_FEASIBLE_LAYOUT = 1
+NAME_WIDTH = max(len(name) for name in INSTANCES)
+"""Width of the table's instance column (Azure's VM size names are the longest)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class PriceTable:
     as_of: datetime.date
     source: str
     warnings: tuple[str, ...]
+
+    def region(self, instance: str) -> str | None:
+        """The region a type's price is for (``None``: the row does not say, as in files written before rows had
+        a ``region``)."""
+        region = self.prices.get(instance, {}).get("region")
+        return None if region is None else str(region)
 
     def hourly(self, instance: str) -> tuple[float | None, float | None, str]:
         """``(on-demand or reservation $/h, spot $/h, what the first figure is)`` of one instance type."""
@@ -72,8 +83,19 @@ def load_prices(path: Path | None = None, today: datetime.date | None = None) ->
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(
             f"--price-file {where}: cannot read it ({error}); expected JSON with \"as_of\" (YYYY-MM-DD) and "
-            "\"prices\" ({instance type: {\"on_demand_usd_per_hour\": ..., \"spot_usd_per_hour\": ...}})"
+            "\"prices\" ({instance type: {\"on_demand_usd_per_hour\": ..., \"spot_usd_per_hour\": ..., "
+            "\"region\": ..., \"source\": ..., \"date\": ...}})"
         ) from None
+    for instance, row in prices.items():
+        for key in PRICE_FIELDS:
+            value = row.get(key) if isinstance(row, dict) else None
+            if isinstance(row, dict) and key in row and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise UserError(f"--price-file {where}: prices.{instance}.{key}: {value!r} is not accepted; expected "
+                                "a number of USD per hour, 0 or more")
+        if not isinstance(row, dict):
+            raise UserError(f"--price-file {where}: prices.{instance}: {row!r} is not accepted; expected an object "
+                            "such as {\"on_demand_usd_per_hour\": 1.0}")
     today = today or datetime.date.today()
     warnings = []
     age = (today - as_of).days
@@ -104,6 +126,8 @@ class Candidate:
     usd_per_hour: float | None
     spot_usd_per_hour: float | None
     price_kind: str
+    price_region: str | None
+    """The region the price is for, as the price table says."""
     meets_latency: bool
     meets_budget: bool
     binding: str
@@ -134,8 +158,9 @@ class Candidate:
             "nodes": self.nodes,
             "predicted": self.prediction.as_json(),
             "usd_per_hour": None if self.usd_per_hour is None else round(self.usd_per_hour, 2),
-            "spot_usd_per_hour": self.spot_usd_per_hour,
+            "spot_usd_per_hour": None if self.spot_usd_per_hour is None else round(self.spot_usd_per_hour, 2),
             "price_kind": self.price_kind,
+            "price_region": self.price_region,
             "usd_per_million_output_tokens": (
                 None if self.usd_per_million_output_tokens is None else round(self.usd_per_million_output_tokens, 4)
             ),
@@ -177,7 +202,8 @@ def _weigh(
     cost = None if hourly is None else hourly * nodes
     within = objective.budget_usd_per_hour is None or (cost is not None and cost <= objective.budget_usd_per_hour)
     return Candidate(instance, tp, replicas, nodes, prediction, cost,
-                     None if spot is None else float(spot) * nodes, kind, sizing.meets, within, binding)
+                     None if spot is None else float(spot) * nodes, kind, prices.region(instance.name), sizing.meets,
+                     within, binding)
 
 
 def search(
@@ -245,7 +271,7 @@ def _row(index: int, candidate: Candidate, chosen: int | None) -> str:
     cost = "-" if candidate.usd_per_hour is None else f"{candidate.usd_per_hour:.2f}"
     per_million = candidate.usd_per_million_output_tokens
     mark = "chosen" if index == chosen else ("yes" if candidate.meets_objective else "no")
-    return (f"  {candidate.instance.name:18} {candidate.instance.gpu:10} tp={candidate.tensor_parallel_size} "
+    return (f"  {candidate.instance.name:{NAME_WIDTH}} {candidate.instance.gpu:10} tp={candidate.tensor_parallel_size} "
             f"x{candidate.replicas:<4} {p.requests_per_s:8.2f} {p.output_tokens_per_s:10.0f} "
             f"{p.ttft_ms.p90:9.1f} {p.itl_ms.p90:8.1f} {cost:>9} {'-' if per_million is None else f'{per_million:.3f}':>8}"
             f"  {mark}")
@@ -307,14 +333,23 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
               f"out" + (f", TTFT p90 <= {objective.ttft_p90_ms:g} ms" if objective.ttft_p90_ms else "")
               + (f", ITL p90 <= {objective.itl_p90_ms:g} ms" if objective.itl_p90_ms else "")
               + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else ""))
-        print("  instance           gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
+        print(f"  {'instance':{NAME_WIDTH}} gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
         for index, candidate in enumerate(candidates[:SHOWN]):
             print(_row(index, candidate, chosen))
         if len(candidates) > SHOWN:
             print(f"  ... {len(candidates) - SHOWN} more (--json lists every candidate)")
         if best is not None:
+            where = f" in {best.price_region}" if best.price_region else ""
             print(f"chosen:       {best.nodes} x {best.instance.name} ({best.replicas} replica(s) of tensor parallel "
-                  f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}; binding: {binding}")
+                  f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}{where}; "
+                  f"binding: {binding}")
+            price = prices.prices.get(best.instance.name, {})
+            print(f"price:        {str(price.get('source', prices.source)).split(' ', 1)[0]} "
+                  f"(as of {price.get('date', prices.as_of)})")
+            if best.instance.provider == "azure":
+                print(f"note:         {best.instance.name} is an Azure VM size: this project does not create AKS "
+                      "clusters, so a written stack deploys to an existing cluster (the kubeconfig's context) with a "
+                      "node pool of that size")
             targets = autoscaling_targets(best.prediction, best.replicas, objective.rate, objective.ttft_p90_ms)
             print(f"autoscaling:  replicas {targets.min_replicas}-{targets.max_replicas}, waiting requests per replica "
                   f"{targets.waiting_requests_per_replica:g}, KV-cache usage {targets.kv_cache_usage_percent or '-'}%, "
@@ -334,12 +369,16 @@ def stack_config(name: str, model: str, candidate: Candidate, objective: Objecti
     tp = candidate.tensor_parallel_size
     targets = autoscaling_targets(candidate.prediction, candidate.replicas, objective.rate, objective.ttft_p90_ms)
     context = objective.input_tokens + objective.output_tokens
+    resources: dict[str, Any] = {"gpuType": candidate.instance.gpu}
+    if candidate.instance.provider == "azure":
+        # No cloud section creates AKS node pools: the pods find the chosen VM size by the kubelet's label.
+        resources["nodeSelector"] = {INSTANCE_TYPE_LABEL: candidate.instance.name}
     config: dict[str, Any] = {
         "pulumi-vllm:name": name,
         "pulumi-vllm:namespace": "vllm",
         "pulumi-vllm:model": {"id": model},
         "pulumi-vllm:engine": {"maxModelLen": max(2048, 1 << (context - 1).bit_length())},
-        "pulumi-vllm:resources": {"gpuType": candidate.instance.gpu},
+        "pulumi-vllm:resources": resources,
         "pulumi-vllm:replicas": targets.min_replicas,
         "pulumi-vllm:autoscaling": targets.as_config(),
         "pulumi-vllm:monitoring": {"enabled": True, "monitor": "podMonitor",
@@ -368,9 +407,13 @@ def write_stack(name: str, model: str, candidate: Candidate, objective: Objectiv
     header = (f"# Written by pulumi-vllm size for {objective.rate:g} requests/s of {objective.input_tokens} in / "
               f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}"
               + ("" if candidate.usd_per_hour is None else
-                 f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate, cloud/prices.json)")
+                 f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate"
+                 + (f" in {candidate.price_region}" if candidate.price_region else "") + ", cloud_plan/prices.json)")
               + ".\n"
-              "# The autoscaling targets come from the predicted per-replica capacity (docs/capacity.md).\n")
+              + ("" if candidate.instance.provider != "azure" else
+                 f"# {candidate.instance.name} is an Azure VM size: the AKS cluster and a node pool of it must exist "
+                 "(this project does not create them); the stack deploys through the kubeconfig's context.\n")
+              + "# The autoscaling targets come from the predicted per-replica capacity (docs/capacity.md).\n")
     body = yaml.safe_dump({"config": stack_config(name, model, candidate, objective)}, sort_keys=False)
     path.write_text(header + body, encoding="utf-8")
     return path
@@ -394,7 +437,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--itl-p90", type=float, default=None, help="objective: 90th percentile ITL in ms")
     group.add_argument("--budget", type=float, default=None, help="objective: at most this many USD per hour")
     group.add_argument("--replicas", type=int, default=1, help="with --gpu: replicas the load is spread over")
-    group.add_argument("--price-file", default=None, help="JSON of negotiated prices, in cloud/prices.json's shape")
+    group.add_argument("--price-file", default=None,
+                       help="JSON of negotiated prices, in cloud_plan/prices.json's shape (docs/capacity.md)")
     group.add_argument("--write-stack", default=None, metavar="NAME",
                        help="write Pulumi.NAME.yaml for the chosen layout")
 
