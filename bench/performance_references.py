@@ -17,8 +17,9 @@ and pull requests, vLLM's CI benchmark pages, vendors' and users' blogs); H200 h
 ``performance_references_nvidia.py`` (vLLM's batch-8 latency benchmark of Llama 8B, Llama 3 70B at tensor parallel 4
 and Mixtral 8x7B at 2, without TTFT or ITL, and a gpt-oss-20b sweep from a custom harness); the dense 70B class
 has one source (Qwen2.5-72B on two H100s, held out). Rows whose TTFT or ITL was not published carry ``None`` there.
-``performance_references_more.py`` adds held-out MI300X rows with TTFT and ITL (Llama 3.1 405B bf16), A100 40GB at
-tensor parallel 8 (Llama 3.3 70B) and the only rows at a request rate; still none for Mixtral-class MoE or L4 7B-8B.
+``performance_references_more.py`` adds held-out dense 70B-class rows (Llama 3.3 70B on 8 x A100 40GB, FP8 Llama
+3.1 70B on 8 x MI300X), MI300X rows with TTFT and ITL (Llama 3.1 405B bf16) and the only rows at a request rate;
+still none for a mixture of experts on A100 or MI300X, nor for a 7B-8B model on L4.
 """
 
 from __future__ import annotations
