@@ -48,7 +48,7 @@ ROWS: tuple[Measurement, ...] = (
     Measurement("llama-3.1-8b-h200-b8-32-128", "meta-llama/Llama-3.1-8B-Instruct", "H200", 1, 32, 128, 8,
                 _batch_of_8(833.421), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", held_out=True,
                 family="llama-3.1", note=f"{_LATENCY_NOTE}; mean latency 833.421 ms; the page names the model llama-3.1 8B, not the "
-                     "checkpoint (the test file's Meta-Llama-3-8B, stored later, has the same shapes)"),
+                     "checkpoint (the stored copy of the test file names Meta-Llama-3-8B, of the same shapes)"),
     Measurement("llama-3-70b-4xh200-b8-32-128", "meta-llama/Meta-Llama-3-70B-Instruct", "H200", 4, 32, 128, 8,
                 _batch_of_8(2077.53), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", held_out=True,
                 family="llama-3", note=f"{_LATENCY_NOTE}; mean latency 2077.53 ms"),
