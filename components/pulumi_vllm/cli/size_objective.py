@@ -359,7 +359,7 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
         for warning in prices.warnings:
             print(f"warning:      {warning}")
     if args.write_stack and best is not None:
-        path = write_stack(args.write_stack, args.model, best, objective)
+        path = write_stack(args.write_stack, args.model, best, objective, args.price_file or "cloud_plan/prices.json")
         print(f"wrote:        {path}")
     return 0 if best is not None else NO_FEASIBLE_LAYOUT
 
@@ -391,8 +391,11 @@ def stack_config(name: str, model: str, candidate: Candidate, objective: Objecti
     return config
 
 
-def write_stack(name: str, model: str, candidate: Candidate, objective: Objective) -> Path:
-    """Write ``Pulumi.<name>.yaml`` for the chosen layout in the current folder.
+def write_stack(
+    name: str, model: str, candidate: Candidate, objective: Objective, prices_from: str = "cloud_plan/prices.json",
+) -> Path:
+    """Write ``Pulumi.<name>.yaml`` for the chosen layout in the current folder; its header names the price and
+    where it came from (``prices_from``: the built-in table or the ``--price-file``).
 
     Raises:
         UserError: ``name`` is not a stack name (letters, digits, ``-``, ``_``, ``.``).
@@ -408,7 +411,7 @@ def write_stack(name: str, model: str, candidate: Candidate, objective: Objectiv
               f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}"
               + ("" if candidate.usd_per_hour is None else
                  f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate"
-                 + (f" in {candidate.price_region}" if candidate.price_region else "") + ", cloud_plan/prices.json)")
+                 + (f" in {candidate.price_region}" if candidate.price_region else "") + f", {prices_from})")
               + ".\n"
               + ("" if candidate.instance.provider != "azure" else
                  f"# {candidate.instance.name} is an Azure VM size: the AKS cluster and a node pool of it must exist "
