@@ -5,26 +5,39 @@ dtype), the workload (input and output tokens per request, and a closed-loop con
 ``vllm bench serve --max-concurrency`` or an offline batch, which the model treats alike) and what was measured:
 output tokens/s over the run, TTFT and ITL in milliseconds with the statistic the source reports.
 
-The split is fixed here, not drawn at run time: ``held_out=True`` rows are never used to fit the constants
-(``bench/performance_bench.py --fit`` reads only the others). The rule: within a source that has fitted rows,
-at least one row of every GPU type and model family with more than one row is held out, chosen before fitting
-(these test interpolation: the same source and layout at another length or concurrency); a source added after
-a fit is held out whole (its rows test the model on a publisher, layout and harness the constants never saw;
-``performance_bench.py`` reports them apart as "held out by source").
+The split (rule written 2026-12-07, before the constants were refitted on it; :func:`split_rule` applies it, no
+row carries a hand-set flag):
+
+1. Outside the model's domain: rows measured on vLLM's V0 engine (``Measurement.v0_engine``), set only where the
+   source states a vLLM release below 0.8 (the first to run V1 by default) or a date before 2025-01-27 (V1's first
+   release, 0.7.0, as an opt-in alpha: https://blog.vllm.ai/2025/01/27/v1-alpha-release.html); the row's note
+   gives the evidence. They are neither fitted nor held out: ``performance_bench.py`` prints their errors apart
+   as "V0 engine".
+2. Rows run at a ``--request-rate`` are never fitted: they are held out and reported apart as "rate mode".
+3. Two multi-row sources are held out whole, both on H200: vLLM's CI latency benchmark (three layouts, one row
+   each: alternating would fit a layout's only row) and the gpt-oss-20b sweep (the only MXFP4 mixture of experts
+   and the only harness outside vLLM's own benchmarks). Chosen so that one GPU type, one weight format and one
+   harness are judged wholly out of sample, as H200 was in the previous split.
+4. Any other source with fewer than 3 remaining rows is held out whole.
+5. Within each other source, the remaining rows sorted by key alternate fitted / held out, starting with fitted.
+
+The previous split (hand-set flags: within a source with fitted rows one row per GPU type and family held out, a
+source added after a fit held out whole) gave, on 17 fitted rows with 14 constants: fitted median 1% throughput,
+30% TTFT, 0% ITL; held out (40 rows) 17%, 36%, 12%.
 
 Gaps, said plainly: no L40S row with a full workload description was found in the sources searched (vLLM issues
-and pull requests, vLLM's CI benchmark pages, vendors' and users' blogs); H200 has only the held-out rows of
+and pull requests, vLLM's CI benchmark pages, vendors' and users' blogs); H200 has only the rows of
 ``performance_references_nvidia.py`` (vLLM's batch-8 latency benchmark of Llama 8B, Llama 3 70B at tensor parallel 4
-and Mixtral 8x7B at 2, without TTFT or ITL, and a gpt-oss-20b sweep from a custom harness); the dense 70B class
-has one source (Qwen2.5-72B on two H100s, held out). Rows whose TTFT or ITL was not published carry ``None`` there.
-``performance_references_more.py`` adds held-out dense 70B-class rows (Llama 3.3 70B on 8 x A100 40GB, FP8 Llama
-3.1 70B on 8 x MI300X), MI300X rows with TTFT and ITL (Llama 3.1 405B bf16) and the only rows at a request rate;
-still none for a mixture of experts on A100 or MI300X, nor for a 7B-8B model on L4.
+and Mixtral 8x7B at 2, without TTFT or ITL, and a gpt-oss-20b sweep from a custom harness). Rows whose TTFT or ITL
+was not published carry ``None`` there. ``performance_references_more.py`` adds dense 70B-class rows (Llama 3.3
+70B on 8 x A100 40GB, FP8 Llama 3.1 70B on 8 x MI300X), MI300X rows with TTFT and ITL (Llama 3.1 405B bf16, on
+the V0 engine) and the only rows at a request rate; still none for a mixture of experts on A100 40GB or MI300X,
+nor for a 7B-8B model on L4.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Measurement:
     source: str
     published: str
     held_out: bool = False
+    """Set by :func:`split_rule` from the rule of the module's docstring, never by hand."""
     weight_dtype: str | None = None
     pipeline_parallel_size: int = 1
     family: str = ""
@@ -53,6 +67,15 @@ class Measurement:
     request_rate: float | None = None
     """Requests/s of a ``--request-rate`` (Poisson) run, predicted in rate mode; ``None`` for a closed loop or an
     offline batch. A rate row's ``concurrency`` is the run's ``--max-concurrency`` cap, 0 when it had none."""
+    requests: int | None = None
+    """Requests the run sent (``--num-prompts``), where the source states it: a rate row with a count is predicted
+    as a finite run (arrivals over ``requests / request_rate`` seconds, throughput over the makespan)."""
+    v0_engine: bool = False
+    """Measured on vLLM's V0 engine (the source states a release below 0.8 or a date before V1 existed): outside
+    the model's domain, reported apart."""
+    varied_lengths: bool = False
+    """The requests' output lengths vary (they stop at end of sequence, or come from a dataset): a closed loop's
+    clients drift apart, so their prompts do not arrive together."""
 
 
 _TT_QWEN3 = "https://github.com/tenstorrent/tt-inference-server/issues/340"
@@ -61,6 +84,8 @@ _TT_QWEN25_72B = "https://github.com/tenstorrent/tt-inference-server/issues/143"
 _WMX = "https://ai.wmx.dev/benchmarks"
 _OCI = "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
 _MUSGRAVE = "https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on"
+
+_OCI_NOTE = "V0 engine: published 2024-09, before vLLM's first V1 release (0.7.0, 2025-01-27)"
 
 _TT_NOTE = (
     "GPU reference run of tt-inference-server's benchmark sweep (vLLM serving); output tokens/s = "
@@ -72,7 +97,7 @@ REFERENCES: tuple[Measurement, ...] = (
     Measurement("qwen3-1.7b-a100-128-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 128, 128, 1,
                 1.661 * 128, 11.4, 4.6, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
     Measurement("qwen3-1.7b-a100-1024-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 1024, 128, 1,
-                1.565 * 128, 26.4, 4.8, "mean", _TT_QWEN3, "2025-06-24", held_out=True, family="qwen3", note=_TT_NOTE),
+                1.565 * 128, 26.4, 4.8, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
     Measurement("qwen3-1.7b-a100-2048-128", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 2048, 128, 1,
                 1.506 * 128, 30.9, 5.0, "mean", _TT_QWEN3, "2025-06-24", family="qwen3", note=_TT_NOTE),
     Measurement("qwen3-1.7b-a100-128-1024", "Qwen/Qwen3-1.7B", "A100-80GB", 1, 128, 1024, 1,
@@ -83,7 +108,7 @@ REFERENCES: tuple[Measurement, ...] = (
     Measurement("qwen3-30b-a3b-a100-1024-128", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 1024, 128, 1,
                 0.762 * 128, 70.3, 9.8, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe", note=_TT_NOTE),
     Measurement("qwen3-30b-a3b-a100-3072-128", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 3072, 128, 1,
-                0.731 * 128, 90.2, 10.1, "mean", _TT_QWEN3, "2025-07-18", held_out=True, family="qwen3-moe",
+                0.731 * 128, 90.2, 10.1, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe",
                 note=_TT_NOTE),
     Measurement("qwen3-30b-a3b-a100-128-1024", "Qwen/Qwen3-30B-A3B", "A100-80GB", 1, 128, 1024, 1,
                 0.101 * 1024, 27.0, 9.7, "mean", _TT_QWEN3, "2025-07-18", family="qwen3-moe", note=_TT_NOTE),
@@ -92,7 +117,7 @@ REFERENCES: tuple[Measurement, ...] = (
                 0.478 * 128, 47.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
                 family="deepseek-moe", note=_TT_NOTE),
     Measurement("deepseek-r1-awq-8xh100-1024-128", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 1024, 128, 1,
-                0.464 * 128, 105.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", held_out=True, weight_dtype="int4",
+                0.464 * 128, 105.3, 16.1, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
                 family="deepseek-moe", note=_TT_NOTE),
     Measurement("deepseek-r1-awq-8xh100-3072-128", "deepseek-ai/DeepSeek-R1-0528", "H100-80GB", 8, 3072, 128, 1,
                 0.452 * 128, 131.7, 16.4, "mean", _TT_DEEPSEEK, "2025-07-10", weight_dtype="int4",
@@ -104,7 +129,7 @@ REFERENCES: tuple[Measurement, ...] = (
     # source with no fitted row: held out whole (read 2026-12-06).
     *(
         Measurement(f"qwen2.5-72b-2xh100-{isl}-{osl}", "Qwen/Qwen2.5-72B-Instruct", "H100-80GB", 2, isl, osl, 1,
-                    rps * osl, ttft, tpot, "mean", _TT_QWEN25_72B, "2025-04-01", held_out=True, family="qwen2.5",
+                    rps * osl, ttft, tpot, "mean", _TT_QWEN25_72B, "2025-04-01", family="qwen2.5",
                     note=_TT_NOTE)
         for isl, osl, rps, ttft, tpot in (
             (128, 128, 0.252, 41.1, 30.9), (128, 1024, 0.032, 35.0, 30.9), (1024, 128, 0.246, 129.2, 31.0),
@@ -117,31 +142,37 @@ REFERENCES: tuple[Measurement, ...] = (
     Measurement("qwen2.5-0.5b-l4-c2", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 2,
                 367, 37.8, 5.2, "median", _WMX, "2026", family="qwen2.5"),
     Measurement("qwen2.5-0.5b-l4-c4", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 4,
-                698, 50.1, 5.3, "median", _WMX, "2026", held_out=True, family="qwen2.5"),
+                698, 50.1, 5.3, "median", _WMX, "2026", family="qwen2.5"),
     Measurement("qwen2.5-0.5b-l4-c8", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 8,
                 1312, 60.9, 5.5, "median", _WMX, "2026", family="qwen2.5"),
     Measurement("qwen2.5-0.5b-l4-c16", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 16,
-                2277, 103.8, 6.0, "median", _WMX, "2026", held_out=True, family="qwen2.5"),
+                2277, 103.8, 6.0, "median", _WMX, "2026", family="qwen2.5"),
     Measurement("qwen2.5-0.5b-l4-c32", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 32,
                 3773, 135.3, 7.1, "median", _WMX, "2026", family="qwen2.5"),
     # Llama 3.1 405B FP8, dense, 8 x MI300X, tensor parallel 8, vLLM's offline latency benchmark, 128 in / 128 out;
-    # the batch size is the concurrency. Only throughput is published per batch.
+    # the batch size is the concurrency. Only throughput is published per batch. Published 2024-09, before vLLM
+    # had a V1 engine (its first release, 0.7.0, is of 2025-01-27): V0.
     Measurement("llama-405b-fp8-8xmi300x-b1", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 1,
-                36, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+                36, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1",
+                v0_engine=True, note=_OCI_NOTE),
     Measurement("llama-405b-fp8-8xmi300x-b8", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 8,
-                258, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", held_out=True, family="llama-3.1"),
+                258, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1",
+                v0_engine=True, note=_OCI_NOTE),
     Measurement("llama-405b-fp8-8xmi300x-b32", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 32,
-                798, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+                798, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1",
+                v0_engine=True, note=_OCI_NOTE),
     Measurement("llama-405b-fp8-8xmi300x-b128", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 128,
-                1585, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", held_out=True, family="llama-3.1"),
+                1585, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1",
+                v0_engine=True, note=_OCI_NOTE),
     Measurement("llama-405b-fp8-8xmi300x-b256", "meta-llama/Llama-3.1-405B-Instruct-FP8", "MI300X", 8, 128, 128, 256,
-                1846, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1"),
+                1846, None, None, "mean", _OCI, "2024-09", weight_dtype="fp8", family="llama-3.1",
+                v0_engine=True, note=_OCI_NOTE),
     # Llama 3.1 8B, dense, 1 x A100 40GB, vLLM 0.23, 1024 in / 128 out; the page gives "about 75 tokens/s" at
     # concurrency 1 and "a 6.6x gain" at 8.
     Measurement("llama-8b-a100-40gb-c1", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 1,
                 75, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1"),
     Measurement("llama-8b-a100-40gb-c8", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 8,
-                75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", held_out=True, family="llama-3.1"),
+                75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1"),
 )
 """Every measurement, fitted and held out."""
 
@@ -154,9 +185,36 @@ from performance_references_nvidia import ROWS as _NVIDIA_ROWS  # after Measurem
 REFERENCES = REFERENCES + _NVIDIA_ROWS
 
 
+HELD_OUT_WHOLE = (
+    "https://buildkite.com/vllm/performance-benchmark/builds/9515",
+    "https://github.com/sariekr/gpu_conc/blob/main/H200/benchmark_summary_20250814_182107.json",
+)
+"""The two multi-row sources held out whole (rule 3 of the module's docstring)."""
+
+
+def split_rule(rows: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
+    """``rows`` with ``held_out`` set by the rule of the module's docstring (V0 rows keep ``held_out=False``: they
+    are in neither split, ``performance_bench.py`` reports them by ``v0_engine``)."""
+    by_source: dict[str, list[Measurement]] = {}
+    for row in rows:
+        if not row.v0_engine and row.request_rate is None:
+            by_source.setdefault(row.source, []).append(row)
+    held: set[str] = {row.key for row in rows if row.request_rate is not None and not row.v0_engine}
+    for source, members in by_source.items():
+        ordered = sorted(members, key=lambda row: row.key)
+        if source in HELD_OUT_WHOLE or len(ordered) < 3:
+            held.update(row.key for row in ordered)
+        else:
+            held.update(row.key for index, row in enumerate(ordered) if index % 2 == 1)
+    return tuple(replace(row, held_out=row.key in held) for row in rows)
+
+
+REFERENCES = split_rule(REFERENCES)
+
+
 def fitted() -> tuple[Measurement, ...]:
     """The rows the constants are fitted on."""
-    return tuple(row for row in REFERENCES if not row.held_out)
+    return tuple(row for row in REFERENCES if not row.held_out and not row.v0_engine)
 
 
 def held_out() -> tuple[Measurement, ...]:

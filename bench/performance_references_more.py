@@ -1,8 +1,8 @@
 """More published vLLM serving measurements: MI300X with TTFT and ITL, A100 40GB at tensor parallel 8, and runs
 at a fixed Poisson request rate.
 
-Every row here is held out: these sources were found after the constants of ``capacity/gpu_performance.json``
-were fitted, so they are held out by source (see ``bench/performance_references.py``). Rows come from the
+Which rows are fitted and which held out follows the rule of ``bench/performance_references.py``; dstack's rows
+(vLLM 0.6.3) are on the V0 engine, outside the model's domain, and reported apart. Rows come from the
 published logs as printed; where the benchmark drew prompts from a dataset (ShareGPT, vLLM's sonnet text), the
 input and output tokens are the run's totals divided by its request count, rounded to the nearest token, and the
 note says so. TTFT and ITL are the medians vLLM's ``benchmark_serving.py`` prints ("Median TTFT", "Median ITL"),
@@ -46,7 +46,7 @@ cache is 16-bit) with the Quark FP8 checkpoints amd/Llama-3.1-70B-Instruct-FP8-K
 amd/Llama-3.1-405B-Instruct-FP8-KV at tensor parallel 8: the end-to-end seconds of one batch."""
 
 _DSTACK_NOTE = (
-    "offline batch: N sonnet prompts sent at once (request rate inf), so concurrency = N (all within vLLM's "
+    "V0 engine: the source names vLLM 0.6.3.dev116 (below 0.8, before V1 existed); offline batch: N sonnet prompts sent at once (request rate inf), so concurrency = N (all within vLLM's "
     "default 256 running sequences); input and output tokens = the run's totals / N; TTFT and ITL are the "
     "printed medians"
 )
@@ -67,7 +67,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"llama-405b-8xmi300x-sonnet80-b{batch}", "meta-llama/Llama-3.1-405B-Instruct", "MI300X", 8,
                     _per_request(tokens_in, batch), _per_request(tokens_out, batch), batch, tput, ttft, itl,
-                    "median", _DSTACK_MI300X, "2024-10-09", held_out=True, family="llama-3.1",
+                    "median", _DSTACK_MI300X, "2024-10-09", family="llama-3.1", v0_engine=True,
                     note=f"{_DSTACK_NOTE}; totals {tokens_in} in, {tokens_out} out")
         for batch, tokens_in, tokens_out, tput, ttft, itl in (
             # batch, total input and output tokens, output tok/s, median TTFT ms, median ITL ms
@@ -80,14 +80,15 @@ ROWS: tuple[Measurement, ...] = (
     ),
     # The same layout with one 10000-token prompt (122 tokens out).
     Measurement("llama-405b-8xmi300x-sonnet10000-b1", "meta-llama/Llama-3.1-405B-Instruct", "MI300X", 8,
-                10000, 122, 1, 5.85, 12286.18, 66.38, "median", _DSTACK_MI300X, "2024-10-09", held_out=True,
-                family="llama-3.1", note=_DSTACK_NOTE),
+                10000, 122, 1, 5.85, 12286.18, 66.38, "median", _DSTACK_MI300X, "2024-10-09",
+                family="llama-3.1", v0_engine=True, note=_DSTACK_NOTE),
     # The same layout at 3 requests/s: 900 requests, 826091 tokens in and 135000 out in total. The offered rate
     # is beyond what the layout serves (the run completes about 1 request/s).
     Measurement("llama-405b-8xmi300x-rate3", "meta-llama/Llama-3.1-405B-Instruct", "MI300X", 8,
                 _per_request(826091, 900), _per_request(135000, 900), 0, 154.95, 274705.84, 451.46, "median",
-                _DSTACK_MI300X_RATE, "2024-10-09", held_out=True, family="llama-3.1", request_rate=3.0,
-                note="Poisson rate 3 requests/s, 900 requests (the run the write-up names at 3 RPS); tokens = "
+                _DSTACK_MI300X_RATE, "2024-10-09", family="llama-3.1", request_rate=3.0,
+                requests=900, v0_engine=True,
+                note="V0 engine (vLLM 0.6.3.dev116, as the rows above); Poisson rate 3 requests/s, 900 requests (the run the write-up names at 3 RPS); tokens = "
                      "the CSV's totals / 900; TTFT and ITL are the CSV's medians"),
     # Llama 3.1 70B and 405B, FP8 weights (AMD's Quark checkpoints of these models: the catalog's facts of the
     # originals with fp8 weights), 8 x MI300X, tensor parallel 8, offline batches of 128 or 2048 tokens in and
@@ -95,7 +96,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"llama-{size.lower()}-fp8-8xmi300x-{isl}-2048-b{batch}", f"meta-llama/Llama-3.1-{size}-Instruct",
                     "MI300X", 8, isl, 2048, batch, batch * 2048 / seconds, None, None, "mean", _ROCM_DEV_DOCKER,
-                    "vLLM v0.10.0 image (date not stated)", held_out=True, weight_dtype="fp8",
+                    "vLLM v0.10.0 image (date not stated)", weight_dtype="fp8",
                     family="llama-3.1",
                     note=f"benchmark_latency.py batch {batch}: {seconds} s for {isl} in / 2048 out per prompt; "
                          f"checkpoint amd/Llama-3.1-{size}-Instruct-FP8-KV")
@@ -115,8 +116,8 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"llama-3.3-70b-8xa100-40gb-sharegpt-rate{rate:g}", "meta-llama/Llama-3.3-70B-Instruct",
                     "A100-40GB", 8, _per_request(42659, 200), _per_request(tokens_out, 200), 0, tput, ttft, itl,
-                    "median", _AZURE_A100, _AZURE_RUN, held_out=True, family="llama-3.3", request_rate=rate,
-                    note=f"{_AZURE_NOTE}; {tokens_out} tokens out")
+                    "median", _AZURE_A100, _AZURE_RUN, family="llama-3.3", request_rate=rate,
+                    requests=200, varied_lengths=True, note=f"{_AZURE_NOTE}; {tokens_out} tokens out")
         for rate, tokens_out, tput, ttft, itl in (
             # rate, total output tokens, output tok/s, median TTFT ms (first run only), median ITL ms
             (1.0, 42722, 208.177, 56.3722, 24.3097),
@@ -127,7 +128,7 @@ ROWS: tuple[Measurement, ...] = (
     # ... and all 200 prompts at once (request rate inf), an offline batch of 200.
     Measurement("llama-3.3-70b-8xa100-40gb-sharegpt-b200", "meta-llama/Llama-3.3-70B-Instruct", "A100-40GB", 8,
                 _per_request(42659, 200), _per_request(42398, 200), 200, 1780.36, None, 35.0514, "median",
-                _AZURE_A100, _AZURE_RUN, held_out=True, family="llama-3.3",
+                _AZURE_A100, _AZURE_RUN, family="llama-3.3", requests=200, varied_lengths=True,
                 note=f"{_AZURE_NOTE}; 42398 tokens out; request rate inf, so concurrency = 200"),
 )
-"""The rows this module adds to ``performance_references.REFERENCES``, all held out."""
+"""The rows this module adds to ``performance_references.REFERENCES``."""

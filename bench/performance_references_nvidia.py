@@ -1,8 +1,7 @@
 """Published vLLM measurements on NVIDIA H200: vLLM's own per-commit latency benchmark (dense 8B and 70B, and
 Mixtral 8x7B at tensor parallel 2) and a closed-loop concurrency sweep of gpt-oss-20b.
 
-Every row here is held out: these sources were found after the constants of ``capacity/gpu_performance.json``
-were fitted, so they are held out by source (see ``bench/performance_references.py``). Figures are copied as the
+Both sources are held out whole (rule 3 of ``bench/performance_references.py``). Figures are copied as the
 source prints them; where a row's output tokens/s or ITL is derived from printed figures, the note says how.
 
 Import this module through ``performance_references`` (which appends ``ROWS`` to ``REFERENCES``), not before it.
@@ -46,14 +45,14 @@ def _batch_of_8(latency_ms: float) -> float:
 ROWS: tuple[Measurement, ...] = (
     # vLLM's latency benchmark on H200: batch 8, 32 tokens in, 128 out, mean latency of the batch in ms.
     Measurement("llama-3.1-8b-h200-b8-32-128", "meta-llama/Llama-3.1-8B-Instruct", "H200", 1, 32, 128, 8,
-                _batch_of_8(833.421), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", held_out=True,
+                _batch_of_8(833.421), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
                 family="llama-3.1", note=f"{_LATENCY_NOTE}; mean latency 833.421 ms; the page names the model llama-3.1 8B, not the "
                      "checkpoint (the stored copy of the test file names Meta-Llama-3-8B, of the same shapes)"),
     Measurement("llama-3-70b-4xh200-b8-32-128", "meta-llama/Meta-Llama-3-70B-Instruct", "H200", 4, 32, 128, 8,
-                _batch_of_8(2077.53), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", held_out=True,
+                _batch_of_8(2077.53), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
                 family="llama-3", note=f"{_LATENCY_NOTE}; mean latency 2077.53 ms"),
     Measurement("mixtral-8x7b-2xh200-b8-32-128", "mistralai/Mixtral-8x7B-Instruct-v0.1", "H200", 2, 32, 128, 8,
-                _batch_of_8(1917.44), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", held_out=True,
+                _batch_of_8(1917.44), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
                 family="mixtral", note=f"{_LATENCY_NOTE}; mean latency 1917.44 ms"),
     # gpt-oss-20b (mixture of experts, MXFP4 expert weights), 1 x H200, closed loop at 1 to 16 requests in flight.
     # The sweep's higher levels (32 to 1024) are left out: their requests/s x mean latency (Little's law) is about
@@ -61,7 +60,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"gpt-oss-20b-h200-c{concurrency}", "openai/gpt-oss-20b", "H200", 1, 1000,
                     int(tokens_per_s / requests_per_s + 0.5), concurrency, tokens_per_s, ttft, 1000 / speed,
-                    "median", _GPU_CONC_H200, "2025-08-14", held_out=True, family="gpt-oss",
+                    "median", _GPU_CONC_H200, "2025-08-14", family="gpt-oss", varied_lengths=True,
                     note=f"{_GPU_CONC_NOTE}; {requests_per_s:.4f} requests/s, median speed {speed:.2f} tokens/s")
         for concurrency, tokens_per_s, requests_per_s, ttft, speed in (
             # concurrency, output tok/s, requests/s, median TTFT ms, median output speed per request (tok/s)
@@ -72,4 +71,4 @@ ROWS: tuple[Measurement, ...] = (
         )
     ),
 )
-"""The rows this module adds to ``performance_references.REFERENCES``, all held out."""
+"""The rows this module adds to ``performance_references.REFERENCES``."""

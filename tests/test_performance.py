@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -57,6 +58,40 @@ def test_moe_active_parameters_by_hand() -> None:
     assert active == pytest.approx(3.34e9, rel=0.01)
 
 
+def test_moe_decode_step_by_hand() -> None:
+    """Qwen3-30B-A3B on one A100 80GB, one token of no context: the always-read weights as one roofline, the 8 of
+    128 experts it is routed to as another (one grouped product over 8 experts' matrices), each bound by its
+    reads or its FLOPs, whichever is slower."""
+    qwen = facts("Qwen/Qwen3-30B-A3B")
+    model = performance._derive(qwen, ServingLayout("A100-80GB"))
+    always, routed, _ = active_parameters(qwen)
+    expert_active = routed * 8 / 128  # 1.81B
+    assert model.expert_active_params == pytest.approx(expert_active)
+    assert model.active_params == pytest.approx(always - 151936 * 2048 + expert_active)
+    bandwidth, streaming, half_mb = 2039e9, 0.88, 45 * 2039 / 3350
+    dense_mb = model.dense_matrix_mb
+    dense_read = model.dense_bytes / (bandwidth * streaming * dense_mb / (dense_mb + half_mb))
+    dense_compute = 2 * (model.active_params - expert_active) / (312e12 * 0.8 * 1 / (1 + 256))
+    grouped_mb = model.expert_matrix_mb * 8
+    expert_read = model.expert_bytes * 8 / 128 / (bandwidth * streaming * grouped_mb / (grouped_mb + half_mb))
+    expert_compute = 2 * expert_active / (312e12 * 0.8 * NEUTRAL.moe_compute_factor)
+    expected = max(dense_read, dense_compute) + max(expert_read, expert_compute)
+    assert performance.step_seconds(model, NEUTRAL, 1, 0, 0) == pytest.approx(expected, rel=1e-9)
+    assert expert_read > expert_compute  # a decode token is bound by the expert reads
+
+
+def test_flops_follow_parameters_when_only_the_experts_are_quantised() -> None:
+    """gpt-oss-20b keeps attention and embeddings in bf16 beside MXFP4 experts: its FLOPs per token follow the
+    3.6B active parameters OpenAI publishes (https://openai.com/index/introducing-gpt-oss/), not its bytes over
+    the 4-bit width (7.2B)."""
+    oss = facts("openai/gpt-oss-20b")
+    model = performance._derive(oss, ServingLayout("H200", model_id="openai/gpt-oss-20b"))
+    assert model.weight_dtype == "fp4"
+    always, routed, _ = active_parameters(oss)
+    assert model.active_params == pytest.approx(always - 201088 * 2880 + routed * 4 / 32)
+    assert model.active_params == pytest.approx(3.6e9, rel=0.02)
+
+
 def test_moe_reads_more_experts_as_the_batch_grows() -> None:
     model = performance._derive(facts("Qwen/Qwen3-30B-A3B"), ServingLayout("A100-80GB"))
     one, many = (performance.step_seconds(model, NEUTRAL, n, 0, 0) for n in (1, 64))
@@ -101,60 +136,135 @@ def _bench():
     return performance_bench
 
 
-def test_published_measurements_held_out_stay_within_reported_error() -> None:
-    bench = _bench()
-    import performance_references_more
-    import performance_references_nvidia
+def _overall(bench, rows):
+    return {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "all"}
 
-    later = {row.key for row in performance_references_more.ROWS + performance_references_nvidia.ROWS}
-    all_rows = bench.evaluate_all()
-    assert len(all_rows) >= 25
-    # The bounds below are those of the rows the constants were fitted beside; later sources are checked apart.
-    rows = [row for row in all_rows if row.key not in later]
-    overall = {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "all"}
+
+def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
+    """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Throughput (12%)
+    and ITL (3%) meet them; TTFT (40%) does not, and is held to that figure."""
+    bench = _bench()
+    overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["throughput"]["median"] <= 0.14  # 12% when the constants were fitted
-    assert held["itl"]["median"] <= 0.16  # 14%
-    assert held["ttft"]["median"] <= 0.22  # 19%
-    # Held-out rows from a source with no fitted row (Qwen2.5-72B on two H100s): 16%, 17%, 14%.
+    assert held["n"] >= 25
+    assert held["throughput"]["median"] <= 0.15
+    assert held["itl"]["median"] <= 0.20
+    assert held["ttft"]["median"] <= 0.41  # target 20%: missed
+    # The two sources held out whole (both on H200) and the sources too small to split: 24%, 36%, 16% today.
     new = overall["held-out by source"]
-    assert new["n"] >= 6
-    assert new["throughput"]["median"] <= 0.18
-    assert new["ttft"]["median"] <= 0.20
-    assert new["itl"]["median"] <= 0.16
+    assert new["n"] >= 10
+    assert new["throughput"]["median"] <= 0.25 and new["ttft"]["median"] <= 0.37 and new["itl"]["median"] <= 0.17
     fitted = overall["fitted"]
-    assert fitted["throughput"]["median"] <= 0.03 and fitted["itl"]["median"] <= 0.03  # 1%, 0%
-    assert fitted["ttft"]["median"] <= 0.33  # 30%
-
-
-def test_later_sources_are_held_out_and_rate_rows_are_predicted_at_their_rate() -> None:
-    bench = _bench()
-    import performance_references_more
-
-    later = performance_references_more.ROWS
-    assert later and all(row.held_out for row in later)
-    assert {row.key for row in later} <= {row.key for row in bench.REFERENCES}
-    rate_rows = [row for row in later if row.request_rate is not None]
-    assert rate_rows and all(row.concurrency == 0 for row in rate_rows)
-    light = next(row for row in rate_rows if row.key == "llama-3.3-70b-8xa100-40gb-sharegpt-rate1")
-    result = bench.evaluate(light)
-    assert result.mode == "rate"
-    # Below capacity a rate run completes what it is offered: the predicted throughput is the rate itself.
-    assert result.predicted["throughput"] == pytest.approx(light.request_rate * light.output_tokens)
-    rows = [bench.evaluate(row) for row in later]
-    overall = {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "all"}
-    # Rate rows are reported apart and nowhere else.
-    assert overall["rate mode"]["n"] == len(rate_rows)
-    assert overall["held-out"]["n"] == len(later) - len(rate_rows)
-    # What these sources show today (median / worst): closed loop and offline batches 31% / 233% throughput,
-    # 55% / 75% TTFT, 11% / 78% ITL (the worst from vLLM 0.6.3 for ROCm at batches of 64 and more); rate mode
-    # 79% / 190%, 107% / 115%, 31% / 85%. The bounds keep those from getting worse unnoticed.
-    held = overall["held-out"]
-    assert held["throughput"]["median"] <= 0.35 and held["ttft"]["median"] <= 0.60
-    assert held["itl"]["median"] <= 0.13
+    assert fitted["n"] == 18
+    assert fitted["throughput"]["median"] <= 0.06 and fitted["itl"]["median"] <= 0.04  # 5%, 3%
+    assert fitted["ttft"]["median"] <= 0.19  # 18%
     rate = overall["rate mode"]
-    assert rate["throughput"]["median"] <= 0.85 and rate["ttft"]["median"] <= 1.15
-    assert rate["itl"]["median"] <= 0.35
+    assert rate["n"] == 3
+    assert rate["throughput"]["median"] <= 0.15 and rate["itl"]["median"] <= 0.15  # 14%, 14%
+
+
+def test_fewer_constants_are_fitted_than_rows() -> None:
+    bench = _bench()
+    fitted_rows = [row for row in bench.REFERENCES if not row.held_out and not row.v0_engine]
+    assert len(bench._BOUNDS) == 10 and len(fitted_rows) == 18
+    stored = json.loads(performance.DATA_FILE.read_text())["fitted"]
+    assert set(stored) - {"fitted_on"} == set(bench._BOUNDS)
+    assert "18 fitted rows" in stored["fitted_on"]
+
+
+def test_split_follows_the_written_rule() -> None:
+    """The rule of bench/performance_references.py's docstring, restated: V0 rows in neither split; rate rows held
+    out; the two H200 sources held out whole; a source with fewer than 3 closed-loop rows held out whole; the rest
+    alternate fitted / held out by key, starting with fitted."""
+    bench = _bench()
+    import performance_references
+
+    doc = performance_references.__doc__ or ""
+    flat = " ".join(doc.split())
+    assert "2026-12-07" in flat and "30% TTFT, 0% ITL; held out (40 rows) 17%, 36%, 12%" in flat
+    rows = bench.REFERENCES
+    whole = {
+        "https://buildkite.com/vllm/performance-benchmark/builds/9515",
+        "https://github.com/sariekr/gpu_conc/blob/main/H200/benchmark_summary_20250814_182107.json",
+    }
+    assert set(performance_references.HELD_OUT_WHOLE) == whole
+    groups: dict[str, list] = {}
+    for row in rows:
+        if row.v0_engine:
+            assert not row.held_out
+        elif row.request_rate is not None:
+            assert row.held_out
+        else:
+            groups.setdefault(row.source, []).append(row)
+    assert whole <= set(groups)
+    for source, members in groups.items():
+        ordered = sorted(members, key=lambda row: row.key)
+        if source in whole or len(ordered) < 3:
+            assert all(row.held_out for row in ordered), source
+        else:
+            assert [row.held_out for row in ordered] == [index % 2 == 1 for index in range(len(ordered))], source
+    # No row module sets the flag by hand.
+    for name in ("performance_references.py", "performance_references_more.py", "performance_references_nvidia.py"):
+        assert "held_out=True" not in (ROOT / "bench" / name).read_text()
+
+
+def test_v0_rows_carry_their_evidence_and_are_reported_apart() -> None:
+    bench = _bench()
+    v0 = [row for row in bench.REFERENCES if row.v0_engine]
+    assert {row.source for row in v0} == {
+        "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus",
+        "https://github.com/dstackai/benchmarks/blob/main/amd/inference/raw_data/vllm_raw.txt",
+        "https://github.com/dstackai/benchmarks/blob/main/amd/inference/vllm/data/result_vllm_QPS_high.csv",
+    }
+    for row in v0:
+        assert "V0 engine" in row.note, row.key
+        assert row.published < "2025-01-27" or "0.6.3" in row.note, row.key
+    rows = bench.evaluate_all()
+    overall = _overall(bench, rows)
+    assert overall["V0 engine"]["n"] == len(v0) == 12
+    others = sum(overall[split]["n"] for split in ("fitted", "held-out", "rate mode"))
+    assert others + len(v0) == len(rows)  # every row is reported once, none dropped
+    assert all(row.error["throughput"] is not None for row in rows if row.mode == "v0")
+
+
+def test_rate_rows_are_finite_runs_when_their_request_count_is_known() -> None:
+    bench = _bench()
+    rate_rows = [row for row in bench.REFERENCES if row.request_rate is not None and not row.v0_engine]
+    assert rate_rows and all(row.concurrency == 0 and row.requests == 200 for row in rate_rows)
+    burst = next(row for row in rate_rows if row.key == "llama-3.3-70b-8xa100-40gb-sharegpt-rate16")
+    result = bench.evaluate(burst)
+    assert result.mode == "rate"
+    # 200 requests within the batch limit of 256: vLLM admits them all, nothing queues without bound.
+    assert math.isfinite(result.predicted["ttft"])
+    assert result.predicted["throughput"] < burst.request_rate * burst.output_tokens
+
+
+def test_finite_run_throughput_is_output_over_the_makespan_by_hand() -> None:
+    """200 requests at 1/s arrive over 200 s; the last finishes one latency (TTFT plus 127 steps) later."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    finite = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=1.0, requests=200))
+    latency_s = finite.ttft_ms.p50 / 1e3 + 127 * finite.itl_ms.p90 / 1e3
+    assert not finite.saturated
+    assert finite.output_tokens_per_s == pytest.approx(200 * 128 / (200 + latency_s), rel=1e-6)
+    steady = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=1.0))
+    assert steady.output_tokens_per_s == pytest.approx(128.0)
+    # Far above the steady capacity, 100 requests still fit one batch: finite latency, not saturation.
+    burst = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=10_000, requests=100))
+    assert not burst.saturated and math.isfinite(burst.ttft_ms.p50)
+    assert predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=10_000)).saturated
+    with pytest.raises(ValueError, match="requests"):
+        Workload(10, 10, concurrency=2, requests=5)
+
+
+def test_lockstep_closed_loop_prefills_its_prompts_together() -> None:
+    """Equal lengths: the clients finish together and their eight 1024-token prompts are one prefill; varied
+    lengths: each prompt comes alone and waits half a step for the step in flight."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    together = predict(llama, ServingLayout("H100"), Workload(1024, 128, concurrency=8))
+    apart = predict(llama, ServingLayout("H100"), Workload(1024, 128, concurrency=8, varied_lengths=True))
+    alone = predict(llama, ServingLayout("H100"), Workload(1024, 128, concurrency=1))
+    assert together.ttft_ms.p50 > 3 * alone.ttft_ms.p50
+    assert alone.ttft_ms.p50 < apart.ttft_ms.p50 < together.ttft_ms.p50
 
 
 def test_moe_prompt_chunk_reads_experts_faster_than_decode() -> None:
@@ -178,8 +288,10 @@ def test_a_prompt_waits_for_the_step_in_flight_only_when_others_decode() -> None
     no_wait = replace(constants, ttft_decode_steps=0.0)
     assert predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=1), no_wait).ttft_ms.p50 == (
         pytest.approx(alone.ttft_ms.p50))
-    busy = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4), constants)
-    busy_no_wait = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4), no_wait)
+    # Varied lengths: the clients drift apart, so a prompt arrives while the others decode.
+    busy = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4, varied_lengths=True), constants)
+    busy_no_wait = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4, varied_lengths=True),
+                           no_wait)
     assert busy.ttft_ms.p50 > busy_no_wait.ttft_ms.p50
 
 

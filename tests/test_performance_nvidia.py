@@ -1,5 +1,6 @@
 """The held-out NVIDIA measurements of bench/performance_references_nvidia.py: H200 rows from vLLM's latency
-benchmark and a gpt-oss-20b concurrency sweep, and what the performance model makes of them today."""
+benchmark and a gpt-oss-20b concurrency sweep (both sources held out whole), and what the performance model makes
+of them today."""
 
 from __future__ import annotations
 
@@ -25,16 +26,19 @@ def bench():
 @pytest.fixture(scope="module")
 def nvidia_rows():
     sys.path.insert(0, str(ROOT / "bench"))
+    import performance_references
     import performance_references_nvidia
 
-    return performance_references_nvidia.ROWS
+    # As the split rule leaves them (the module's own rows carry no split).
+    keys = {row.key for row in performance_references_nvidia.ROWS}
+    return tuple(row for row in performance_references.REFERENCES if row.key in keys)
 
 
 def test_rows_are_held_out_by_source_and_in_the_references(bench, nvidia_rows) -> None:
     assert nvidia_rows and all(row.held_out for row in nvidia_rows)
     assert len({row.key for row in nvidia_rows}) == len(nvidia_rows)
     assert {row.key for row in nvidia_rows} <= {row.key for row in bench.REFERENCES}
-    fitted_sources = {row.source for row in bench.REFERENCES if not row.held_out}
+    fitted_sources = {row.source for row in bench.REFERENCES if not row.held_out and not row.v0_engine}
     assert not {row.source for row in nvidia_rows} & fitted_sources
     for row in nvidia_rows:
         assert lookup_gpu(row.gpu).name == row.gpu, row.key
@@ -52,15 +56,15 @@ def test_batch_of_8_throughput_is_8_x_128_tokens_over_the_printed_latency(nvidia
 def test_h200_rows_stay_within_the_error_reported(bench, nvidia_rows) -> None:
     rows = [bench.evaluate(row) for row in nvidia_rows]
     by_key = {row.key: row for row in rows}
-    # vLLM's own batch-8 latency runs: Llama 8B -1%, Llama 3 70B at TP4 +14%, Mixtral 8x7B at TP2 -17%.
+    # vLLM's own batch-8 latency runs: Llama 8B -2%, Llama 3 70B at TP4 +11%, Mixtral 8x7B at TP2 -28%.
     assert abs(by_key["llama-3.1-8b-h200-b8-32-128"].error["throughput"]) <= 0.05
-    assert abs(by_key["llama-3-70b-4xh200-b8-32-128"].error["throughput"]) <= 0.20
-    assert abs(by_key["mixtral-8x7b-2xh200-b8-32-128"].error["throughput"]) <= 0.22
+    assert abs(by_key["llama-3-70b-4xh200-b8-32-128"].error["throughput"]) <= 0.15
+    assert abs(by_key["mixtral-8x7b-2xh200-b8-32-128"].error["throughput"]) <= 0.30
     overall = {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "H200"}
     held = overall["held-out"]
-    # Today (median / worst): throughput 17% / 43%, ITL 12% / 18%, TTFT 168% / 460%. gpt-oss-20b at 4 to 16
-    # requests in flight is under-predicted by 29-43% and its TTFT over-predicted 2-6x.
+    # Today (median / worst): throughput 11% / 28%, ITL 9% / 24%, TTFT 36% / 44% (gpt-oss-20b, under-predicted:
+    # 31-37 ms against 39-66 ms measured). Its throughput at 4 and 8 requests in flight is 24% under.
     assert held["n"] == len(nvidia_rows)
-    assert held["throughput"]["median"] <= 0.20 and held["throughput"]["worst"] <= 0.50
-    assert held["itl"]["median"] <= 0.15 and held["itl"]["worst"] <= 0.22
-    assert held["ttft"]["median"] <= 2.0
+    assert held["throughput"]["median"] <= 0.12 and held["throughput"]["worst"] <= 0.30
+    assert held["itl"]["median"] <= 0.10 and held["itl"]["worst"] <= 0.25
+    assert held["ttft"]["median"] <= 0.37 and held["ttft"]["worst"] <= 0.45

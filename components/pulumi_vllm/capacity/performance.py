@@ -78,24 +78,23 @@ class Constants:
     kv_bandwidth_factor: float
     step_overhead_ms: float
     per_sequence_overhead_us: float
-    prefill_efficiency_factor: float
     request_overhead_ms: float
     moe_bandwidth_factor: float
+    prefill_efficiency_factor: float = 1.0
+    """Share of the measured GEMM rate curve (``prefill_peak_fraction``, ``half_efficiency_prefill_tokens``) a
+    prompt chunk reaches; 1 (not fitted): the curve as measured."""
     amd_software_factor: float = 1.0
     """Share of the NVIDIA-fitted efficiency vLLM's ROCm kernels reach on AMD GPUs (weights, KV cache, compute)."""
     int4_moe_factor: float = 1.0
     """Share of the bandwidth efficiency 4-bit (AWQ/GPTQ) fused-MoE kernels reach against 16- and 8-bit ones."""
-    ttft_decode_steps: float = 0.0
-    """Decode steps a prompt that arrives while other sequences decode waits for before it is scheduled (the step
-    in flight, its output processing); an idle engine schedules it at once."""
-    moe_layer_overhead_us: float = 0.0
-    """Fixed cost of one mixture-of-experts layer per step (routing, top-k, the grouped kernel's launches)."""
-    closed_loop_burst: float = 0.0
-    """Share of a closed loop's clients whose prompts arrive together (clients that finished in the same step
-    send their next request at once), prefilled in the same steps."""
+    ttft_decode_steps: float = 0.5
+    """Decode steps a prompt that arrives while other sequences decode waits for before it is scheduled: half a
+    step, the mean remainder of the step in flight for a prompt arriving at a random moment (not fitted). An idle
+    engine schedules it at once, and so it is for a closed loop of equal lengths, whose clients all finish in the
+    same step and find the engine idle."""
     moe_compute_factor: float = 1.0
-    """The fused-MoE kernel's rate on a prompt chunk's expert products against a dense GEMM with as many rows
-    as each expert gets (above 1: it does better than that curve)."""
+    """The fused-MoE kernel's compute-bound rate on a prompt chunk's expert products, as a share of a large dense
+    GEMM's (its memory-bound side is the expert read, ``moe_bandwidth_factor``)."""
     moe_half_tokens_per_expert: float = 0.0
     """Tokens per touched expert at which the fused-MoE kernel recovers half of what it loses against the dense
     efficiency with one token per expert (``moe_bandwidth_factor``, ``int4_moe_factor``): a prompt chunk gives every
@@ -208,6 +207,15 @@ class Workload:
     output_tokens: int
     rate: float | None = None
     concurrency: int | None = None
+    requests: int | None = None
+    """At a ``rate``: the run sends this many requests and stops (``--num-prompts``), so it is predicted as a
+    finite run (arrivals over ``requests / rate`` seconds, throughput over the makespan); ``None``: a steady
+    state."""
+    varied_lengths: bool = False
+    """Output lengths vary from request to request (they stop at end of sequence): a closed loop's clients drift
+    apart and their prompts arrive one by one. ``False`` (every request the same lengths, as ``vllm bench serve``
+    with a random dataset): clients that started together finish in the same step and send their next prompts
+    together, which are prefilled in the same steps."""
 
     def __post_init__(self) -> None:
         if self.input_tokens < 1 or self.output_tokens < 1:
@@ -220,6 +228,8 @@ class Workload:
             raise ValueError(f"rate must be above 0 requests/s, got {self.rate}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.requests is not None and (self.rate is None or self.requests < 1):
+            raise ValueError(f"requests (a finite run) needs a rate and at least 1 request, got {self.requests}")
 
 
 @dataclass(frozen=True)
@@ -370,6 +380,14 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
     # efficiency follows the bytes of all those experts, not of one (see step_seconds).
     expert_matrix = routed / max(1, experts) / layers if experts else 0.0
     q_dim = facts.num_attention_heads * facts.head_dim
+    expert_active = max(0.0, active - always) if experts else 0.0
+    if experts and facts.num_experts_per_token:
+        # FLOPs follow parameters, not bytes: a checkpoint that quantises only its experts (gpt-oss's MXFP4 experts
+        # beside bf16 attention) would otherwise count its 16-bit weights as twice or four times as many
+        # parameters. The input embedding is gathered, not multiplied.
+        always_params, routed_params, _ = active_parameters(facts)
+        expert_active = routed_params * min(facts.num_experts_per_token, experts) / experts
+        active = max(0.0, always_params - facts.vocab_size * facts.hidden_size) + expert_active
     return _Model(
         layers_per_stage=layers / pp,
         hidden=facts.hidden_size,
@@ -380,7 +398,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         expert_matrix_mb=expert_matrix * per_weight / tp / 1e6,
         experts=experts,
         experts_per_token=facts.num_experts_per_token or 0,
-        expert_active_params=max(0.0, active - always) if experts else 0.0,
+        expert_active_params=expert_active,
         kv_bytes_per_token=kv,
         attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
         compute_tflops=_compute_tflops(gpu, dtype),
@@ -418,9 +436,10 @@ def step_seconds(
     dense_share = min(ceiling, _matrix_efficiency(model, model.dense_matrix_mb) * constants.decode_bandwidth_factor)
     weights = model.dense_bytes / (bandwidth * dense_share)
     per_expert = 0.0
+    expert_read = 0.0
+    int4 = constants.int4_moe_factor if model.weight_dtype == "int4" else 1.0
     if model.experts:
         touched = 1 - (1 - model.experts_per_token / model.experts) ** max(tokens, 1.0)
-        int4 = constants.int4_moe_factor if model.weight_dtype == "int4" else 1.0
         touched_experts = max(model.experts_per_token, model.experts * touched)
         grouped_mb = model.expert_matrix_mb * touched_experts
         # Tokens each touched expert multiplies: 1 for a lone decode, many for a prompt chunk.
@@ -430,7 +449,7 @@ def step_seconds(
             grown = (per_expert - 1) / (per_expert - 1 + constants.moe_half_tokens_per_expert)
             kernel += (1 - kernel) * grown
         expert_share = min(ceiling, _matrix_efficiency(model, grouped_mb) * constants.decode_bandwidth_factor * kernel)
-        weights += model.expert_bytes * touched / (bandwidth * expert_share)
+        expert_read = model.expert_bytes * touched / (bandwidth * expert_share)
     kv_read = decode_seqs * context_tokens * model.kv_bytes_per_token / (
         bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
     )
@@ -439,16 +458,19 @@ def step_seconds(
     flops = 2 * (model.active_params - model.expert_active_params) / (model.tp * model.pp) * tokens
     flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_tokens * prefill_tokens / 2)
     compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half))
-    if model.experts and prefill_tokens > 0:
-        # A prompt chunk's expert products are one grouped GEMM per expert of ``per_expert`` rows: their rate
-        # follows the rows per expert, not the chunk's tokens (a decode token's are bandwidth-bound: weights).
-        expert_flops = 2 * model.expert_active_params / (model.tp * model.pp) * tokens
-        expert_rate = constants.prefill_peak_fraction * per_expert / (per_expert + half) * constants.moe_compute_factor
-        compute += expert_flops / (peak * min(constants.prefill_peak_fraction, expert_rate))
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
+    # Each kernel is bound by its own roofline: the dense and attention kernels by their reads or their FLOPs, the
+    # grouped expert products by their expert reads (which already slow down with few rows per expert) or their
+    # FLOPs at the grouped kernel's compute-bound rate. A max over the sum would let a prompt chunk's expert FLOPs
+    # hide behind the dense reads; a rate curve in rows per expert would count the memory bound twice.
+    expert_time = 0.0
     if model.experts:
-        overhead += constants.moe_layer_overhead_us * 1e-6 * model.layers_per_stage * model.pp
-    return max(weights + kv_read, compute) + _allreduce_s(model, tokens) + overhead / model.pp
+        expert_flops = 2 * model.expert_active_params / (model.tp * model.pp) * tokens
+        # A 4-bit fused-MoE kernel dequantises in its inner loop: its products, not only its reads, run at
+        # ``int4_moe_factor`` of the 16-bit kernel's.
+        expert_compute = expert_flops / (peak * constants.prefill_peak_fraction * constants.moe_compute_factor * int4)
+        expert_time = max(expert_read, expert_compute)
+    return max(weights + kv_read, compute) + expert_time + _allreduce_s(model, tokens) + overhead / model.pp
 
 
 @dataclass(frozen=True)
@@ -477,10 +499,16 @@ def _steady_state(
     running = 1.0
     ttft = 0.0
     decode_step = step
+    # A closed loop of equal lengths runs in lockstep: every client finishes in the same step and sends its next
+    # prompt at once, so the prompts are prefilled together (in each one's TTFT) while nothing decodes, and the
+    # decode steps that follow carry no prompt chunks.
+    lockstep = clients is not None and not workload.varied_lengths
     for _ in range(200):
-        decoding = max(0.0, running - 1) / pp  # the others, decoding while this prompt is prefilled
-        # Prompts prefilled together with this one: the others of a burst in a closed loop.
-        together = 1.0 + (max(0.0, clients - 1) * constants.closed_loop_burst if clients is not None else 0.0)
+        # The others, decoding while this prompt is prefilled (none in lockstep).
+        decoding = 0.0 if lockstep else max(0.0, running - 1) / pp
+        # Prompts prefilled together with this one: every client's in lockstep; with varied lengths (or at a rate)
+        # they come one by one.
+        together = max(1.0, clients or 1.0) if lockstep else 1.0
         prompt_tokens = inputs * together
         chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, prompt_tokens))
         chunks = math.ceil(prompt_tokens / chunk_room)
@@ -498,7 +526,10 @@ def _steady_state(
         running_next = throughput * (outputs - 1) * step * pp if outputs > 1 else 0.0
         running_next = min(running_next, float(layout.max_num_seqs))
         # Prompt tokens of the other requests per micro-batch step (a request's own prompt is in its TTFT).
-        others = (clients - 1) / clients if clients is not None else running / (running + 1)
+        if lockstep:
+            others = 0.0
+        else:
+            others = (clients - 1) / clients if clients is not None else running / (running + 1)
         prefill_per_step = throughput * inputs * step * max(0.0, others)
         decode_step = step_seconds(model, constants, running_next / pp, context, 0)
         new_step = step_seconds(model, constants, running_next / pp, context, min(prefill_per_step, budget))
@@ -518,6 +549,43 @@ def _limit(layout: ServingLayout, workload: Workload) -> int:
     return max(1, limit)
 
 
+def _finite_run(
+    model: _Model, layout: ServingLayout, constants: Constants, workload: Workload, engines: int,
+    capacity: _Steady, limit: int,
+) -> tuple[_Steady, float, float, float, bool]:
+    """A run of ``workload.requests`` requests arriving at ``workload.rate`` for ``requests / rate`` seconds:
+    ``(state, requests/s over the makespan, TTFT p50, TTFT p90, saturated)``.
+
+    The requests in flight follow Little's law (the rate times the latency), but never exceed the run's requests
+    or the batch limit: a short run that vLLM admits whole runs as one batch, without the unbounded queue of a
+    steady state above capacity. The makespan is the arrival window, or the time the engine needs to serve the
+    requests at its batch limit if longer, plus the last request's latency; requests beyond the batch limit wait
+    for a slot (the median one half of that backlog).
+    """
+    assert workload.rate is not None and workload.requests is not None
+    requests = workload.requests / engines
+    rate = workload.rate / engines
+    window = requests / rate
+    room = min(float(limit), requests)
+    outputs = workload.output_tokens
+    in_flight = room
+    state = _steady_state(model, layout, constants, workload, clients=room, rate=None)
+    for _ in range(50):
+        latency = state.ttft_s + (outputs - 1) * state.step_s
+        wanted = min(room, max(1.0, rate * latency))
+        if abs(wanted - in_flight) < 1e-3:
+            break
+        in_flight = 0.5 * in_flight + 0.5 * wanted
+        state = _steady_state(model, layout, constants, workload, clients=in_flight, rate=None)
+    latency = state.ttft_s + (outputs - 1) * state.step_s
+    served = max(window, requests / capacity.requests_per_s) if requests > limit else window
+    makespan = served + latency
+    backlog = max(0.0, requests / capacity.requests_per_s - window) if requests > limit else 0.0
+    ttft50 = state.ttft_s + backlog / 2
+    ttft90 = state.ttft_s * 1.15 + backlog * 0.9
+    return state, requests / makespan * engines, ttft50, ttft90, backlog > 0
+
+
 def predict(
     facts: ModelFacts, layout: ServingLayout, workload: Workload, constants: Constants | None = None,
 ) -> Prediction:
@@ -533,7 +601,9 @@ def predict(
     constants = replace(constants or fitted_constants(), **dict(model.gpu.overrides))
     limit = _limit(layout, workload)
     bounded = replace(layout, max_num_seqs=limit)
-    capacity = _steady_state(model, bounded, constants, workload, clients=float(limit), rate=None)
+    # Arrivals at a rate come one by one, never as a closed loop's lockstep burst.
+    arrivals = workload if workload.rate is None else replace(workload, varied_lengths=True)
+    capacity = _steady_state(model, bounded, constants, arrivals, clients=float(limit), rate=None)
     engines = layout.engines
     notes: list[str] = []
     if workload.concurrency is not None:
@@ -546,6 +616,10 @@ def predict(
         ttft90 = state.ttft_s * 1.15 + wait * 1.2
         throughput = state.requests_per_s * engines
         saturated = queued > 0
+    elif workload.requests is not None:
+        assert workload.rate is not None
+        state, throughput, ttft50, ttft90, saturated = _finite_run(
+            model, bounded, constants, arrivals, engines, capacity, limit)
     else:
         assert workload.rate is not None
         per_engine_rate = workload.rate / engines
