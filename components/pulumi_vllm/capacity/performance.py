@@ -10,9 +10,13 @@ the prompt's FLOPs (weights and attention) at the dense rate of the weight and a
 rate rising with the tokens in the step. Continuous batching and chunked prefill follow vLLM's V1 scheduler:
 running decodes take one token of the step's ``max_num_batched_tokens`` budget each, prompt chunks fill the
 rest; the step time, the running batch and the arrival rate are solved together (Little's law). A fused-MoE
-layer reads and multiplies its experts more efficiently the more tokens each one gets (one per decode token,
-many per prompt chunk). TTFT is a fixed per-request part, the wait for the step in flight when others decode,
-the prefill chunks, and queueing (prompts of a closed loop that arrive together; an M/D/1 queue at a rate).
+layer reads its experts more efficiently the more tokens each one gets (one per decode token, many per prompt
+chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside the dense kernels' one; FLOPs
+follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT is a fixed per-request part,
+half the step in flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed
+loop of equal lengths runs in lockstep (its clients finish together and their prompts are prefilled together);
+at a rate, an M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run
+(arrivals over ``requests / rate`` seconds, throughput over the makespan). The model is of vLLM's V1 engine.
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
 are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
