@@ -25,10 +25,16 @@ REGIONS = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus"}
 CATALOG_FILES = {"aws": "/catalogs/v7/aws/vms.csv", "gcp": "/catalogs/v7/gcp/vms.csv", "azure": "/catalogs/v6/azure/vms.csv"}
 NO_ON_DEMAND = {
     "p5e.48xlarge": "the catalog lists no on-demand price for it in any region (spot in us-east-2 only)",
-    "Standard_ND96isr_H200_v5": "no row in the Azure catalog",
-    "Standard_ND96isr_MI300X_v5": "no row in the Azure catalog",
+    "Standard_ND96isr_H200_v5": "no row in the Azure catalog: its fetcher does not map the family",
+    "Standard_ND96isr_MI300X_v5": "no row in the Azure catalog: its fetcher does not map the family",
 }
 """Types of the instance table the catalog has no on-demand price for, and why."""
+READ_ON = datetime.date(2026, 12, 7)
+"""The day the catalog files were read: the newest any row's date can be."""
+P5_CUT = datetime.date(2025, 6, 1)
+"""The earliest day AWS's June 2025 P5 on-demand price cut can have taken effect."""
+P5_BEFORE_CUT = 98.32
+"""p5.48xlarge on demand in us-east-1 before that cut (USD/h)."""
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def test_every_gpu_type_has_a_sourced_on_demand_price_with_a_date_and_a_region(
     assert price["on_demand_usd_per_hour"] > 0
     assert price.get("spot_usd_per_hour", 0) < price["on_demand_usd_per_hour"]  # spot is a discount where listed
     assert price["region"] == REGIONS[row.provider]
-    assert datetime.date.fromisoformat(price["date"]) <= datetime.date(2026, 12, 7)
+    assert datetime.date.fromisoformat(price["date"]) <= READ_ON
     # The catalog file of the type's cloud, pinned to the commit it was read at.
     assert re.match(re.escape(CATALOG) + r"[0-9a-f]{40}" + re.escape(CATALOG_FILES[row.provider]), price["source"])
 
@@ -82,6 +88,49 @@ def test_as_of_is_the_oldest_on_demand_date_and_the_warning_starts_after_180_day
     assert last_fresh.warnings == ()
     stale = size_objective.load_prices(today=table.as_of + datetime.timedelta(days=size_objective.STALE_AFTER_DAYS + 1))
     assert len(stale.warnings) == 1 and "181 days old" in stale.warnings[0] and "--price-file" in stale.warnings[0]
+
+
+def test_an_old_price_file_is_warned_about_by_its_own_as_of(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"g6e.xlarge": {"on_demand_usd_per_hour": 0.5}}, as_of="2026-01-01")
+    warnings = size_objective.load_prices(path, today=READ_ON).warnings
+    assert len(warnings) == 1 and f"{(READ_ON - datetime.date(2026, 1, 1)).days} days old" in warnings[0]
+    assert "the file's as_of" in warnings[0] and str(path) in warnings[0] and "date_basis" not in warnings[0]
+
+
+def test_the_aws_catalog_predates_the_p5_cut_and_its_rows_are_dated_before_it(
+    table: size_objective.PriceTable,
+) -> None:
+    """The AWS catalog version still has the pre-cut P5 rate, so none of its rows can be newer than the cut."""
+    assert table.hourly("p5.48xlarge")[0] == P5_BEFORE_CUT
+    aws = {name: table.prices[name] for name, row in INSTANCES.items() if row.provider == "aws"}
+    assert {datetime.date.fromisoformat(price["date"]) for price in aws.values()} == {P5_CUT - datetime.timedelta(days=1)}
+    for price in aws.values():
+        assert price["date_basis"].startswith("newest possible") and "predates" in price["source"]
+        assert "June 2025" in price["source"] and "usage.ai" in price["source"]
+    # The figures the cut made out of date say so, and the P5 ones name the cut's page.
+    flagged = {name for name, price in aws.items() if "superseded" in price}
+    assert flagged == {"p5.48xlarge", "p5en.48xlarge", "p4d.24xlarge", "p4de.24xlarge"}
+    assert all("usage.ai" in aws[name]["superseded"] for name in ("p5.48xlarge", "p5en.48xlarge"))
+
+
+def test_rows_of_unknown_age_are_dated_the_day_read_and_say_so(table: size_objective.PriceTable) -> None:
+    for name, row in INSTANCES.items():
+        price = table.prices.get(name)
+        if row.provider == "aws" or price is None:
+            continue
+        assert datetime.date.fromisoformat(price["date"]) == READ_ON
+        assert price["date_basis"].startswith("day read") and "no dated evidence bounds it" in price["source"]
+
+
+def test_the_built_in_table_is_stale_today_and_the_warning_says_why_and_what_to_do(
+    table: size_objective.PriceTable,
+) -> None:
+    age = (READ_ON - table.as_of).days
+    assert age > size_objective.STALE_AFTER_DAYS
+    assert len(table.warnings) == 1
+    warning = table.warnings[0]
+    assert f"{age} days old" in warning and f"as of {table.as_of}" in warning
+    assert "--price-file" in warning and "date_basis" in warning and str(size_objective.PRICES_FILE) in warning
 
 
 def test_on_demand_wins_over_the_capacity_block_rate(table: size_objective.PriceTable) -> None:

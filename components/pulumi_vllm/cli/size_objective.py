@@ -100,9 +100,12 @@ def load_prices(path: Path | None = None, today: datetime.date | None = None) ->
     warnings = []
     age = (today - as_of).days
     if age > STALE_AFTER_DAYS:
+        dated_by = ("the file's as_of" if path else "the built-in table's as_of, the oldest date of its on-demand "
+                    "rows; each row's date is the newest its prices can be, and its source and date_basis say how "
+                    "that date was set")
         warnings.append(
-            f"prices are {age} days old (as of {as_of}, more than {STALE_AFTER_DAYS}): check them, or pass "
-            "--price-file with current or negotiated prices"
+            f"prices are {age} days old (as of {as_of}, more than {STALE_AFTER_DAYS}; {dated_by}, in {where}): "
+            "pass --price-file FILE with current or negotiated prices"
         )
     return PriceTable(prices, as_of, str(where), tuple(warnings))
 
