@@ -5,8 +5,10 @@ bench/performance_references.py, the predicted and measured output tokens/s, TTF
 errors; then the median and worst error of each quantity per GPU type and per model family, split into fitted
 and held-out rows, and over the held-out rows whose source has no fitted row ("held-out by source").
 Rows measured at a fixed ``--request-rate`` (``Measurement.request_rate``) are predicted in rate mode (a Poisson
-arrival rate instead of a closed loop) and summarised apart, as "rate mode", so the closed-loop figures stay
-comparable with earlier runs.
+arrival rate instead of a closed loop; a finite run where the row gives its request count) and summarised apart,
+as "rate mode", so the closed-loop figures stay comparable with earlier runs. Rows measured on vLLM's V0 engine
+(``Measurement.v0_engine``) are outside the model's domain: printed, summarised apart as "V0 engine", in no other
+split and never fitted. The split itself is the rule of ``performance_references.split_rule``.
 ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
 ``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
 prints them for capacity/gpu_performance.json.
