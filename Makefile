@@ -44,8 +44,12 @@ demo: install
 	$(DEMO_SECRETS) $(BIN)/pulumi-vllm render --stack dev --secret hfToken --secret apiKey --out rendered/dev \
 	  --policy-pack policies --policy-pack-config policies/policy-config.example.json
 
+# Two pytest workers (pytest-xdist), a file at a time: the files that start real vLLM and Ray processes go first
+# (tests/conftest.py orders them and gives each worker's vLLM its own core). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: install-test lint llama-server helm
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # llama.cpp's server, built once from source into ~/.cache/pulumi-vllm (about 5 to 8 minutes on two cores; nothing
 # later): the llama.cpp tests serve a tiny GGUF model with it from the rendered command (tests/test_engine_llamacpp.py).

@@ -63,6 +63,9 @@ def repo() -> Path:
 
 
 _OBSERVED: list[str] = []
+"""Figures tests observed, gathered where the run is reported (the main process under ``-n``)."""
+_PENDING: list[str] = []
+"""Figures observed in this process and not yet attached to a test report."""
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ def observe() -> Any:
     """Record a figure a test measured (start-up times, run times); printed at the end of the run."""
 
     def record(line: str) -> None:
-        _OBSERVED.append(line)
+        _PENDING.append(line)
 
     return record
 
@@ -78,7 +81,57 @@ def observe() -> Any:
 @pytest.fixture(scope="class")
 def observe_class() -> Any:
     """:func:`observe` for class-scoped fixtures."""
-    return _OBSERVED.append
+    return _PENDING.append
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the figures observed so far to the test's teardown report: reports are what pytest-xdist's
+    workers send to the main process, so the figures reach the end-of-run summary with or without ``-n``."""
+    report = yield
+    if report.when == "teardown" and _PENDING:
+        report.user_properties.append(("observed", list(_PENDING)))
+        _PENDING.clear()
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Gather the observed figures from every report (the main process's view of every worker)."""
+    for name, value in report.user_properties:
+        if name == "observed":
+            _OBSERVED.extend(value)
+
+
+_REAL_PROCESS_MARKERS = ("realvllm", "ray")
+"""Tests that start real vLLM or Ray processes (tens of seconds each)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that start real vLLM or Ray processes first (in their collected order).
+
+    ``make test`` runs ``pytest -n 2 --dist loadfile --no-loadscope-reorder``: files are handed out in this
+    order, so the few long files spread over both workers and the many short ones fill in behind them,
+    instead of the long ones ending the run on one worker.
+    """
+    items.sort(key=lambda item: not any(item.get_closest_marker(name) for name in _REAL_PROCESS_MARKERS))
+
+
+def _bind_vllm_to_this_workers_core() -> None:
+    """Under pytest-xdist, give each worker's vLLM servers a CPU core of their own.
+
+    vLLM's CPU backend binds its OpenMP threads itself (``VLLM_CPU_OMP_THREADS_BIND=auto``), and on a
+    two-core machine every server picks the same core: two workers' servers would then share one core
+    while the other idles. Worker N's servers (which inherit this environment) are bound to core N modulo
+    the cores this process may use. A value the user set wins; without ``-n`` nothing changes.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(cores[int(worker[2:]) % len(cores)])
+
+
+_bind_vllm_to_this_workers_core()
 
 
 # How tests/schemas.py begins the reason of a skip (or, under $CI, a failure) for a missing schema file.
