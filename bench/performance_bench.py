@@ -8,7 +8,8 @@ Rows measured at a fixed ``--request-rate`` (``Measurement.request_rate``) are p
 arrival rate instead of a closed loop; a finite run where the row gives its request count) and summarised apart,
 as "rate mode", so the closed-loop figures stay comparable with earlier runs. Rows measured on vLLM's V0 engine
 (``Measurement.v0_engine``) are outside the model's domain: printed, summarised apart as "V0 engine", in no other
-split and never fitted. The split itself is the rule of ``performance_references.split_rule``.
+split and never fitted. The split itself is the rule of ``performance_references.split_rule``. Every row runs at vLLM's default
+``max_num_batched_tokens`` for its GPU and entry point (:func:`engine_budget`), as no source states one.
 ``--json`` prints the same as JSON; ``--markdown`` the table of docs/capacity.md;
 ``--fit`` searches the efficiency constants on the fitted rows only (held-out rows never enter the fit) and
 prints them for capacity/gpu_performance.json.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from performance_references import REFERENCES, Measurement
 
+from pulumi_vllm.capacity.gpus import lookup_gpu
 from pulumi_vllm.capacity.performance import (
     Constants,
     ServingLayout,
@@ -61,6 +63,19 @@ def _error(predicted: float, measured: float | None) -> float | None:
     return None if measured is None or not math.isfinite(predicted) else predicted / measured - 1
 
 
+def engine_budget(row: Measurement) -> int:
+    """The ``max_num_batched_tokens`` the row's engine ran with: vLLM's default, as no source here sets it.
+
+    ``EngineArgs.get_batch_defaults`` (vllm/engine/arg_utils.py): ``vllm serve`` takes 8192 on GPUs of 70 GiB or more
+    but A100s, else 2048 (``GpuType.default_max_num_batched_tokens``); the ``LLM`` class of the offline benchmarks
+    16384, else 8192. A prompt longer than the budget is prefilled in chunks of it.
+    """
+    gpu = lookup_gpu(row.gpu)
+    if row.offline:
+        return 16384 if gpu.large_batch_defaults else 8192
+    return gpu.default_max_num_batched_tokens
+
+
 def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     """Predict one measurement's workload on its layout."""
     facts, _ = resolve_facts(row.model)
@@ -68,6 +83,7 @@ def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     layout = ServingLayout(
         gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
         weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=max(256, row.concurrency),
+        max_num_batched_tokens=engine_budget(row),
     )
     if row.request_rate is not None:
         # The model has no rate with a client cap: a capped rate run would be predicted as uncapped.

@@ -76,6 +76,11 @@ class Measurement:
     varied_lengths: bool = False
     """The requests' output lengths vary (they stop at end of sequence, or come from a dataset): a closed loop's
     clients drift apart, so their prompts do not arrive together."""
+    offline: bool = False
+    """Run through vLLM's ``LLM`` class (``benchmark_latency.py``, offline batches) rather than ``vllm serve``: the
+    engine's default ``max_num_batched_tokens`` is the ``LLM`` class's (16384 on GPUs of 70 GiB or more but A100s,
+    else 8192) instead of the server's (8192, else 2048; ``EngineArgs.get_batch_defaults`` in
+    vllm/engine/arg_utils.py). No source here sets it, so every row runs at its default."""
 
 
 _TT_QWEN3 = "https://github.com/tenstorrent/tt-inference-server/issues/340"

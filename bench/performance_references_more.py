@@ -97,7 +97,7 @@ ROWS: tuple[Measurement, ...] = (
         Measurement(f"llama-{size.lower()}-fp8-8xmi300x-{isl}-2048-b{batch}", f"meta-llama/Llama-3.1-{size}-Instruct",
                     "MI300X", 8, isl, 2048, batch, batch * 2048 / seconds, None, None, "mean", _ROCM_DEV_DOCKER,
                     "vLLM v0.10.0 image (date not stated)", weight_dtype="fp8",
-                    family="llama-3.1",
+                    family="llama-3.1", offline=True,
                     note=f"benchmark_latency.py batch {batch}: {seconds} s for {isl} in / 2048 out per prompt; "
                          f"checkpoint amd/Llama-3.1-{size}-Instruct-FP8-KV")
         for size, isl, batch, seconds in (

@@ -45,14 +45,14 @@ def _batch_of_8(latency_ms: float) -> float:
 ROWS: tuple[Measurement, ...] = (
     # vLLM's latency benchmark on H200: batch 8, 32 tokens in, 128 out, mean latency of the batch in ms.
     Measurement("llama-3.1-8b-h200-b8-32-128", "meta-llama/Llama-3.1-8B-Instruct", "H200", 1, 32, 128, 8,
-                _batch_of_8(833.421), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
+                _batch_of_8(833.421), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", offline=True,
                 family="llama-3.1", note=f"{_LATENCY_NOTE}; mean latency 833.421 ms; the page names the model llama-3.1 8B, not the "
                      "checkpoint (the stored copy of the test file names Meta-Llama-3-8B, of the same shapes)"),
     Measurement("llama-3-70b-4xh200-b8-32-128", "meta-llama/Meta-Llama-3-70B-Instruct", "H200", 4, 32, 128, 8,
-                _batch_of_8(2077.53), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
+                _batch_of_8(2077.53), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", offline=True,
                 family="llama-3", note=f"{_LATENCY_NOTE}; mean latency 2077.53 ms"),
     Measurement("mixtral-8x7b-2xh200-b8-32-128", "mistralai/Mixtral-8x7B-Instruct-v0.1", "H200", 2, 32, 128, 8,
-                _batch_of_8(1917.44), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)",
+                _batch_of_8(1917.44), None, None, "mean", _VLLM_PERF_H200, "build 9515 (undated)", offline=True,
                 family="mixtral", note=f"{_LATENCY_NOTE}; mean latency 1917.44 ms"),
     # gpt-oss-20b (mixture of experts, MXFP4 expert weights), 1 x H200, closed loop at 1 to 16 requests in flight.
     # The sweep's higher levels (32 to 1024) are left out: their requests/s x mean latency (Little's law) is about

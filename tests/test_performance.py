@@ -142,22 +142,23 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Throughput (12%)
-    and ITL (3%) meet them; TTFT (40%) does not, and is held to that figure."""
+    and ITL (4%) meet them; TTFT (41%, 40% before the LM head, per-prompt attention and vLLM's default budget)
+    does not, and is held to that figure."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
     assert held["n"] >= 25
     assert held["throughput"]["median"] <= 0.15
     assert held["itl"]["median"] <= 0.20
-    assert held["ttft"]["median"] <= 0.41  # target 20%: missed
-    # The two sources held out whole (both on H200) and the sources too small to split: 24%, 36%, 16% today.
+    assert held["ttft"]["median"] <= 0.41 and held["ttft"]["worst"] <= 1.23  # target 20%: missed; worst 122%
+    # The two sources held out whole (both on H200) and the sources too small to split: 23%, 36%, 16% today.
     new = overall["held-out by source"]
     assert new["n"] >= 10
     assert new["throughput"]["median"] <= 0.25 and new["ttft"]["median"] <= 0.37 and new["itl"]["median"] <= 0.17
     fitted = overall["fitted"]
     assert fitted["n"] == 18
     assert fitted["throughput"]["median"] <= 0.06 and fitted["itl"]["median"] <= 0.04  # 5%, 3%
-    assert fitted["ttft"]["median"] <= 0.19  # 18%
+    assert fitted["ttft"]["median"] <= 0.20  # 19.9%
     rate = overall["rate mode"]
     assert rate["n"] == 3
     assert rate["throughput"]["median"] <= 0.15 and rate["itl"]["median"] <= 0.15  # 14%, 14%
@@ -419,3 +420,62 @@ def test_bench_compares_the_result_json_with_the_prediction() -> None:
     assert rows["TTFT p50 (ms)"]["miss_percent"] == pytest.approx(-50.0, abs=0.1)
     assert rows["ITL (ms)"]["miss_percent"] == pytest.approx(0.0, abs=0.1)
     assert rows["requests/s"]["miss_percent"] is None
+
+
+def _llama_prefill_by_hand(tokens: int, prompts: int, pairs: float) -> float:
+    """Llama 3.1 8B on one H100 prefilling ``tokens`` prompt tokens of ``prompts`` prompts, compute-bound: every
+    weight but the LM head (128256 x 4096) twice per token, the LM head twice per prompt (its last position),
+    attention 4 x 32 heads x 128 x 32 layers FLOPs per (query, key) pair, at 0.8 x tokens / (tokens + 256) of
+    989 TFLOP/s."""
+    model = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
+    head = 128256 * 4096
+    flops = 2 * (model.active_params - head) * tokens + 2 * head * prompts + 4 * 32 * 128 * 32 * pairs
+    return flops / (989e12 * 0.8 * tokens / (tokens + 256))
+
+
+def test_prefill_step_by_hand_counts_the_lm_head_once_per_prompt() -> None:
+    """vLLM scores the vocabulary at one position per request of a step (``logits_indices``), not at every prompt
+    token: a 4096-token prompt multiplies the LM head once. The step is compute-bound (about 80 ms against about
+    7 ms of weight reads)."""
+    model = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
+    expected = _llama_prefill_by_hand(4096, 1, 4096 * 4096 / 2)
+    assert performance.step_seconds(model, NEUTRAL, 0, 0, 4096) == pytest.approx(expected, rel=1e-9)
+    every_token = expected + 2 * 128256 * 4096 * 4095 / (989e12 * 0.8 * 4096 / (4096 + 256))
+    assert every_token > 1.06 * expected  # what counting the LM head per prompt token would add
+
+
+def test_lockstep_prompts_attend_each_to_itself() -> None:
+    """Eight clients in lockstep send eight 512-token prompts prefilled in one step of 4096 tokens (within the
+    H100's budget of 8192): 8 x 512 ** 2 / 2 attention pairs, not 4096 ** 2 / 2, and eight LM-head positions. With
+    the neutral constants the TTFT is that one step."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    expected = _llama_prefill_by_hand(4096, 8, 8 * 512 * 512 / 2)
+    ttft = predict(llama, ServingLayout("H100"), Workload(512, 2, concurrency=8), NEUTRAL).ttft_ms.p50
+    assert ttft == pytest.approx(expected * 1e3, rel=1e-6)
+
+
+def test_a_prompt_longer_than_the_budget_is_prefilled_in_chunks() -> None:
+    """A 3072-token prompt at ``max_num_batched_tokens`` 2048 (vLLM's ``vllm serve`` default on an A100 or L4) is a
+    chunk of 2048 and one of 1024, each on the rate curve of its own tokens, sharing the prompt's 3072 ** 2 / 2
+    attention pairs in proportion to their tokens; not two chunks of 2048."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    pairs = 3072 * 3072 / 2
+    expected = _llama_prefill_by_hand(2048, 1, pairs * 2 / 3) + _llama_prefill_by_hand(1024, 1, pairs / 3)
+    layout = ServingLayout("H100", max_num_batched_tokens=2048)
+    ttft = predict(llama, layout, Workload(3072, 2, concurrency=1), NEUTRAL).ttft_ms.p50
+    assert ttft == pytest.approx(expected * 1e3, rel=1e-6)
+    whole = predict(llama, ServingLayout("H100"), Workload(3072, 2, concurrency=1), NEUTRAL).ttft_ms.p50
+    assert whole == pytest.approx(_llama_prefill_by_hand(3072, 1, pairs) * 1e3, rel=1e-6)
+    assert whole < ttft  # one larger chunk runs nearer the peak rate
+
+
+def test_bench_runs_each_row_at_vllms_default_budget() -> None:
+    """``EngineArgs.get_batch_defaults``: ``vllm serve`` 8192 on an H100, 2048 on an A100 or L4; the offline ``LLM``
+    class 16384 on an H200 or MI300X."""
+    bench = _bench()
+    by_key = {row.key: row for row in bench.REFERENCES}
+    assert bench.engine_budget(by_key["qwen2.5-72b-2xh100-3072-128"]) == 8192
+    assert bench.engine_budget(by_key["qwen3-30b-a3b-a100-3072-128"]) == 2048
+    assert bench.engine_budget(by_key["qwen2.5-0.5b-l4-c32"]) == 2048
+    assert bench.engine_budget(by_key["llama-3.1-8b-h200-b8-32-128"]) == 16384
+    assert bench.engine_budget(by_key["llama-70b-fp8-8xmi300x-2048-2048-b128"]) == 16384

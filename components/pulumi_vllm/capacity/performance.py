@@ -6,8 +6,9 @@ efficiency that falls as the matrices get smaller (tensor parallelism divides ev
 42 MB matrix reads at about half the streaming rate of a 470 MB one on an H100), and computes two FLOPs per
 active parameter per token at the dense tensor rate; it adds the tensor-parallel all-reduces (two per layer,
 start-up latency plus a ring over the interconnect) and a fixed CPU cost per step and per sequence. Prefill is
-the prompt's FLOPs (weights and attention) at the dense rate of the weight and activation precision, with the
-rate rising with the tokens in the step. Continuous batching and chunked prefill follow vLLM's V1 scheduler:
+the prompt's FLOPs (weights, the LM head once per prompt as vLLM scores only its last position, and attention
+over the prompt's own tokens, ``n ** 2 / 2`` pairs however it is chunked or batched) at the dense rate of the
+weight and activation precision, with the rate rising with the tokens in the step (each chunk on its own). Continuous batching and chunked prefill follow vLLM's V1 scheduler:
 running decodes take one token of the step's ``max_num_batched_tokens`` budget each, prompt chunks fill the
 rest; the step time, the running batch and the arrival rate are solved together (Little's law). A fused-MoE
 layer reads its experts more efficiently the more tokens each one gets (one per decode token, many per prompt
@@ -305,6 +306,9 @@ class _Model:
     """KV-cache bytes of one token of context on one GPU (its layers and heads)."""
     attention_flops_per_token_context: float
     """FLOPs of attention per token per token of context, on one GPU."""
+    lm_head_params: float
+    """Parameters of the LM head (vocabulary x hidden), part of ``active_params``: a decode token multiplies them,
+    a prompt only for its last token (vLLM computes logits at ``logits_indices``, one position per request)."""
     compute_tflops: float
     bandwidth_gb_s: float
     weight_dtype: str
@@ -405,6 +409,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         expert_active_params=expert_active,
         kv_bytes_per_token=kv,
         attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
+        lm_head_params=float(facts.vocab_size * facts.hidden_size),
         compute_tflops=_compute_tflops(gpu, dtype),
         bandwidth_gb_s=gpu.memory_bandwidth_gb_s,
         weight_dtype=dtype,
@@ -429,10 +434,14 @@ def _allreduce_s(model: _Model, tokens: float) -> float:
 
 def step_seconds(
     model: _Model, constants: Constants, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+    prefill_requests: float | None = None, prefill_pairs: float | None = None,
 ) -> float:
     """One scheduler step of one pipeline stage: ``decode_seqs`` sequences of ``context_tokens`` average
-    context each decode one token, and ``prefill_tokens`` prompt tokens (attending to about half a prompt
-    each) are prefilled."""
+    context each decode one token, and ``prefill_tokens`` prompt tokens of ``prefill_requests`` prompts
+    (``None``: one, if any) are prefilled. The LM head multiplies one position per request of the step, not every
+    prompt token. ``prefill_pairs``: the (query, key) pairs the prompt tokens attend to, each to the tokens of its
+    own prompt up to itself (``None``: one prompt from its start, ``prefill_tokens ** 2 / 2``); a prompt of ``n``
+    tokens has ``n ** 2 / 2`` however it is chunked or batched with others."""
     software = constants.amd_software_factor if model.gpu.vendor == "amd" else 1.0
     bandwidth = model.bandwidth_gb_s * 1e9 * software
     tokens = decode_seqs + prefill_tokens
@@ -459,8 +468,14 @@ def step_seconds(
     )
     peak = model.compute_tflops * 1e12 * software * constants.prefill_efficiency_factor
     half = constants.half_efficiency_prefill_tokens
-    flops = 2 * (model.active_params - model.expert_active_params) / (model.tp * model.pp) * tokens
-    flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_tokens * prefill_tokens / 2)
+    if prefill_requests is None:
+        prefill_requests = 1.0 if prefill_tokens > 0 else 0.0
+    head = min(model.lm_head_params, max(0.0, model.active_params - model.expert_active_params))
+    flops = 2 * (model.active_params - model.expert_active_params - head) / (model.tp * model.pp) * tokens
+    flops += 2 * head / (model.tp * model.pp) * (decode_seqs + min(prefill_tokens, prefill_requests))
+    if prefill_pairs is None:
+        prefill_pairs = prefill_tokens * prefill_tokens / 2
+    flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_pairs)
     compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half))
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
     # Each kernel is bound by its own roofline: the dense and attention kernels by their reads or their FLOPs, the
@@ -515,12 +530,21 @@ def _steady_state(
         together = max(1.0, clients or 1.0) if lockstep else 1.0
         prompt_tokens = inputs * together
         chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, prompt_tokens))
-        chunks = math.ceil(prompt_tokens / chunk_room)
-        prefill_step = step_seconds(model, constants, decoding, context, min(prompt_tokens, chunk_room))
+        # The prompt tokens go in full chunks of the room left by the decodes and a last, shorter one (each chunk
+        # on the GEMM rate curve of its own tokens). Each prompt attends to itself only (``together * inputs ** 2 / 2``
+        # pairs over all chunks, shared in proportion to their tokens), not to the others of its step.
+        full = math.floor(prompt_tokens / chunk_room)
+        rest = prompt_tokens - full * chunk_room
+        pairs = together * inputs * inputs / 2
+        prefill_s = 0.0
+        for size, count in ((chunk_room, full), (rest, 1 if rest > 0 else 0)):
+            if count:
+                prefill_s += count * step_seconds(
+                    model, constants, decoding, context, size, max(1.0, size / inputs), pairs * size / prompt_tokens)
         # A prompt that arrives while others decode waits for the step in flight (and the engine's output
         # processing of it) before it is scheduled; an idle engine takes it at once.
         busy = min(1.0, decoding * pp)
-        ttft = (chunks * prefill_step + constants.ttft_decode_steps * busy * step) * pp
+        ttft = (prefill_s + constants.ttft_decode_steps * busy * step) * pp
         ttft += constants.request_overhead_ms * 1e-3
         e2e = ttft + (outputs - 1) * step * pp
         if clients is not None:
@@ -536,7 +560,9 @@ def _steady_state(
             others = (clients - 1) / clients if clients is not None else running / (running + 1)
         prefill_per_step = throughput * inputs * step * max(0.0, others)
         decode_step = step_seconds(model, constants, running_next / pp, context, 0)
-        new_step = step_seconds(model, constants, running_next / pp, context, min(prefill_per_step, budget))
+        others_chunk = min(prefill_per_step, budget)
+        new_step = step_seconds(model, constants, running_next / pp, context, others_chunk, others_chunk / inputs,
+                                others_chunk * inputs / 2)
         if abs(new_step - step) < 1e-7 and abs(running_next - running) < 1e-4:
             step, running = new_step, running_next
             break
