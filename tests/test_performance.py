@@ -479,3 +479,16 @@ def test_bench_runs_each_row_at_vllms_default_budget() -> None:
     assert bench.engine_budget(by_key["qwen2.5-0.5b-l4-c32"]) == 2048
     assert bench.engine_budget(by_key["llama-3.1-8b-h200-b8-32-128"]) == 16384
     assert bench.engine_budget(by_key["llama-70b-fp8-8xmi300x-2048-2048-b128"]) == 16384
+
+
+def test_mla_attention_flops_follow_its_prefill_and_decode_paths() -> None:
+    """DeepSeek-R1 (128 heads, 61 layers): a prompt token runs unabsorbed on up-projected keys of 192 dims and
+    values of 128, 2 x 128 x (192 + 128) FLOPs per layer per pair; a decoded token runs absorbed over the 512-dim
+    latent and the 64-dim rope key, 2 x 128 x (512 + 64 + 512). A dense model's two are equal, 4 x heads x head_dim."""
+    model = performance._derive(facts("deepseek-ai/DeepSeek-R1-0528"),
+                                ServingLayout("H100", tensor_parallel_size=8, weight_dtype="int4"))
+    assert model.attention_flops_per_token_context == 2 * 128 * (192 + 128) * 61 / 8
+    assert model.decode_attention_flops_per_token_context == 2 * 128 * (512 + 64 + 512) * 61 / 8
+    llama = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
+    assert llama.attention_flops_per_token_context == llama.decode_attention_flops_per_token_context == (
+        4 * 32 * 128 * 32)

@@ -305,7 +305,11 @@ class _Model:
     kv_bytes_per_token: float
     """KV-cache bytes of one token of context on one GPU (its layers and heads)."""
     attention_flops_per_token_context: float
-    """FLOPs of attention per token per token of context, on one GPU."""
+    """FLOPs of attention per prompt token per token of its context, on one GPU (QK and PV of every head)."""
+    decode_attention_flops_per_token_context: float
+    """The same for a decoded token: equal but for multi-head latent attention, whose decode runs absorbed over
+    the latent cache (QK over ``kv_lora_rank + qk_rope_head_dim``, PV over ``kv_lora_rank``) while its prefill
+    runs unabsorbed, on up-projected keys (``head_dim``) and values (``v_head_dim``)."""
     lm_head_params: float
     """Parameters of the LM head (vocabulary x hidden), part of ``active_params``: a decode token multiplies them,
     a prompt only for its last token (vLLM computes logits at ``logits_indices``, one position per request)."""
@@ -388,6 +392,11 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
     # efficiency follows the bytes of all those experts, not of one (see step_seconds).
     expert_matrix = routed / max(1, experts) / layers if experts else 0.0
     q_dim = facts.num_attention_heads * facts.head_dim
+    prefill_attention = decode_attention = 4.0 * q_dim * layers
+    if facts.use_mla and facts.kv_lora_rank:
+        heads = facts.num_attention_heads
+        prefill_attention = 2.0 * heads * (facts.head_dim + (facts.v_head_dim or facts.head_dim)) * layers
+        decode_attention = 2.0 * heads * (2 * facts.kv_lora_rank + (facts.qk_rope_head_dim or 0)) * layers
     expert_active = max(0.0, active - always) if experts else 0.0
     if experts and facts.num_experts_per_token:
         # FLOPs follow parameters, not bytes: a checkpoint that quantises only its experts (gpt-oss's MXFP4 experts
@@ -408,7 +417,8 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         experts_per_token=facts.num_experts_per_token or 0,
         expert_active_params=expert_active,
         kv_bytes_per_token=kv,
-        attention_flops_per_token_context=4.0 * q_dim * layers / (tp * pp),
+        attention_flops_per_token_context=prefill_attention / (tp * pp),
+        decode_attention_flops_per_token_context=decode_attention / (tp * pp),
         lm_head_params=float(facts.vocab_size * facts.hidden_size),
         compute_tflops=_compute_tflops(gpu, dtype),
         bandwidth_gb_s=gpu.memory_bandwidth_gb_s,
@@ -475,7 +485,8 @@ def step_seconds(
     flops += 2 * head / (model.tp * model.pp) * (decode_seqs + min(prefill_tokens, prefill_requests))
     if prefill_pairs is None:
         prefill_pairs = prefill_tokens * prefill_tokens / 2
-    flops += model.attention_flops_per_token_context * (decode_seqs * context_tokens + prefill_pairs)
+    flops += model.attention_flops_per_token_context * prefill_pairs
+    flops += model.decode_attention_flops_per_token_context * decode_seqs * context_tokens
     compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half))
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
     # Each kernel is bound by its own roofline: the dense and attention kernels by their reads or their FLOPs, the
