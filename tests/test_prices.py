@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_vllm.cli import size_objective
+from pulumi_vllm.cli import main, size_objective
 from pulumi_vllm.cloud_plan.instances import INSTANCE_TYPE_LABEL, INSTANCES
 from pulumi_vllm.config import parse_stack_config
 from pulumi_vllm.errors import UserError
@@ -220,3 +220,18 @@ def test_an_azure_winner_writes_a_stack_for_an_existing_cluster(
     monkeypatch.chdir(tmp_path)
     header = size_objective.write_stack("azure", LLAMA, best, objective).read_text().splitlines()[:2]
     assert "in eastus" in header[0] and "AKS cluster and a node pool of it must exist" in header[1]
+
+
+def test_the_chosen_price_line_says_how_its_row_was_dated(
+    table: size_objective.PriceTable, capsys: pytest.CaptureFixture[str],
+) -> None:
+
+    code = main(["size", "--model", LLAMA, "--rate", "20", "--input-tokens", "1024", "--output-tokens", "128",
+                 "--ttft-p90", "500", "--itl-p90", "50"])
+    assert code == 0
+    out = capsys.readouterr().out
+    chosen = re.search(r"^chosen:\s+\d+ x (\S+) ", out, re.MULTILINE)
+    assert chosen is not None, out
+    row = table.prices[chosen.group(1)]
+    price_line = next(line for line in out.splitlines() if line.startswith("price:"))
+    assert f"dated {row['date']}, {row['date_basis']}" in price_line

@@ -347,8 +347,10 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
                   f"{best.tensor_parallel_size}), {best.usd_per_hour:.2f} USD/h {best.price_kind}{where}; "
                   f"binding: {binding}")
             price = prices.prices.get(best.instance.name, {})
-            print(f"price:        {str(price.get('source', prices.source)).split(' ', 1)[0]} "
-                  f"(as of {price.get('date', prices.as_of)})")
+            dated = f"dated {price.get('date', prices.as_of)}"
+            if price.get("date_basis"):
+                dated += f", {price['date_basis']}"
+            print(f"price:        {str(price.get('source', prices.source)).split(' ', 1)[0]} ({dated})")
             if best.instance.provider == "azure":
                 print(f"note:         {best.instance.name} is an Azure VM size: this project does not create AKS "
                       "clusters, so a written stack deploys to an existing cluster (the kubeconfig's context) with a "
