@@ -225,7 +225,6 @@ def test_an_azure_winner_writes_a_stack_for_an_existing_cluster(
 def test_the_chosen_price_line_says_how_its_row_was_dated(
     table: size_objective.PriceTable, capsys: pytest.CaptureFixture[str],
 ) -> None:
-
     code = main(["size", "--model", LLAMA, "--rate", "20", "--input-tokens", "1024", "--output-tokens", "128",
                  "--ttft-p90", "500", "--itl-p90", "50"])
     assert code == 0
