@@ -142,19 +142,19 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Throughput (12%)
-    and ITL (4%) meet them; TTFT (41%, 40% before the LM head, per-prompt attention and vLLM's default budget)
-    does not, and is held to that figure."""
+    and ITL (3%) meet them; TTFT (31%; 41% before the front end's per-token cost, 40% before the LM head,
+    per-prompt attention and vLLM's default budget) does not, and is held to that figure."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
     assert held["n"] >= 25
     assert held["throughput"]["median"] <= 0.15
     assert held["itl"]["median"] <= 0.20
-    assert held["ttft"]["median"] <= 0.41 and held["ttft"]["worst"] <= 1.23  # target 20%: missed; worst 122%
-    # The two sources held out whole (both on H200) and the sources too small to split: 23%, 36%, 16% today.
+    assert held["ttft"]["median"] <= 0.32 and held["ttft"]["worst"] <= 1.22  # target 20%: missed; worst 121%
+    # The two sources held out whole (both on H200) and the sources too small to split: 23%, 28%, 16% today.
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.25 and new["ttft"]["median"] <= 0.37 and new["itl"]["median"] <= 0.17
+    assert new["throughput"]["median"] <= 0.25 and new["ttft"]["median"] <= 0.29 and new["itl"]["median"] <= 0.17
     fitted = overall["fitted"]
     assert fitted["n"] == 18
     assert fitted["throughput"]["median"] <= 0.06 and fitted["itl"]["median"] <= 0.04  # 5%, 3%
@@ -167,7 +167,7 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
 def test_fewer_constants_are_fitted_than_rows() -> None:
     bench = _bench()
     fitted_rows = [row for row in bench.REFERENCES if not row.held_out and not row.v0_engine]
-    assert len(bench._BOUNDS) == 10 and len(fitted_rows) == 18
+    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 18 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
     stored = json.loads(performance.DATA_FILE.read_text())["fitted"]
     assert set(stored) - {"fitted_on"} == set(bench._BOUNDS)
     assert "18 fitted rows" in stored["fitted_on"]
@@ -492,3 +492,17 @@ def test_mla_attention_flops_follow_its_prefill_and_decode_paths() -> None:
     llama = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
     assert llama.attention_flops_per_token_context == llama.decode_attention_flops_per_token_context == (
         4 * 32 * 128 * 32)
+
+
+def test_request_handling_waits_behind_the_streamed_tokens_by_hand() -> None:
+    """At a rate of 4 requests/s of 500 output tokens, the front end streams 2000 tokens/s; at 100 us each its loop
+    is busy u = 0.2 of the time, so a request's 10 ms of handling stretches to 10 / (1 - 0.2) = 12.5 ms."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100")
+    model = performance._derive(llama, layout)
+    workload = Workload(256, 500, rate=4.0)
+    base = replace(NEUTRAL, request_overhead_ms=10.0, frontend_us_per_token=0.0)
+    busy = replace(base, frontend_us_per_token=100.0)
+    idle_ttft = performance._steady_state(model, layout, base, workload, clients=None, rate=4.0).ttft_s
+    busy_ttft = performance._steady_state(model, layout, busy, workload, clients=None, rate=4.0).ttft_s
+    assert (busy_ttft - idle_ttft) * 1e3 == pytest.approx(12.5 - 10.0, rel=1e-6)

@@ -13,8 +13,8 @@ running decodes take one token of the step's ``max_num_batched_tokens`` budget e
 rest; the step time, the running batch and the arrival rate are solved together (Little's law). A fused-MoE
 layer reads its experts more efficiently the more tokens each one gets (one per decode token, many per prompt
 chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside the dense kernels' one; FLOPs
-follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT is a fixed per-request part,
-half the step in flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed
+follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT is a fixed per-request part
+(stretched while the front end's event loop is busy streaming the running requests' tokens), half the step in flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed
 loop of equal lengths runs in lockstep (its clients finish together and their prompts are prefilled together);
 at a rate, an M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run
 (arrivals over ``requests / rate`` seconds, throughput over the makespan). The model is of vLLM's V1 engine.
@@ -105,6 +105,10 @@ class Constants:
     efficiency with one token per expert (``moe_bandwidth_factor``, ``int4_moe_factor``): a prompt chunk gives every
     expert several tokens and reads them at nearly the dense rate, a decode step gives each one token. 0: the
     loss applies whatever the tokens."""
+    frontend_us_per_token: float = 0.0
+    """CPU time the server's front end (one event loop: detokenising, framing and sending each streamed token)
+    spends per output token. A new request's handling (``request_overhead_ms``) waits behind that work, so it
+    stretches by ``1 / (1 - u)`` at the loop's utilisation ``u`` (output tokens/s times this cost). 0: no wait."""
     half_efficiency_prefill_tokens: float = 256.0
     prefill_peak_fraction: float = 0.8
 
@@ -556,7 +560,9 @@ def _steady_state(
         # processing of it) before it is scheduled; an idle engine takes it at once.
         busy = min(1.0, decoding * pp)
         ttft = (prefill_s + constants.ttft_decode_steps * busy * step) * pp
-        ttft += constants.request_overhead_ms * 1e-3
+        # The request's handling in the front end waits behind the tokens it streams for the running requests.
+        loop_busy = min(0.9, throughput * outputs * constants.frontend_us_per_token * 1e-6)
+        ttft += constants.request_overhead_ms * 1e-3 / (1 - loop_busy)
         e2e = ttft + (outputs - 1) * step * pp
         if clients is not None:
             throughput = clients / e2e
