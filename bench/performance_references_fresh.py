@@ -1,0 +1,104 @@
+"""Published vLLM V1 serving measurements from sources searched for after the performance model was fixed.
+
+Every row carries ``found_after_fit=True``: these sources are held out whole (rule 6 of
+``bench/performance_references.py``), the cleanest test of the model. Figures are copied as the source prints
+them; where a row's tokens per request are derived from the run's totals, the note says how.
+
+Sources:
+
+- GPUStack's performance lab (https://github.com/gpustack/gpustack, ``docs/performance-lab/``): per model and GPU,
+  the full ``vllm bench serve`` output of a baseline ``vllm serve <model>`` with no other flags (so tensor
+  parallel 1, vLLM's defaults: V1 engine, prefix caching on, chunked prefill on) on vLLM v0.11.0, sent through
+  ``--backend openai-chat --endpoint /v1/chat/completions`` (the chat template's tokens are added to each prompt
+  and not counted in the printed input totals). The pages state no warm-up run and no date; whether the runs of
+  one page shared one server (and so its prefix cache) is not stated. Two kinds of run:
+
+  - the "latency" page (Qwen3-8B, "a single NVIDIA H100 SXM GPU"): 100 ShareGPT prompts (23260 tokens in, 22061
+    out in total) at ``--max-concurrency`` 1, 2, 4 and 8, a closed loop;
+  - the "throughput" pages: no ``--max-concurrency`` and the default infinite request rate, so all N prompts
+    arrive at once (the output prints "Peak concurrent requests" equal to N): an offline batch of N sent to the
+    server. ShareGPT, 1000 prompts (217393 tokens in); and the random dataset (``--seed 42``, no
+    ``--ignore-eos``, so a few requests stop early) at 32000 in / 100 out (100 prompts), 4000 / 200 (500),
+    2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; Qwen3-32B's
+    says "NVIDIA H100 GPUs" with the same ``vllm serve Qwen/Qwen3-32B`` (no tensor parallel flag, so one GPU).
+
+TTFT and ITL are the medians ``vllm bench serve`` prints ("Median TTFT", "Median ITL"); a burst row's note also
+gives the printed median TPOT, which, unlike the median ITL, includes the prefills that stall a request's decode.
+
+Import this module through ``performance_references``, not before it (it imports ``Measurement`` from there).
+"""
+
+from __future__ import annotations
+
+from performance_references import Measurement
+
+_GPUSTACK = "https://github.com/gpustack/gpustack/blob/"
+_GPUSTACK_QWEN3_8B = (
+    _GPUSTACK + "1dbc3b8130da92d31539404545a1aff5c3992f8c/docs/performance-lab/qwen3-8b/h100-latency.md"
+)
+_GPUSTACK_QWEN3_14B = _GPUSTACK + "7ae332aaf05783e657560ef927c527b156e2536d/docs/performance-lab/qwen3-14b/h100.md"
+_GPUSTACK_QWEN3_32B = _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/h100.md"
+_GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
+
+
+def _per_request(total: int, requests: int) -> int:
+    """A run's token total per request, to the nearest token."""
+    return int(total / requests + 0.5)
+
+
+_LATENCY_NOTE = (
+    "ShareGPT, 100 prompts, closed loop at --max-concurrency {c}: tokens = the run's totals (23260 in, 22061 out) "
+    "/ 100; TTFT and ITL are the printed medians (median TPOT {tpot} ms)"
+)
+_BURST_NOTE = (
+    "{n} prompts sent at once (no --max-concurrency, request rate inf), so concurrency = {n}; tokens = the run's "
+    "totals ({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)"
+)
+
+ROWS: tuple[Measurement, ...] = (
+    # Qwen3-8B, bf16, 1 x H100 SXM, vLLM v0.11.0, ShareGPT closed loop at concurrency 1, 2, 4 and 8.
+    *(
+        Measurement(f"qwen3-8b-h100-sharegpt-c{c}", "Qwen/Qwen3-8B", "H100-80GB", 1, _per_request(23260, 100),
+                    _per_request(22061, 100), c, tput, ttft, itl, "median", _GPUSTACK_QWEN3_8B, _GPUSTACK_DATE,
+                    family="qwen3", requests=100, varied_lengths=True, found_after_fit=True,
+                    note=_LATENCY_NOTE.format(c=c, tpot=tpot))
+        for c, tput, ttft, itl, tpot in (
+            # concurrency, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
+            (1, 132.86, 60.38, 7.23, 7.22),
+            (2, 257.19, 64.78, 7.28, 7.30),
+            (4, 496.88, 60.26, 7.37, 7.40),
+            (8, 917.28, 60.77, 7.63, 7.67),
+        )
+    ),
+    # Qwen3-14B and Qwen3-32B, bf16, 1 x H100, vLLM v0.11.0, all prompts of a run sent at once.
+    *(
+        Measurement(f"{name}-h100-{case}-b{n}", model, "H100-80GB", 1, _per_request(tin, n), _per_request(tout, n),
+                    n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family="qwen3", requests=n,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    note=_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot)
+                    + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
+                    + ("" if model != "Qwen/Qwen3-32B" else
+                       "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages, on the "
+                       "same engine versions, name a single H100 SXM); the serve command sets no tensor parallel"))
+        for name, model, source in (
+            ("qwen3-14b", "Qwen/Qwen3-14B", _GPUSTACK_QWEN3_14B),
+            ("qwen3-32b", "Qwen/Qwen3-32B", _GPUSTACK_QWEN3_32B),
+        )
+        for row_model, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # model, case, prompts, output tokens asked, total tokens in and out, output tok/s, median TTFT ms,
+            # median ITL ms, median TPOT ms
+            ("Qwen/Qwen3-14B", "sharegpt", 1000, 0, 217393, 201648, 3173.92, 21872.31, 59.99, 117.46),
+            ("Qwen/Qwen3-14B", "32000-100", 100, 100, 3200000, 9855, 25.48, 191051.49, 43.48, 284.52),
+            ("Qwen/Qwen3-14B", "4000-200", 500, 200, 1997942, 99803, 438.56, 110734.54, 43.93, 139.68),
+            ("Qwen/Qwen3-14B", "2000-100", 500, 100, 998175, 50000, 505.51, 49138.28, 46.01, 231.62),
+            ("Qwen/Qwen3-14B", "128-4", 1000, 4, 127698, 4000, 176.06, 18061.13, 581.28, 597.29),
+            ("Qwen/Qwen3-32B", "sharegpt", 1000, 0, 217393, 201422, 1131.55, 77291.46, 50.20, 70.72),
+            ("Qwen/Qwen3-32B", "32000-100", 100, 100, 3200000, 7681, 6.64, 582757.65, 43.30, 43.36),
+            ("Qwen/Qwen3-32B", "4000-200", 500, 200, 1997942, 99790, 102.21, 483375.28, 43.38, 62.08),
+            ("Qwen/Qwen3-32B", "2000-100", 500, 100, 998175, 50000, 152.42, 164148.38, 44.80, 84.24),
+            ("Qwen/Qwen3-32B", "128-4", 1000, 4, 127698, 4000, 121.66, 21342.36, 1141.11, 1292.78),
+        )
+        if row_model == model
+    ),
+)
+"""The rows found after the model was fixed, to be appended to ``performance_references.REFERENCES``."""
