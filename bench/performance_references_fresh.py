@@ -19,8 +19,9 @@ Sources:
     arrive at once (the output prints "Peak concurrent requests" equal to N): an offline batch of N sent to the
     server. ShareGPT, 1000 prompts (217393 tokens in); and the random dataset (``--seed 42``, no
     ``--ignore-eos``, so a few requests stop early) at 32000 in / 100 out (100 prompts), 4000 / 200 (500),
-    2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; Qwen3-32B's
-    says "NVIDIA H100 GPUs" with the same ``vllm serve Qwen/Qwen3-32B`` (no tensor parallel flag, so one GPU).
+    2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; the Qwen3-32B
+    and gpt-oss-20b pages say "NVIDIA H100 GPUs" with a bare ``vllm serve <model>`` (no tensor parallel flag, so
+    one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average).
 
 TTFT and ITL are the medians ``vllm bench serve`` prints ("Median TTFT", "Median ITL"); a burst row's note also
 gives the printed median TPOT, which, unlike the median ITL, includes the prefills that stall a request's decode.
@@ -38,7 +39,14 @@ _GPUSTACK_QWEN3_8B = (
 )
 _GPUSTACK_QWEN3_14B = _GPUSTACK + "7ae332aaf05783e657560ef927c527b156e2536d/docs/performance-lab/qwen3-14b/h100.md"
 _GPUSTACK_QWEN3_32B = _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/h100.md"
+_GPUSTACK_GPT_OSS_20B = (
+    _GPUSTACK + "7b50d5067ddbdeba0739e7f72d6f40e53d3b9a04/docs/performance-lab/gpt-oss-20b/h100.md"
+)
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
+_H100_UNSTATED = (
+    "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages, on the same engine "
+    "versions, name a single H100 SXM); the serve command sets no tensor parallel"
+)
 
 
 def _per_request(total: int, requests: int) -> int:
@@ -70,19 +78,19 @@ ROWS: tuple[Measurement, ...] = (
             (8, 917.28, 60.77, 7.63, 7.67),
         )
     ),
-    # Qwen3-14B and Qwen3-32B, bf16, 1 x H100, vLLM v0.11.0, all prompts of a run sent at once.
+    # Qwen3-14B and Qwen3-32B (bf16) and gpt-oss-20b (MXFP4 experts), 1 x H100, vLLM v0.11.0, all prompts of a
+    # run sent at once.
     *(
         Measurement(f"{name}-h100-{case}-b{n}", model, "H100-80GB", 1, _per_request(tin, n), _per_request(tout, n),
-                    n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family="qwen3", requests=n,
+                    n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family=family, requests=n,
                     varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
                     note=_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot)
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
-                    + ("" if model != "Qwen/Qwen3-32B" else
-                       "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages, on the "
-                       "same engine versions, name a single H100 SXM); the serve command sets no tensor parallel"))
-        for name, model, source in (
-            ("qwen3-14b", "Qwen/Qwen3-14B", _GPUSTACK_QWEN3_14B),
-            ("qwen3-32b", "Qwen/Qwen3-32B", _GPUSTACK_QWEN3_32B),
+                    + ("" if model == "Qwen/Qwen3-14B" else _H100_UNSTATED))
+        for name, model, family, source in (
+            ("qwen3-14b", "Qwen/Qwen3-14B", "qwen3", _GPUSTACK_QWEN3_14B),
+            ("qwen3-32b", "Qwen/Qwen3-32B", "qwen3", _GPUSTACK_QWEN3_32B),
+            ("gpt-oss-20b", "openai/gpt-oss-20b", "gpt-oss", _GPUSTACK_GPT_OSS_20B),
         )
         for row_model, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
             # model, case, prompts, output tokens asked, total tokens in and out, output tok/s, median TTFT ms,
@@ -97,6 +105,11 @@ ROWS: tuple[Measurement, ...] = (
             ("Qwen/Qwen3-32B", "4000-200", 500, 200, 1997942, 99790, 102.21, 483375.28, 43.38, 62.08),
             ("Qwen/Qwen3-32B", "2000-100", 500, 100, 998175, 50000, 152.42, 164148.38, 44.80, 84.24),
             ("Qwen/Qwen3-32B", "128-4", 1000, 4, 127698, 4000, 121.66, 21342.36, 1141.11, 1292.78),
+            ("openai/gpt-oss-20b", "sharegpt", 1000, 0, 215312, 193979, 7817.03, 4791.97, 31.92, 55.52),
+            ("openai/gpt-oss-20b", "32000-100", 100, 100, 3200000, 9350, 86.62, 53539.25, 266.37, 273.86),
+            ("openai/gpt-oss-20b", "4000-200", 500, 200, 1999249, 52309, 847.43, 30820.97, 227.42, 225.55),
+            ("openai/gpt-oss-20b", "2000-100", 500, 100, 999120, 47022, 1443.44, 16363.96, 220.69, 159.20),
+            ("openai/gpt-oss-20b", "128-4", 1000, 4, 127755, 4000, 851.04, 2892.24, 228.45, 208.03),
         )
         if row_model == model
     ),
