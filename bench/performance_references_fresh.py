@@ -23,6 +23,15 @@ Sources:
     and gpt-oss-20b pages say "NVIDIA H100 GPUs" with a bare ``vllm serve <model>`` (no tensor parallel flag, so
     one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average).
 
+- kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
+  ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
+  one "NVIDIA H100 80GB HBM3" (``H100_results.md``), vLLM 0.19.0; config A ("vanilla") runs no kvcached. Each
+  config sends a warm-up of 100 random prompts (seed 1) to the fresh server, then 500 random prompts of 512 tokens
+  in / 128 out (``--backend vllm``, the completions endpoint, no chat template) for seeds 42, 99 and 7 one after
+  another, saved with ``--save-result``; every run generated all 64000 tokens asked. Prefix caching is vLLM's
+  default (on); the seeds draw different random prompts. The rows here are the seed-42 JSON files: ``inf``
+  (all 500 at once) and ``--request-rate 16`` (Poisson, no concurrency cap). Dated 2026-05-13 in the JSON.
+
 TTFT and ITL are the medians ``vllm bench serve`` prints ("Median TTFT", "Median ITL"); a burst row's note also
 gives the printed median TPOT, which, unlike the median ITL, includes the prefills that stall a request's decode.
 
@@ -41,6 +50,12 @@ _GPUSTACK_QWEN3_14B = _GPUSTACK + "7ae332aaf05783e657560ef927c527b156e2536d/docs
 _GPUSTACK_QWEN3_32B = _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/h100.md"
 _GPUSTACK_GPT_OSS_20B = (
     _GPUSTACK + "7b50d5067ddbdeba0739e7f72d6f40e53d3b9a04/docs/performance-lab/gpt-oss-20b/h100.md"
+)
+_KVCACHED = "https://github.com/ovg-project/kvcached/blob/751b1813acaf2c95b365cfd1c0f342d6791ff7e5/benchmarks/bench_layout/"
+_KVCACHED_NOTE = (
+    "vllm bench serve random 512 in / 128 out, 500 prompts (seed 42; 256000 in, 64000 out in total) after a "
+    "100-prompt warm-up on the same server; --gpu-memory-utilization 0.5 --max-model-len 2048; TTFT and ITL are "
+    "the saved medians (median TPOT {tpot:.2f} ms)"
 )
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
@@ -113,5 +128,19 @@ ROWS: tuple[Measurement, ...] = (
         )
         if row_model == model
     ),
+    # Qwen3-0.6B, bf16, 1 x H100 80GB HBM3, vLLM 0.19.0, 512 in / 128 out: 500 prompts at once, and at a
+    # Poisson rate of 16 requests/s.
+    Measurement("qwen3-0.6b-h100-512-128-b500", "Qwen/Qwen3-0.6B", "H100-80GB", 1, 512, 128, 500,
+                11852.101961935648, 2869.831036507094, 4.514993997872807, "median",
+                _KVCACHED + "sweep_results/A_vanilla_inf.seed42.json", "2026-05-13", family="qwen3", requests=500,
+                found_after_fit=True,
+                note="request rate inf, no --max-concurrency, so concurrency = 500 (the JSON's max_concurrent_requests "
+                     "500); " + _KVCACHED_NOTE.format(tpot=5.712947661426527)),
+    Measurement("qwen3-0.6b-h100-512-128-rate16", "Qwen/Qwen3-0.6B", "H100-80GB", 1, 512, 128, 0,
+                2032.4803173306893, 36.027459005708806, 2.0323969947639853, "median",
+                _KVCACHED + "sweep_results/F_vanilla_r16.seed42.json", "2026-05-13", family="qwen3",
+                request_rate=16.0, requests=500, found_after_fit=True,
+                note="Poisson rate 16 requests/s, no --max-concurrency (the JSON's max_concurrent_requests 31); "
+                     + _KVCACHED_NOTE.format(tpot=2.39868445671851)),
 )
 """The rows found after the model was fixed, to be appended to ``performance_references.REFERENCES``."""
