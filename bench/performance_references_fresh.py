@@ -21,7 +21,10 @@ Sources:
     ``--ignore-eos``, so a few requests stop early) at 32000 in / 100 out (100 prompts), 4000 / 200 (500),
     2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; the Qwen3-32B
     and gpt-oss-20b pages say "NVIDIA H100 GPUs" with a bare ``vllm serve <model>`` (no tensor parallel flag, so
-    one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average).
+    one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average). The
+    gpt-oss-120b page (vLLM v0.10.2, ``--max-model-len 32768``) also runs 100 ShareGPT prompts at
+    ``--max-concurrency`` 4, and the ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2, those with
+    ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so).
 
 - kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
   ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
@@ -57,10 +60,13 @@ _KVCACHED_NOTE = (
     "100-prompt warm-up on the same server; --gpu-memory-utilization 0.5 --max-model-len 2048; TTFT and ITL are "
     "the saved medians (median TPOT {tpot:.2f} ms)"
 )
+_GPUSTACK_GPT_OSS_120B = (
+    _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/gpt-oss-120b/h100.md"
+)
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
-    "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages, on the same engine "
-    "versions, name a single H100 SXM); the serve command sets no tensor parallel"
+    "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages name a single H100 "
+    "SXM); the serve command sets no tensor parallel"
 )
 
 
@@ -127,6 +133,46 @@ ROWS: tuple[Measurement, ...] = (
             ("openai/gpt-oss-20b", "128-4", 1000, 4, 127755, 4000, 851.04, 2892.24, 228.45, 208.03),
         )
         if row_model == model
+    ),
+    # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
+    # a run at once and 100 ShareGPT prompts at concurrency 4; the page's parallelism runs (ShareGPT burst at
+    # tensor parallel 2 and 4 and pipeline parallel 2) and its tensor parallel 2 concurrency-4 run add
+    # --async-scheduling, which the note says.
+    *(
+        Measurement(f"gpt-oss-120b-{label}-h100-{case}-b{n}" if c == n else f"gpt-oss-120b-{label}-h100-{case}-c{c}",
+                    "openai/gpt-oss-120b", "H100-80GB", tp, _per_request(tin, n), _per_request(tout, n), c, tput,
+                    ttft, itl, "median", _GPUSTACK_GPT_OSS_120B, "vLLM v0.10.2 (released 2025-09); the page states "
+                    "no date", pipeline_parallel_size=pp, family="gpt-oss", requests=n,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
+                          f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
+                          f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
+                    + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
+                    + f"; served with {flags}" + _H100_UNSTATED.replace("; the serve command sets no tensor parallel",
+                                                                       ""))
+        for label, tp, pp, flags, case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # layout label, tensor and pipeline parallel sizes, serve flags, case, prompts, concurrency, output tokens
+            # asked, total tokens in and out, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
+            ("tp1", 1, 1, "--max-model-len 32768", "sharegpt", 1000, 1000, 0, 215312, 195544, 2901.05, 25973.43,
+             37.98, 47.57),
+            ("tp1", 1, 1, "--max-model-len 32768", "32000-100", 100, 100, 100, 3200000, 9877, 49.65, 99439.56, 7.26,
+             23.69),
+            ("tp1", 1, 1, "--max-model-len 32768", "4000-200", 500, 500, 200, 1999249, 67205, 463.35, 73023.24,
+             12.37, 32.02),
+            ("tp1", 1, 1, "--max-model-len 32768", "2000-100", 500, 500, 100, 999120, 49197, 675.11, 35662.58, 14.92,
+             42.86),
+            ("tp1", 1, 1, "--max-model-len 32768", "128-4", 1000, 1000, 4, 127755, 4000, 517.91, 4987.41, 352.58,
+             341.94),
+            ("tp1", 1, 1, "--max-model-len 32768", "sharegpt", 100, 4, 0, 22946, 21691, 453.04, 47.49, 7.99, 8.24),
+            ("tp2-async", 2, 1, "--max-model-len 32768 --async-scheduling -tp 2", "sharegpt", 1000, 1000, 0,
+             215312, 196205, 7648.67, 4600.39, 31.37, 51.57),
+            ("tp4-async", 4, 1, "--max-model-len 32768 --async-scheduling -tp 4", "sharegpt", 1000, 1000, 0,
+             215312, 196174, 11327.22, 2871.45, 21.75, 34.49),
+            ("pp2-async", 1, 2, "--max-model-len 32768 --async-scheduling -pp 2", "sharegpt", 1000, 1000, 0,
+             215312, 196089, 5337.65, 4392.85, 50.83, 69.62),
+            ("tp2-async", 2, 1, "--async-scheduling -tp 2", "sharegpt", 100, 4, 0, 22946, 21691, 645.55, 36.68,
+             5.54, 5.74),
+        )
     ),
     # Qwen3-0.6B, bf16, 1 x H100 80GB HBM3, vLLM 0.19.0, 512 in / 128 out: 500 prompts at once, and at a
     # Poisson rate of 16 requests/s.
