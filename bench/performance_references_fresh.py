@@ -24,7 +24,9 @@ Sources:
     one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average). The
     gpt-oss-120b page (vLLM v0.10.2, ``--max-model-len 32768``) also runs 100 ShareGPT prompts at
     ``--max-concurrency`` 4, and the ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2, those with
-    ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so).
+    ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so). The DeepSeek-R1
+    page (deepseek-ai/DeepSeek-R1-0528, "NVIDIA H200 GPUs", ``vllm serve ... -tp 8``, vLLM v0.11.0) runs the same
+    cases and 100 ShareGPT prompts at ``--max-concurrency`` 4; its random runs generated every token asked.
 
 - kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
   ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
@@ -62,6 +64,9 @@ _KVCACHED_NOTE = (
 )
 _GPUSTACK_GPT_OSS_120B = (
     _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/gpt-oss-120b/h100.md"
+)
+_GPUSTACK_DEEPSEEK_R1 = (
+    _GPUSTACK + "a5c9fafc3022e81779c2c5ade32c5b703ce2248c/docs/performance-lab/deepseek-r1/h200.md"
 )
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
@@ -172,6 +177,30 @@ ROWS: tuple[Measurement, ...] = (
              215312, 196089, 5337.65, 4392.85, 50.83, 69.62),
             ("tp2-async", 2, 1, "--async-scheduling -tp 2", "sharegpt", 100, 4, 0, 22946, 21691, 645.55, 36.68,
              5.54, 5.74),
+        )
+    ),
+    # DeepSeek-R1-0528 (its own FP8 weights), 8 x H200, tensor parallel 8, vLLM v0.11.0: all prompts of a run at
+    # once, and 100 ShareGPT prompts at concurrency 4.
+    *(
+        Measurement(f"deepseek-r1-8xh200-{case}-b{n}" if c == n else f"deepseek-r1-8xh200-{case}-c{c}",
+                    "deepseek-ai/DeepSeek-R1-0528", "H200", 8, _per_request(tin, n), _per_request(tout, n), c, tput,
+                    ttft, itl, "median", _GPUSTACK_DEEPSEEK_R1, _GPUSTACK_DATE, weight_dtype="fp8",
+                    family="deepseek-moe", requests=n,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
+                          f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
+                          f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
+                    + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
+                    + "; served with vllm serve deepseek-ai/DeepSeek-R1-0528 -tp 8 on 'NVIDIA H200 GPUs'")
+        for case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # case, prompts, concurrency, output tokens asked, total tokens in and out, output tok/s, median TTFT
+            # ms, median ITL ms, median TPOT ms
+            ("sharegpt", 1000, 1000, 0, 219171, 200752, 2621.05, 17698.39, 66.09, 177.90),
+            ("32000-100", 100, 100, 100, 3199900, 10000, 48.33, 101163.80, 459.96, 400.72),
+            ("4000-200", 500, 500, 200, 1997530, 100000, 753.67, 61952.74, 57.87, 177.37),
+            ("2000-100", 500, 500, 100, 998393, 50000, 843.71, 27559.21, 357.74, 276.56),
+            ("128-4", 1000, 1000, 4, 126882, 4000, 181.27, 18992.42, 368.43, 389.74),
+            ("sharegpt", 100, 4, 0, 22836, 21338, 196.81, 117.53, 18.84, 19.13),
         )
     ),
     # Qwen3-0.6B, bf16, 1 x H100 80GB HBM3, vLLM 0.19.0, 512 in / 128 out: 500 prompts at once, and at a
