@@ -26,7 +26,8 @@ Sources:
     ``--max-concurrency`` 4, and the ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2, those with
     ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so). The DeepSeek-R1
     page (deepseek-ai/DeepSeek-R1-0528, "NVIDIA H200 GPUs", ``vllm serve ... -tp 8``, vLLM v0.11.0) runs the same
-    cases and 100 ShareGPT prompts at ``--max-concurrency`` 4; its random runs generated every token asked.
+    cases and 100 ShareGPT prompts at ``--max-concurrency`` 4 (its random runs generated every token asked), and
+    so does the GLM-4.6 page (zai-org/GLM-4.6 in bf16, ``vllm serve zai-org/GLM-4.6 -tp 8``, vLLM v0.11.0).
 
 - kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
   ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
@@ -68,6 +69,7 @@ _GPUSTACK_GPT_OSS_120B = (
 _GPUSTACK_DEEPSEEK_R1 = (
     _GPUSTACK + "a5c9fafc3022e81779c2c5ade32c5b703ce2248c/docs/performance-lab/deepseek-r1/h200.md"
 )
+_GPUSTACK_GLM_46 = _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/glm-4.6/h200.md"
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
     "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages name a single H100 "
@@ -179,29 +181,43 @@ ROWS: tuple[Measurement, ...] = (
              5.54, 5.74),
         )
     ),
-    # DeepSeek-R1-0528 (its own FP8 weights), 8 x H200, tensor parallel 8, vLLM v0.11.0: all prompts of a run at
-    # once, and 100 ShareGPT prompts at concurrency 4.
+    # DeepSeek-R1-0528 (its own FP8 weights) and GLM-4.6 (bf16), 8 x H200, tensor parallel 8, vLLM v0.11.0: all
+    # prompts of a run at once, and 100 ShareGPT prompts at concurrency 4.
     *(
-        Measurement(f"deepseek-r1-8xh200-{case}-b{n}" if c == n else f"deepseek-r1-8xh200-{case}-c{c}",
-                    "deepseek-ai/DeepSeek-R1-0528", "H200", 8, _per_request(tin, n), _per_request(tout, n), c, tput,
-                    ttft, itl, "median", _GPUSTACK_DEEPSEEK_R1, _GPUSTACK_DATE, weight_dtype="fp8",
-                    family="deepseek-moe", requests=n,
+        Measurement(f"{name}-8xh200-{case}-b{n}" if c == n else f"{name}-8xh200-{case}-c{c}", model, "H200", 8,
+                    _per_request(tin, n), _per_request(tout, n), c, tput, ttft, itl, "median", source,
+                    _GPUSTACK_DATE, weight_dtype=dtype, family=family, requests=n,
                     varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
                           f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
                           f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
-                    + "; served with vllm serve deepseek-ai/DeepSeek-R1-0528 -tp 8 on 'NVIDIA H200 GPUs'")
-        for case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
-            # case, prompts, concurrency, output tokens asked, total tokens in and out, output tok/s, median TTFT
-            # ms, median ITL ms, median TPOT ms
-            ("sharegpt", 1000, 1000, 0, 219171, 200752, 2621.05, 17698.39, 66.09, 177.90),
-            ("32000-100", 100, 100, 100, 3199900, 10000, 48.33, 101163.80, 459.96, 400.72),
-            ("4000-200", 500, 500, 200, 1997530, 100000, 753.67, 61952.74, 57.87, 177.37),
-            ("2000-100", 500, 500, 100, 998393, 50000, 843.71, 27559.21, 357.74, 276.56),
-            ("128-4", 1000, 1000, 4, 126882, 4000, 181.27, 18992.42, 368.43, 389.74),
-            ("sharegpt", 100, 4, 0, 22836, 21338, 196.81, 117.53, 18.84, 19.13),
+                    + f"; served with vllm serve {model} -tp 8 on 'NVIDIA H200 GPUs'")
+        for name, model, dtype, family, source in (
+            ("deepseek-r1", "deepseek-ai/DeepSeek-R1-0528", "fp8", "deepseek-moe", _GPUSTACK_DEEPSEEK_R1),
+            ("glm-4.6", "zai-org/GLM-4.6", None, "glm-moe", _GPUSTACK_GLM_46),
         )
+        for row_model, case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # model, case, prompts, concurrency, output tokens asked, total tokens in and out, output tok/s, median
+            # TTFT ms, median ITL ms, median TPOT ms
+            ("deepseek-ai/DeepSeek-R1-0528", "sharegpt", 1000, 1000, 0, 219171, 200752, 2621.05, 17698.39, 66.09,
+             177.90),
+            ("deepseek-ai/DeepSeek-R1-0528", "32000-100", 100, 100, 100, 3199900, 10000, 48.33, 101163.80, 459.96,
+             400.72),
+            ("deepseek-ai/DeepSeek-R1-0528", "4000-200", 500, 500, 200, 1997530, 100000, 753.67, 61952.74, 57.87,
+             177.37),
+            ("deepseek-ai/DeepSeek-R1-0528", "2000-100", 500, 500, 100, 998393, 50000, 843.71, 27559.21, 357.74,
+             276.56),
+            ("deepseek-ai/DeepSeek-R1-0528", "128-4", 1000, 1000, 4, 126882, 4000, 181.27, 18992.42, 368.43, 389.74),
+            ("deepseek-ai/DeepSeek-R1-0528", "sharegpt", 100, 4, 0, 22836, 21338, 196.81, 117.53, 18.84, 19.13),
+            ("zai-org/GLM-4.6", "sharegpt", 1000, 1000, 0, 214465, 199702, 2907.97, 15377.50, 68.98, 145.75),
+            ("zai-org/GLM-4.6", "32000-100", 100, 100, 100, 3200000, 9406, 44.16, 104737.57, 529.63, 541.92),
+            ("zai-org/GLM-4.6", "4000-200", 500, 500, 200, 1999787, 99801, 794.52, 59379.10, 59.67, 241.12),
+            ("zai-org/GLM-4.6", "2000-100", 500, 500, 100, 999429, 50000, 820.20, 29924.42, 402.36, 283.63),
+            ("zai-org/GLM-4.6", "128-4", 1000, 1000, 4, 127881, 4000, 288.05, 10707.53, 389.46, 397.14),
+            ("zai-org/GLM-4.6", "sharegpt", 100, 4, 0, 22992, 21794, 211.38, 62.63, 17.55, 17.80),
+        )
+        if row_model == model
     ),
     # Qwen3-0.6B, bf16, 1 x H100 80GB HBM3, vLLM 0.19.0, 512 in / 128 out: 500 prompts at once, and at a
     # Poisson rate of 16 requests/s.
