@@ -21,7 +21,9 @@ Sources:
     ``--ignore-eos``, so a few requests stop early) at 32000 in / 100 out (100 prompts), 4000 / 200 (500),
     2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; the Qwen3-32B
     and gpt-oss-20b pages say "NVIDIA H100 GPUs" with a bare ``vllm serve <model>`` (no tensor parallel flag, so
-    one GPU). gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average). The
+    one GPU). The Qwen3-32B A100 page (same cases) says "NVIDIA A100 GPUs"; its published docs
+    (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) name a single A100 SXM 80GB. The Qwen3-14B A100
+    page (a single "A100 SXM", memory not stated) is left out. gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average). The
     gpt-oss-120b page (vLLM v0.10.2, ``--max-model-len 32768``) also runs 100 ShareGPT prompts at
     ``--max-concurrency`` 4, and the ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2, those with
     ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so). The DeepSeek-R1
@@ -70,6 +72,15 @@ _GPUSTACK_DEEPSEEK_R1 = (
     _GPUSTACK + "a5c9fafc3022e81779c2c5ade32c5b703ce2248c/docs/performance-lab/deepseek-r1/h200.md"
 )
 _GPUSTACK_GLM_46 = _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/glm-4.6/h200.md"
+_GPUSTACK_QWEN3_32B_A100 = (
+    _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/a100.md"
+)
+_A100_STATED = (
+    "; the page's hardware line reads 'NVIDIA A100 GPUs'; the published docs of the same page "
+    "(https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/, whose summary table gives the same "
+    "figures) name a single NVIDIA A100 SXM "
+    "80GB"
+)
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
     "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages name a single H100 "
@@ -106,40 +117,51 @@ ROWS: tuple[Measurement, ...] = (
             (8, 917.28, 60.77, 7.63, 7.67),
         )
     ),
-    # Qwen3-14B and Qwen3-32B (bf16) and gpt-oss-20b (MXFP4 experts), 1 x H100, vLLM v0.11.0, all prompts of a
-    # run sent at once.
+    # Qwen3-14B and Qwen3-32B (bf16) and gpt-oss-20b (MXFP4 experts) on 1 x H100, and Qwen3-32B on 1 x A100 80GB,
+    # vLLM v0.11.0, all prompts of a run sent at once.
     *(
-        Measurement(f"{name}-h100-{case}-b{n}", model, "H100-80GB", 1, _per_request(tin, n), _per_request(tout, n),
+        Measurement(f"{name}-{label}-{case}-b{n}", model, gpu, 1, _per_request(tin, n), _per_request(tout, n),
                     n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family=family, requests=n,
                     varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
                     note=_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot)
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
-                    + ("" if model == "Qwen/Qwen3-14B" else _H100_UNSTATED))
-        for name, model, family, source in (
-            ("qwen3-14b", "Qwen/Qwen3-14B", "qwen3", _GPUSTACK_QWEN3_14B),
-            ("qwen3-32b", "Qwen/Qwen3-32B", "qwen3", _GPUSTACK_QWEN3_32B),
-            ("gpt-oss-20b", "openai/gpt-oss-20b", "gpt-oss", _GPUSTACK_GPT_OSS_20B),
+                    + hardware[case != "sharegpt"])
+        for name, label, model, gpu, family, source, hardware in (
+            # name, GPU label, model, GPU, family, source, (note on the hardware for ShareGPT, for random runs)
+            ("qwen3-14b", "h100", "Qwen/Qwen3-14B", "H100-80GB", "qwen3", _GPUSTACK_QWEN3_14B, ("", "")),
+            ("qwen3-32b", "h100", "Qwen/Qwen3-32B", "H100-80GB", "qwen3", _GPUSTACK_QWEN3_32B,
+             (_H100_UNSTATED, _H100_UNSTATED)),
+            ("gpt-oss-20b", "h100", "openai/gpt-oss-20b", "H100-80GB", "gpt-oss", _GPUSTACK_GPT_OSS_20B,
+             (_H100_UNSTATED, _H100_UNSTATED)),
+            ("qwen3-32b", "a100", "Qwen/Qwen3-32B", "A100-80GB", "qwen3", _GPUSTACK_QWEN3_32B_A100,
+             (_A100_STATED + "; served with --max-model-len 32768",
+              _A100_STATED + "; served with no flag (so the model's max-model-len, 40960)")),
         )
-        for row_model, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
-            # model, case, prompts, output tokens asked, total tokens in and out, output tok/s, median TTFT ms,
+        for tag, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # model/GPU, case, prompts, output tokens asked, total tokens in and out, output tok/s, median TTFT ms,
             # median ITL ms, median TPOT ms
-            ("Qwen/Qwen3-14B", "sharegpt", 1000, 0, 217393, 201648, 3173.92, 21872.31, 59.99, 117.46),
-            ("Qwen/Qwen3-14B", "32000-100", 100, 100, 3200000, 9855, 25.48, 191051.49, 43.48, 284.52),
-            ("Qwen/Qwen3-14B", "4000-200", 500, 200, 1997942, 99803, 438.56, 110734.54, 43.93, 139.68),
-            ("Qwen/Qwen3-14B", "2000-100", 500, 100, 998175, 50000, 505.51, 49138.28, 46.01, 231.62),
-            ("Qwen/Qwen3-14B", "128-4", 1000, 4, 127698, 4000, 176.06, 18061.13, 581.28, 597.29),
-            ("Qwen/Qwen3-32B", "sharegpt", 1000, 0, 217393, 201422, 1131.55, 77291.46, 50.20, 70.72),
-            ("Qwen/Qwen3-32B", "32000-100", 100, 100, 3200000, 7681, 6.64, 582757.65, 43.30, 43.36),
-            ("Qwen/Qwen3-32B", "4000-200", 500, 200, 1997942, 99790, 102.21, 483375.28, 43.38, 62.08),
-            ("Qwen/Qwen3-32B", "2000-100", 500, 100, 998175, 50000, 152.42, 164148.38, 44.80, 84.24),
-            ("Qwen/Qwen3-32B", "128-4", 1000, 4, 127698, 4000, 121.66, 21342.36, 1141.11, 1292.78),
-            ("openai/gpt-oss-20b", "sharegpt", 1000, 0, 215312, 193979, 7817.03, 4791.97, 31.92, 55.52),
-            ("openai/gpt-oss-20b", "32000-100", 100, 100, 3200000, 9350, 86.62, 53539.25, 266.37, 273.86),
-            ("openai/gpt-oss-20b", "4000-200", 500, 200, 1999249, 52309, 847.43, 30820.97, 227.42, 225.55),
-            ("openai/gpt-oss-20b", "2000-100", 500, 100, 999120, 47022, 1443.44, 16363.96, 220.69, 159.20),
-            ("openai/gpt-oss-20b", "128-4", 1000, 4, 127755, 4000, 851.04, 2892.24, 228.45, 208.03),
+            ("qwen3-14b/h100", "sharegpt", 1000, 0, 217393, 201648, 3173.92, 21872.31, 59.99, 117.46),
+            ("qwen3-14b/h100", "32000-100", 100, 100, 3200000, 9855, 25.48, 191051.49, 43.48, 284.52),
+            ("qwen3-14b/h100", "4000-200", 500, 200, 1997942, 99803, 438.56, 110734.54, 43.93, 139.68),
+            ("qwen3-14b/h100", "2000-100", 500, 100, 998175, 50000, 505.51, 49138.28, 46.01, 231.62),
+            ("qwen3-14b/h100", "128-4", 1000, 4, 127698, 4000, 176.06, 18061.13, 581.28, 597.29),
+            ("qwen3-32b/h100", "sharegpt", 1000, 0, 217393, 201422, 1131.55, 77291.46, 50.20, 70.72),
+            ("qwen3-32b/h100", "32000-100", 100, 100, 3200000, 7681, 6.64, 582757.65, 43.30, 43.36),
+            ("qwen3-32b/h100", "4000-200", 500, 200, 1997942, 99790, 102.21, 483375.28, 43.38, 62.08),
+            ("qwen3-32b/h100", "2000-100", 500, 100, 998175, 50000, 152.42, 164148.38, 44.80, 84.24),
+            ("qwen3-32b/h100", "128-4", 1000, 4, 127698, 4000, 121.66, 21342.36, 1141.11, 1292.78),
+            ("qwen3-32b/a100", "sharegpt", 1000, 0, 217393, 201396, 832.43, 105990.93, 61.18, 123.31),
+            ("qwen3-32b/a100", "32000-100", 100, 100, 3200000, 7699, 4.32, 892708.86, 48.55, 67.32),
+            ("qwen3-32b/a100", "4000-200", 500, 200, 1997942, 99893, 87.48, 564705.97, 51.55, 96.40),
+            ("qwen3-32b/a100", "2000-100", 500, 100, 998175, 50000, 120.27, 209108.79, 51.49, 143.96),
+            ("qwen3-32b/a100", "128-4", 1000, 4, 127698, 4000, 80.69, 31073.76, 543.22, 544.55),
+            ("gpt-oss-20b/h100", "sharegpt", 1000, 0, 215312, 193979, 7817.03, 4791.97, 31.92, 55.52),
+            ("gpt-oss-20b/h100", "32000-100", 100, 100, 3200000, 9350, 86.62, 53539.25, 266.37, 273.86),
+            ("gpt-oss-20b/h100", "4000-200", 500, 200, 1999249, 52309, 847.43, 30820.97, 227.42, 225.55),
+            ("gpt-oss-20b/h100", "2000-100", 500, 100, 999120, 47022, 1443.44, 16363.96, 220.69, 159.20),
+            ("gpt-oss-20b/h100", "128-4", 1000, 4, 127755, 4000, 851.04, 2892.24, 228.45, 208.03),
         )
-        if row_model == model
+        if tag == f"{name}/{label}"
     ),
     # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
     # a run at once and 100 ShareGPT prompts at concurrency 4; the page's parallelism runs (ShareGPT burst at
