@@ -40,6 +40,16 @@ Sources:
   default (on); the seeds draw different random prompts. The rows here are the seed-42 JSON files: ``inf``
   (all 500 at once) and ``--request-rate 16`` (Poisson, no concurrency cap). Dated 2026-05-13 in the JSON.
 
+- silybench-data (https://github.com/tgarg01/silybench-data): one GCP a3-highgpu-1g (1 x H100 SXM 80GB), vLLM
+  0.30.0 (``vllm/vllm-openai:v0.30.0``), Qwen/Qwen3-8B in bf16 served with ``--max-model-len 16384
+  --gpu-memory-utilization 0.9 --reasoning-parser qwen3`` and thinking off; ``vllm bench serve`` random prompts
+  at fixed lengths (every run generated all the tokens asked: output tokens/s over requests/s equals the output
+  length), closed loops at 1 to 512 users, 3 repeats each (``experiments/2026-09-24-qwen3-8b-pipeline/
+  experiment.yaml``, which calls the campaign a pipeline validation, "not a published result", kept with its raw
+  files). The derived results give output tokens/s and the median ITL but TTFT only as p95 and p99, so these rows
+  carry no TTFT (the note gives the p95). Prefix caching is vLLM's default (on); whether the repeats reuse
+  prompts is not stated.
+
 TTFT and ITL are the medians ``vllm bench serve`` prints ("Median TTFT", "Median ITL"); a burst row's note also
 gives the printed median TPOT, which, unlike the median ITL, includes the prefills that stall a request's decode.
 
@@ -81,6 +91,11 @@ _A100_STATED = (
     "figures) name a single NVIDIA A100 SXM "
     "80GB"
 )
+_SILYBENCH = (
+    "https://github.com/tgarg01/silybench-data/blob/93e4887353137e64bd5605fa3d1f4529da0a1dc5/derived/csv/"
+    "perf_points.csv"
+)
+"""Rows of run 20260924T125045Z_h100-80gbx1_qwen3-8b_bf16 (its ``runs/.../result.json`` holds the same figures)."""
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
     "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages name a single H100 "
@@ -240,6 +255,48 @@ ROWS: tuple[Measurement, ...] = (
             ("zai-org/GLM-4.6", "sharegpt", 100, 4, 0, 22992, 21794, 211.38, 62.63, 17.55, 17.80),
         )
         if row_model == model
+    ),
+    # Qwen3-8B, bf16, 1 x H100 SXM (GCP a3-highgpu-1g), vLLM 0.30.0, random fixed lengths, closed loops.
+    *(
+        Measurement(f"qwen3-8b-h100-vllm030-{isl}-{osl}-c{c}", "Qwen/Qwen3-8B", "H100-80GB", 1, isl, osl, c, tput,
+                    None, itl, "median", _SILYBENCH, "2026-09-24", family="qwen3", requests=n,
+                    found_after_fit=True,
+                    note=f"vllm bench serve random {isl} in / {osl} out, {n} prompts, closed loop of {c} (3 repeats); ITL is "
+                         f"the median ITL; TTFT is published only as p95 ({ttft_p95:.1f} ms) and p99, so it is "
+                         "left out; served with --max-model-len 16384, thinking off")
+        for isl, osl, c, n, tput, itl, ttft_p95 in (
+            # input and output tokens, users, prompts, output tok/s, median ITL ms, p95 TTFT ms
+            (128, 128, 1, 50, 145.31516216298584, 6.825528500002065, 14.233944300013945),
+            (128, 128, 4, 50, 548.1721750421502, 6.921668000018144, 24.209916550091748),
+            (128, 128, 16, 80, 2156.2036050430975, 7.138771999962046, 57.46893875002568),
+            (128, 128, 32, 160, 4030.3051086258856, 7.39723649996904, 80.69987059996606),
+            (128, 128, 64, 320, 6957.695752209764, 8.148063000021466, 181.89564990006488),
+            (128, 128, 128, 640, 11193.693648774371, 9.338815500029796, 328.97836365005446),
+            (1024, 128, 1, 50, 140.99634957631028, 6.88869300006445, 34.30782494999676),
+            (1024, 128, 4, 50, 531.5697410810395, 7.116909500041402, 32.24419655003885),
+            (1024, 128, 16, 80, 1756.8443617025891, 7.897389500044483, 236.1086561500428),
+            (1024, 128, 32, 160, 2697.1436162082123, 8.843989999945734, 265.76351800000566),
+            (1024, 128, 64, 320, 2847.317989990015, 10.917659500023547, 1271.3291033999212),
+            (1024, 128, 128, 640, 3348.5123362278496, 14.872808000063742, 2497.5243411999713),
+            (128, 1024, 1, 50, 145.6631502068836, 6.857942499891578, 14.096497500167969),
+            (128, 1024, 4, 50, 547.8523730967751, 7.009242000094673, 24.80837260006865),
+            (128, 1024, 16, 80, 2116.787112472226, 7.529770500241284, 49.22231495002052),
+            (128, 1024, 32, 160, 3910.2197295383075, 8.110045000194077, 86.02127695075977),
+            (128, 1024, 64, 320, 6596.976373742641, 9.494281999195664, 249.16893034978784),
+            (128, 1024, 128, 640, 10300.959914188585, 12.00430650033013, 447.00227889989037),
+            (2048, 2048, 1, 50, 142.36511581395524, 6.997618500463432, 61.34448784923734),
+            (2048, 2048, 4, 50, 506.39290062007683, 7.527142499384354, 203.74610840026432),
+            (2048, 2048, 16, 80, 1625.1228540282184, 9.464142999604519, 787.2666905001097),
+            (2048, 2048, 32, 160, 2528.523651964338, 11.865481998938776, 1394.670541350115),
+            (2048, 2048, 64, 320, 3462.8383333405377, 17.052958000022045, 2484.8276112490566),
+            (2048, 2048, 128, 640, 3917.0687135585335, 25.508796999929473, 12391.608357950372),
+            (8192, 512, 1, 50, 128.84889006836946, 7.300566499907291, 253.86976210011198),
+            (8192, 512, 4, 50, 377.60771910817294, 8.616659499239177, 893.4201958987614),
+            (8192, 512, 16, 80, 783.9788816607595, 13.754661000348278, 2921.161357549317),
+            (8192, 512, 32, 160, 951.4800865307219, 20.27201800046896, 5619.3786492001855),
+            (8192, 512, 64, 320, 981.7854760993135, 25.280438001573202, 23517.792149546585),
+            (8192, 512, 128, 640, 994.1080055590254, 25.297854999735137, 47014.26551324965),
+        )
     ),
     # Qwen3-0.6B, bf16, 1 x H100 80GB HBM3, vLLM 0.19.0, 512 in / 128 out: 500 prompts at once, and at a
     # Poisson rate of 16 requests/s.
