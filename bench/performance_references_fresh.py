@@ -29,7 +29,9 @@ Sources:
     ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so). The DeepSeek-R1
     page (deepseek-ai/DeepSeek-R1-0528, "NVIDIA H200 GPUs", ``vllm serve ... -tp 8``, vLLM v0.11.0) runs the same
     cases and 100 ShareGPT prompts at ``--max-concurrency`` 4 (its random runs generated every token asked), and
-    so does the GLM-4.6 page (zai-org/GLM-4.6 in bf16, ``vllm serve zai-org/GLM-4.6 -tp 8``, vLLM v0.11.0).
+    so does the GLM-4.6 page (zai-org/GLM-4.6 in bf16, ``vllm serve zai-org/GLM-4.6 -tp 8``, vLLM v0.11.0). The
+    Qwen3-235B-A22B page ("NVIDIA H100 GPUs", vLLM v0.11.0) runs the bf16 model at ``-tp 8`` and its FP8 checkpoint
+    at ``-tp 4``.
 
 - kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
   ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
@@ -96,6 +98,9 @@ _SILYBENCH = (
     "perf_points.csv"
 )
 """Rows of run 20260924T125045Z_h100-80gbx1_qwen3-8b_bf16 (its ``runs/.../result.json`` holds the same figures)."""
+_GPUSTACK_QWEN3_235B = (
+    _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-235b-a22b/h100.md"
+)
 _GPUSTACK_DATE = "vLLM v0.11.0 (released 2025-10); the page states no date"
 _H100_UNSTATED = (
     "; the page names 'NVIDIA H100 GPUs' (the same lab's Qwen3-8B and Qwen3-14B pages name a single H100 "
@@ -177,6 +182,37 @@ ROWS: tuple[Measurement, ...] = (
             ("gpt-oss-20b/h100", "128-4", 1000, 4, 127755, 4000, 851.04, 2892.24, 228.45, 208.03),
         )
         if tag == f"{name}/{label}"
+    ),
+    # Qwen3-235B-A22B-Instruct-2507, mixture of experts, on 8 x H100 at tensor parallel 8 (bf16) and on 4 x H100 at
+    # tensor parallel 4 (its FP8 checkpoint), vLLM v0.11.0, all prompts of a run at once. The ShareGPT and 128-token
+    # runs report 984 successful requests (and a peak of 984 in flight) for 1000 asked: the rows take 984.
+    *(
+        Measurement(f"qwen3-235b-a22b-2507-{label}-h100-{case}-b{n}", "Qwen/Qwen3-235B-A22B-Instruct-2507", "H100-80GB",
+                    tp, _per_request(tin, n), _per_request(tout, n), n, tput, ttft, itl, "median",
+                    _GPUSTACK_QWEN3_235B, _GPUSTACK_DATE, weight_dtype=dtype, family="qwen3-moe", requests=n,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if n != 984 else
+                          _BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot).replace(
+                              "984 prompts sent at once", "1000 prompts asked at once, 984 successful and a peak of 984 "
+                              "in flight as printed"))
+                    + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
+                    + f"; served with {serve} on 'NVIDIA H100 GPUs'")
+        for label, tp, dtype, serve, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # layout label, tensor parallel size, weight dtype, serve command, case, prompts, output tokens asked,
+            # total tokens in and out, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
+            ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "sharegpt", 984, 0, 212894,
+             193865, 4015.36, 8707.89, 51.14, 114.67),
+            ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "32000-100", 100, 100, 3200000,
+             8191, 57.85, 70737.29, 23.29, 134.49),
+            ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "4000-200", 500, 200, 1997942,
+             92185, 931.21, 48562.54, 30.18, 72.58),
+            ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "2000-100", 500, 100, 998175,
+             49500, 1127.26, 20242.32, 35.94, 108.64),
+            ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "128-4", 984, 4, 125650, 3936,
+             445.53, 6882.45, 235.21, 238.84),
+            ("fp8-tp4", 4, "fp8", "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 -tp 4 (the model's FP8 checkpoint)",
+             "sharegpt", 984, 0, 212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
+        )
     ),
     # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
     # a run at once and 100 ShareGPT prompts at concurrency 4; the page's parallelism runs (ShareGPT burst at
