@@ -7,31 +7,31 @@ them; where a row's tokens per request are derived from the run's totals, the no
 Sources:
 
 - GPUStack's performance lab (https://github.com/gpustack/gpustack, ``docs/performance-lab/``): per model and GPU,
-  the full ``vllm bench serve`` output of a baseline ``vllm serve <model>`` with no other flags (so tensor
-  parallel 1, vLLM's defaults: V1 engine, prefix caching on, chunked prefill on) on vLLM v0.11.0, sent through
-  ``--backend openai-chat --endpoint /v1/chat/completions`` (the chat template's tokens are added to each prompt
-  and not counted in the printed input totals). The pages state no warm-up run and no date; whether the runs of
-  one page shared one server (and so its prefix cache) is not stated. Two kinds of run:
+  the full ``vllm bench serve`` output of a baseline ``vllm serve <model>`` (vLLM v0.11.0 unless the row says
+  otherwise; no flag but the tensor parallel size and, where a note says so, ``--max-model-len``; so vLLM's V1
+  defaults: prefix caching and chunked prefill on), sent through ``--backend openai-chat --endpoint
+  /v1/chat/completions`` (the chat template's tokens are added to each prompt and not counted in the printed input
+  totals). The pages state no warm-up run and no date, nor whether the runs of one page shared one server (and so
+  its prefix cache; the 4000- and 2000-token random runs both draw 500 prompts with seed 42, so their prompts may
+  begin alike). Two kinds of run:
 
-  - the "latency" page (Qwen3-8B, "a single NVIDIA H100 SXM GPU"): 100 ShareGPT prompts (23260 tokens in, 22061
-    out in total) at ``--max-concurrency`` 1, 2, 4 and 8, a closed loop;
-  - the "throughput" pages: no ``--max-concurrency`` and the default infinite request rate, so all N prompts
-    arrive at once (the output prints "Peak concurrent requests" equal to N): an offline batch of N sent to the
-    server. ShareGPT, 1000 prompts (217393 tokens in); and the random dataset (``--seed 42``, no
-    ``--ignore-eos``, so a few requests stop early) at 32000 in / 100 out (100 prompts), 4000 / 200 (500),
-    2000 / 100 (500) and 128 / 4 (1000). Qwen3-14B's page states "a single NVIDIA H100 SXM GPU"; the Qwen3-32B
-    and gpt-oss-20b pages say "NVIDIA H100 GPUs" with a bare ``vllm serve <model>`` (no tensor parallel flag, so
-    one GPU). The Qwen3-32B A100 page (same cases) says "NVIDIA A100 GPUs"; its published docs
-    (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) name a single A100 SXM 80GB. The Qwen3-14B A100
-    page (a single "A100 SXM", memory not stated) is left out. gpt-oss-20b stops early on the random prompts (4000 / 200 asked: 105 tokens out on average). The
-    gpt-oss-120b page (vLLM v0.10.2, ``--max-model-len 32768``) also runs 100 ShareGPT prompts at
-    ``--max-concurrency`` 4, and the ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2, those with
-    ``--async-scheduling`` (not vLLM's default in that release; each such row's note says so). The DeepSeek-R1
-    page (deepseek-ai/DeepSeek-R1-0528, "NVIDIA H200 GPUs", ``vllm serve ... -tp 8``, vLLM v0.11.0) runs the same
-    cases and 100 ShareGPT prompts at ``--max-concurrency`` 4 (its random runs generated every token asked), and
-    so does the GLM-4.6 page (zai-org/GLM-4.6 in bf16, ``vllm serve zai-org/GLM-4.6 -tp 8``, vLLM v0.11.0). The
-    Qwen3-235B-A22B page ("NVIDIA H100 GPUs", vLLM v0.11.0) runs the bf16 model at ``-tp 8`` and its FP8 checkpoint
-    at ``-tp 4``.
+  - closed loops: 100 ShareGPT prompts at ``--max-concurrency`` 1, 2, 4 and 8 (the Qwen3-8B "latency" page, "a
+    single NVIDIA H100 SXM GPU"; 23260 tokens in, 22061 out in total), and at 4 on the gpt-oss-120b, DeepSeek-R1
+    and GLM-4.6 pages;
+  - bursts: no ``--max-concurrency`` and the default infinite request rate, so all N prompts arrive at once (the
+    output prints "Peak concurrent requests" equal to N): an offline batch of N sent to the server. ShareGPT,
+    1000 prompts; and the random dataset (``--seed 42``, no ``--ignore-eos``, so some requests stop early) at
+    32000 in / 100 out (100 prompts), 4000 / 200 (500), 2000 / 100 (500) and 128 / 4 (1000).
+
+  Pages and hardware: Qwen3-14B on "a single NVIDIA H100 SXM GPU"; Qwen3-32B and gpt-oss-20b on "NVIDIA H100 GPUs"
+  with no tensor parallel flag (one GPU); Qwen3-32B on "NVIDIA A100 GPUs", which the published docs of that page
+  (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) give as a single A100 SXM 80GB; gpt-oss-120b
+  on "NVIDIA H100 GPUs" (vLLM v0.10.2, ``--max-model-len 32768``; its parallelism runs at tensor parallel 2 and 4
+  and pipeline parallel 2 add ``--async-scheduling``, not vLLM's default then, as those rows' notes say);
+  Qwen3-235B-A22B-Instruct-2507 on "NVIDIA H100 GPUs" at ``-tp 8`` (bf16) and its FP8 checkpoint at ``-tp 4``;
+  DeepSeek-R1-0528 (FP8 weights) and GLM-4.6 (bf16) on "NVIDIA H200 GPUs" at ``-tp 8``. The Qwen3-14B A100 page
+  (a single "A100 SXM", memory not stated) is left out. gpt-oss-20b stops early on the random prompts (4000 / 200
+  asked: 105 tokens out on average).
 
 - kvcached's H100 check of its KV layout (https://github.com/ovg-project/kvcached, ``benchmarks/bench_layout/``):
   ``run_sweep.sh`` starts ``vllm serve Qwen/Qwen3-0.6B --gpu-memory-utilization 0.5 --max-model-len 2048`` on
@@ -71,7 +71,9 @@ _GPUSTACK_QWEN3_32B = _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs
 _GPUSTACK_GPT_OSS_20B = (
     _GPUSTACK + "7b50d5067ddbdeba0739e7f72d6f40e53d3b9a04/docs/performance-lab/gpt-oss-20b/h100.md"
 )
-_KVCACHED = "https://github.com/ovg-project/kvcached/blob/751b1813acaf2c95b365cfd1c0f342d6791ff7e5/benchmarks/bench_layout/"
+_KVCACHED = (
+    "https://github.com/ovg-project/kvcached/blob/751b1813acaf2c95b365cfd1c0f342d6791ff7e5/benchmarks/bench_layout/"
+)
 _KVCACHED_NOTE = (
     "vllm bench serve random 512 in / 128 out, 500 prompts (seed 42; 256000 in, 64000 out in total) after a "
     "100-prompt warm-up on the same server; --gpu-memory-utilization 0.5 --max-model-len 2048; TTFT and ITL are "
@@ -90,8 +92,7 @@ _GPUSTACK_QWEN3_32B_A100 = (
 _A100_STATED = (
     "; the page's hardware line reads 'NVIDIA A100 GPUs'; the published docs of the same page "
     "(https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/, whose summary table gives the same "
-    "figures) name a single NVIDIA A100 SXM "
-    "80GB"
+    "figures) name a single NVIDIA A100 SXM 80GB"
 )
 _SILYBENCH = (
     "https://github.com/tgarg01/silybench-data/blob/93e4887353137e64bd5605fa3d1f4529da0a1dc5/derived/csv/"
@@ -193,8 +194,8 @@ ROWS: tuple[Measurement, ...] = (
                     varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if n != 984 else
                           _BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot).replace(
-                              "984 prompts sent at once", "1000 prompts asked at once, 984 successful and a peak of 984 "
-                              "in flight as printed"))
+                              "984 prompts sent at once",
+                              "1000 prompts asked at once, 984 successful and a peak of 984 in flight as printed"))
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
                     + f"; served with {serve} on 'NVIDIA H100 GPUs'")
         for label, tp, dtype, serve, case, n, nominal_out, tin, tout, tput, ttft, itl, tpot in (
@@ -210,8 +211,8 @@ ROWS: tuple[Measurement, ...] = (
              49500, 1127.26, 20242.32, 35.94, 108.64),
             ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "128-4", 984, 4, 125650, 3936,
              445.53, 6882.45, 235.21, 238.84),
-            ("fp8-tp4", 4, "fp8", "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 -tp 4 (the model's FP8 checkpoint)",
-             "sharegpt", 984, 0, 212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
+            ("fp8-tp4", 4, "fp8",
+             "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 -tp 4 (the model's FP8 checkpoint)", "sharegpt", 984, 0, 212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
         )
     ),
     # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
@@ -297,8 +298,8 @@ ROWS: tuple[Measurement, ...] = (
         Measurement(f"qwen3-8b-h100-vllm030-{isl}-{osl}-c{c}", "Qwen/Qwen3-8B", "H100-80GB", 1, isl, osl, c, tput,
                     None, itl, "median", _SILYBENCH, "2026-09-24", family="qwen3", requests=n,
                     found_after_fit=True,
-                    note=f"vllm bench serve random {isl} in / {osl} out, {n} prompts, closed loop of {c} (3 repeats); ITL is "
-                         f"the median ITL; TTFT is published only as p95 ({ttft_p95:.1f} ms) and p99, so it is "
+                    note=f"vllm bench serve random {isl} in / {osl} out, {n} prompts, closed loop of {c} (3 repeats); "
+                         f"ITL is the median ITL; TTFT is published only as p95 ({ttft_p95:.1f} ms) and p99, so it is "
                          "left out; served with --max-model-len 16384, thinking off")
         for isl, osl, c, n, tput, itl, ttft_p95 in (
             # input and output tokens, users, prompts, output tok/s, median ITL ms, p95 TTFT ms
