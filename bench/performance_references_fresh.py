@@ -212,7 +212,8 @@ ROWS: tuple[Measurement, ...] = (
             ("tp8", 8, None, "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507 -tp 8", "128-4", 984, 4, 125650, 3936,
              445.53, 6882.45, 235.21, 238.84),
             ("fp8-tp4", 4, "fp8",
-             "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 -tp 4 (the model's FP8 checkpoint)", "sharegpt", 984, 0, 212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
+             "vllm serve Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 -tp 4 (the model's FP8 checkpoint)", "sharegpt", 984, 0,
+             212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
         )
     ),
     # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
