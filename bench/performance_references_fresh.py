@@ -25,7 +25,8 @@ Sources:
 
   Pages and hardware: Qwen3-14B on "a single NVIDIA H100 SXM GPU"; Qwen3-32B and gpt-oss-20b on "NVIDIA H100 GPUs"
   with no tensor parallel flag (one GPU); Qwen3-32B on "NVIDIA A100 GPUs", which the published docs of that page
-  (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) give as a single A100 SXM 80GB; gpt-oss-120b
+  (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) give as a single A100 SXM 80GB; gpt-oss-20b on
+  "a single NVIDIA A100 SXM 80GB GPU"; gpt-oss-120b
   on "NVIDIA H100 GPUs" (vLLM v0.10.2, ``--max-model-len 32768``; its parallelism runs at tensor parallel 2 and 4
   and pipeline parallel 2 add ``--async-scheduling``, not vLLM's default then, as those rows' notes say);
   Qwen3-235B-A22B-Instruct-2507 on "NVIDIA H100 GPUs" at ``-tp 8`` (bf16) and its FP8 checkpoint at ``-tp 4``;
@@ -86,6 +87,9 @@ _GPUSTACK_DEEPSEEK_R1 = (
     _GPUSTACK + "a5c9fafc3022e81779c2c5ade32c5b703ce2248c/docs/performance-lab/deepseek-r1/h200.md"
 )
 _GPUSTACK_GLM_46 = _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/glm-4.6/h200.md"
+_GPUSTACK_GPT_OSS_20B_A100 = (
+    _GPUSTACK + "7ae332aaf05783e657560ef927c527b156e2536d/docs/performance-lab/gpt-oss-20b/a100.md"
+)
 _GPUSTACK_QWEN3_32B_A100 = (
     _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/a100.md"
 )
@@ -138,8 +142,8 @@ ROWS: tuple[Measurement, ...] = (
             (8, 917.28, 60.77, 7.63, 7.67),
         )
     ),
-    # Qwen3-14B and Qwen3-32B (bf16) and gpt-oss-20b (MXFP4 experts) on 1 x H100, and Qwen3-32B on 1 x A100 80GB,
-    # vLLM v0.11.0, all prompts of a run sent at once.
+    # Qwen3-14B and Qwen3-32B (bf16) and gpt-oss-20b (MXFP4 experts) on 1 x H100, and gpt-oss-20b and Qwen3-32B on
+    # 1 x A100 80GB, vLLM v0.11.0, all prompts of a run sent at once.
     *(
         Measurement(f"{name}-{label}-{case}-b{n}", model, gpu, 1, _per_request(tin, n), _per_request(tout, n),
                     n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family=family, requests=n,
@@ -154,6 +158,8 @@ ROWS: tuple[Measurement, ...] = (
              (_H100_UNSTATED, _H100_UNSTATED)),
             ("gpt-oss-20b", "h100", "openai/gpt-oss-20b", "H100-80GB", "gpt-oss", _GPUSTACK_GPT_OSS_20B,
              (_H100_UNSTATED, _H100_UNSTATED)),
+            ("gpt-oss-20b", "a100", "openai/gpt-oss-20b", "A100-80GB", "gpt-oss", _GPUSTACK_GPT_OSS_20B_A100,
+             ("; the page names 'a single NVIDIA A100 SXM 80GB GPU'",) * 2),
             ("qwen3-32b", "a100", "Qwen/Qwen3-32B", "A100-80GB", "qwen3", _GPUSTACK_QWEN3_32B_A100,
              (_A100_STATED + "; served with --max-model-len 32768",
               _A100_STATED + "; served with no flag (so the model's max-model-len, 40960)")),
@@ -176,6 +182,11 @@ ROWS: tuple[Measurement, ...] = (
             ("qwen3-32b/a100", "4000-200", 500, 200, 1997942, 99893, 87.48, 564705.97, 51.55, 96.40),
             ("qwen3-32b/a100", "2000-100", 500, 100, 998175, 50000, 120.27, 209108.79, 51.49, 143.96),
             ("qwen3-32b/a100", "128-4", 1000, 4, 127698, 4000, 80.69, 31073.76, 543.22, 544.55),
+            ("gpt-oss-20b/a100", "sharegpt", 1000, 0, 215312, 194171, 4620.12, 13063.93, 33.96, 45.15),
+            ("gpt-oss-20b/a100", "32000-100", 100, 100, 3200000, 9533, 21.62, 219663.48, 274.32, 278.17),
+            ("gpt-oss-20b/a100", "4000-200", 500, 200, 1999249, 53530, 415.64, 61941.78, 129.50, 129.79),
+            ("gpt-oss-20b/a100", "2000-100", 500, 100, 999120, 47224, 813.35, 32083.12, 119.09, 119.20),
+            ("gpt-oss-20b/a100", "128-4", 1000, 4, 127755, 4000, 735.40, 1971.28, 105.43, 65.44),
             ("gpt-oss-20b/h100", "sharegpt", 1000, 0, 215312, 193979, 7817.03, 4791.97, 31.92, 55.52),
             ("gpt-oss-20b/h100", "32000-100", 100, 100, 3200000, 9350, 86.62, 53539.25, 266.37, 273.86),
             ("gpt-oss-20b/h100", "4000-200", 500, 200, 1999249, 52309, 847.43, 30820.97, 227.42, 225.55),
