@@ -28,7 +28,9 @@ Sources:
   (https://docs.gpustack.ai/2.3/zh/performance-lab/qwen3-32b/a100/) give as a single A100 SXM 80GB; gpt-oss-20b on
   "a single NVIDIA A100 SXM 80GB GPU"; gpt-oss-120b
   on "NVIDIA H100 GPUs" (vLLM v0.10.2, ``--max-model-len 32768``; its parallelism runs at tensor parallel 2 and 4
-  and pipeline parallel 2 add ``--async-scheduling``, not vLLM's default then, as those rows' notes say);
+  and pipeline parallel 2 add ``--async-scheduling``, not vLLM's default then, as those rows' notes say) and on
+  "2 x NVIDIA A100 SXM 80GB GPUs on a single node" (the same cases at tensor parallel 1, and a tensor parallel 2
+  run with ``--async-scheduling``);
   Qwen3-235B-A22B-Instruct-2507 on "NVIDIA H100 GPUs" at ``-tp 8`` (bf16) and its FP8 checkpoint at ``-tp 4``;
   DeepSeek-R1-0528 (FP8 weights) and GLM-4.6 (bf16) on "NVIDIA H200 GPUs" at ``-tp 8``. The Qwen3-14B A100 page
   (a single "A100 SXM", memory not stated) is left out. gpt-oss-20b stops early on the random prompts (4000 / 200
@@ -89,6 +91,9 @@ _GPUSTACK_DEEPSEEK_R1 = (
 _GPUSTACK_GLM_46 = _GPUSTACK + "72aee9dd195ff5c9bf3a4886add80038ce79aef8/docs/performance-lab/glm-4.6/h200.md"
 _GPUSTACK_GPT_OSS_20B_A100 = (
     _GPUSTACK + "7ae332aaf05783e657560ef927c527b156e2536d/docs/performance-lab/gpt-oss-20b/a100.md"
+)
+_GPUSTACK_GPT_OSS_120B_A100 = (
+    _GPUSTACK + "1f37f1b8bd79c6b424a0cb55c7abd08a5c2132dc/docs/performance-lab/gpt-oss-120b/a100.md"
 )
 _GPUSTACK_QWEN3_32B_A100 = (
     _GPUSTACK + "10e9444a07c73556f2ef0d10d2b2766bbf54c9c0/docs/performance-lab/qwen3-32b/a100.md"
@@ -227,45 +232,66 @@ ROWS: tuple[Measurement, ...] = (
              212992, 194446, 3592.57, 9896.14, 57.15, 121.96),
         )
     ),
-    # gpt-oss-120b (MXFP4 experts), H100, vLLM v0.10.2, --max-model-len 32768: at tensor parallel 1 all prompts of
-    # a run at once and 100 ShareGPT prompts at concurrency 4; the page's parallelism runs (ShareGPT burst at
-    # tensor parallel 2 and 4 and pipeline parallel 2) and its tensor parallel 2 concurrency-4 run add
-    # --async-scheduling, which the note says.
+    # gpt-oss-120b (MXFP4 experts), H100 (vLLM v0.10.2) and A100 80GB (v0.11.0), --max-model-len 32768: at tensor
+    # parallel 1 all prompts of a run at once and 100 ShareGPT prompts at concurrency 4; the pages' parallelism runs
+    # (ShareGPT burst at tensor parallel 2 and 4 and pipeline parallel 2) and the H100 page's tensor parallel 2
+    # concurrency-4 run add --async-scheduling, which the note says.
     *(
-        Measurement(f"gpt-oss-120b-{label}-h100-{case}-b{n}" if c == n else f"gpt-oss-120b-{label}-h100-{case}-c{c}",
-                    "openai/gpt-oss-120b", "H100-80GB", tp, _per_request(tin, n), _per_request(tout, n), c, tput,
-                    ttft, itl, "median", _GPUSTACK_GPT_OSS_120B, "vLLM v0.10.2 (released 2025-09); the page states "
-                    "no date", pipeline_parallel_size=pp, family="gpt-oss", requests=n,
+        Measurement(f"gpt-oss-120b-{label}-{gpu_label}-{case}-b{n}" if c == n else
+                    f"gpt-oss-120b-{label}-{gpu_label}-{case}-c{c}",
+                    "openai/gpt-oss-120b", gpu, tp, _per_request(tin, n), _per_request(tout, n), c, tput,
+                    ttft, itl, "median", source, date, pipeline_parallel_size=pp, family="gpt-oss", requests=n,
                     varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
                           f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
                           f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
-                    + f"; served with {flags}" + _H100_UNSTATED.replace("; the serve command sets no tensor parallel",
-                                                                       ""))
-        for label, tp, pp, flags, case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
-            # layout label, tensor and pipeline parallel sizes, serve flags, case, prompts, concurrency, output tokens
-            # asked, total tokens in and out, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
-            ("tp1", 1, 1, "--max-model-len 32768", "sharegpt", 1000, 1000, 0, 215312, 195544, 2901.05, 25973.43,
-             37.98, 47.57),
-            ("tp1", 1, 1, "--max-model-len 32768", "32000-100", 100, 100, 100, 3200000, 9877, 49.65, 99439.56, 7.26,
-             23.69),
-            ("tp1", 1, 1, "--max-model-len 32768", "4000-200", 500, 500, 200, 1999249, 67205, 463.35, 73023.24,
-             12.37, 32.02),
-            ("tp1", 1, 1, "--max-model-len 32768", "2000-100", 500, 500, 100, 999120, 49197, 675.11, 35662.58, 14.92,
-             42.86),
-            ("tp1", 1, 1, "--max-model-len 32768", "128-4", 1000, 1000, 4, 127755, 4000, 517.91, 4987.41, 352.58,
-             341.94),
-            ("tp1", 1, 1, "--max-model-len 32768", "sharegpt", 100, 4, 0, 22946, 21691, 453.04, 47.49, 7.99, 8.24),
-            ("tp2-async", 2, 1, "--max-model-len 32768 --async-scheduling -tp 2", "sharegpt", 1000, 1000, 0,
-             215312, 196205, 7648.67, 4600.39, 31.37, 51.57),
-            ("tp4-async", 4, 1, "--max-model-len 32768 --async-scheduling -tp 4", "sharegpt", 1000, 1000, 0,
-             215312, 196174, 11327.22, 2871.45, 21.75, 34.49),
-            ("pp2-async", 1, 2, "--max-model-len 32768 --async-scheduling -pp 2", "sharegpt", 1000, 1000, 0,
-             215312, 196089, 5337.65, 4392.85, 50.83, 69.62),
-            ("tp2-async", 2, 1, "--async-scheduling -tp 2", "sharegpt", 100, 4, 0, 22946, 21691, 645.55, 36.68,
-             5.54, 5.74),
+                    + f"; served with {flags}" + hardware)
+        for gpu_label, gpu, source, date, hardware in (
+            ("h100", "H100-80GB", _GPUSTACK_GPT_OSS_120B, "vLLM v0.10.2 (released 2025-09); the page states no date",
+             _H100_UNSTATED.replace("; the serve command sets no tensor parallel", "")),
+            ("a100", "A100-80GB", _GPUSTACK_GPT_OSS_120B_A100, _GPUSTACK_DATE,
+             "; the page names '2 x NVIDIA A100 SXM 80GB GPUs on a single node'"),
         )
+        for row_gpu, label, tp, pp, flags, case, n, c, nominal_out, tin, tout, tput, ttft, itl, tpot in (
+            # GPU label, layout label, tensor and pipeline parallel sizes, serve flags, case, prompts, concurrency,
+            # output tokens asked, total tokens in and out, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "sharegpt", 1000, 1000, 0, 215312, 195544, 2901.05,
+             25973.43, 37.98, 47.57),
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "32000-100", 100, 100, 100, 3200000, 9877, 49.65,
+             99439.56, 7.26, 23.69),
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "4000-200", 500, 500, 200, 1999249, 67205, 463.35, 73023.24,
+             12.37, 32.02),
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "2000-100", 500, 500, 100, 999120, 49197, 675.11,
+             35662.58, 14.92, 42.86),
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "128-4", 1000, 1000, 4, 127755, 4000, 517.91, 4987.41,
+             352.58, 341.94),
+            ("h100", "tp1", 1, 1, "--max-model-len 32768", "sharegpt", 100, 4, 0, 22946, 21691, 453.04, 47.49, 7.99,
+             8.24),
+            ("h100", "tp2-async", 2, 1, "--max-model-len 32768 --async-scheduling -tp 2", "sharegpt", 1000, 1000, 0,
+             215312, 196205, 7648.67, 4600.39, 31.37, 51.57),
+            ("h100", "tp4-async", 4, 1, "--max-model-len 32768 --async-scheduling -tp 4", "sharegpt", 1000, 1000, 0,
+             215312, 196174, 11327.22, 2871.45, 21.75, 34.49),
+            ("h100", "pp2-async", 1, 2, "--max-model-len 32768 --async-scheduling -pp 2", "sharegpt", 1000, 1000, 0,
+             215312, 196089, 5337.65, 4392.85, 50.83, 69.62),
+            ("h100", "tp2-async", 2, 1, "--async-scheduling -tp 2", "sharegpt", 100, 4, 0, 22946, 21691, 645.55, 36.68,
+             5.54, 5.74),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "sharegpt", 1000, 1000, 0, 215312, 196656, 2276.40,
+             24822.43, 70.10, 90.70),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "32000-100", 100, 100, 100, 3200000, 9988, 13.50,
+             368713.30, 24.23, 228.19),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "4000-200", 500, 500, 200, 1999249, 67259, 249.67,
+             134006.62, 27.99, 114.77),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "2000-100", 500, 500, 100, 999120, 48981, 395.21,
+             61764.97, 214.02, 138.30),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "128-4", 1000, 1000, 4, 127755, 4000, 283.95, 7750.58,
+             196.02, 189.53),
+            ("a100", "tp1", 1, 1, "--max-model-len 32768", "sharegpt", 100, 4, 0, 22946, 21691, 326.09, 61.55, 11.14,
+             11.44),
+            ("a100", "tp2-async", 2, 1, "--max-model-len 32768 --async-scheduling -tp 2", "sharegpt", 1000, 1000, 0,
+             215312, 196156, 3765.02, 15435.84, 40.51, 53.39),
+        )
+        if row_gpu == gpu_label
     ),
     # DeepSeek-R1-0528 (its own FP8 weights) and GLM-4.6 (bf16), 8 x H200, tensor parallel 8, vLLM v0.11.0: all
     # prompts of a run at once, and 100 ShareGPT prompts at concurrency 4.
