@@ -58,6 +58,8 @@ class Row:
     """``closed`` (a closed loop or an offline batch), ``rate`` (a Poisson request rate) or ``v0`` (measured on
     vLLM's V0 engine, outside the model's domain: reported apart, never fitted)."""
     found_after_fit: bool = False
+    burst: bool = False
+    """Every request sent at once (:func:`is_burst`)."""
 
 
 def _error(predicted: float, measured: float | None) -> float | None:
@@ -77,19 +79,29 @@ def engine_budget(row: Measurement) -> int:
     return gpu.default_max_num_batched_tokens
 
 
+def is_burst(row: Measurement) -> bool:
+    """All of the run's requests sent at once: a known request count no larger than the concurrency, no rate."""
+    return row.request_rate is None and row.requests is not None and row.concurrency >= row.requests
+
+
 def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     """Predict one measurement's workload on its layout."""
     facts, _ = resolve_facts(row.model)
     assert facts is not None, row.model
     layout = ServingLayout(
         gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
-        weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=max(256, row.concurrency),
+        weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=lookup_gpu(row.gpu).default_max_num_seqs,
         max_num_batched_tokens=engine_budget(row),
     )
     if row.request_rate is not None:
         # The model has no rate with a client cap: a capped rate run would be predicted as uncapped.
         assert row.concurrency == 0, f"{row.key}: a rate row with a --max-concurrency cap"
         workload = Workload(row.input_tokens, row.output_tokens, rate=row.request_rate, requests=row.requests,
+                            varied_lengths=row.varied_lengths)
+    elif is_burst(row):
+        # Every prompt sent at once (no --max-concurrency, an infinite --request-rate): a finite run whose arrival
+        # window is nil; the prompts beyond the batch limit wait for slots, the median one half of that backlog.
+        workload = Workload(row.input_tokens, row.output_tokens, rate=math.inf, requests=row.requests,
                             varied_lengths=row.varied_lengths)
     else:
         workload = Workload(row.input_tokens, row.output_tokens, concurrency=row.concurrency,
@@ -103,7 +115,7 @@ def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     mode = "v0" if row.v0_engine else "closed" if row.request_rate is None else "rate"
     return Row(row.key, row.gpu, row.family, row.held_out, row.source, measured, predicted,
                {quantity: _error(predicted[quantity], measured[quantity]) for quantity in QUANTITIES}, mode,
-               row.found_after_fit)
+               row.found_after_fit, is_burst(row))
 
 
 def evaluate_all(constants: Constants | None = None) -> list[Row]:
@@ -111,9 +123,11 @@ def evaluate_all(constants: Constants | None = None) -> list[Row]:
     return [evaluate(row, constants) for row in REFERENCES]
 
 
-SPLITS = ("fitted", "held-out", "held-out by source", "found after fit", "rate mode", "V0 engine")
+SPLITS = ("fitted", "held-out", "held-out by source", "found after fit", "found after fit: loops",
+          "found after fit: bursts", "rate mode", "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses);
-``found after fit``: the (held-out) closed-loop rows of sources searched for only after the model was fixed;
+``found after fit``: the (held-out) closed-loop and burst rows of sources searched for only after the model was
+fixed, then apart: its closed loops (``loops``) and its bursts (every request sent at once, ``bursts``);
 ``rate mode``: the (held-out) rows run at a request rate, which the first three leave out; ``V0 engine``: rows
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
 
@@ -131,6 +145,10 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
         return row.held_out
     if split == "found after fit":
         return row.found_after_fit
+    if split == "found after fit: loops":
+        return row.found_after_fit and not row.burst
+    if split == "found after fit: bursts":
+        return row.found_after_fit and row.burst
     return row.held_out and row.source not in fitted_sources
 
 
@@ -144,7 +162,7 @@ def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
         for split in SPLITS:
             chosen = [row for row in rows
                       if (key == "all" or getattr(row, group) == key) and _split_of(row, fitted_sources, split)]
-            if not chosen or (split in ("held-out by source", "found after fit") and key != "all"):
+            if not chosen or ((split == "held-out by source" or split.startswith("found after fit")) and key != "all"):
                 continue
             entry: dict[str, object] = {group: key, "split": split, "n": len(chosen)}
             for quantity in QUANTITIES:
