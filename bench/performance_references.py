@@ -35,7 +35,8 @@ and Mixtral 8x7B at 2, without TTFT or ITL, and a gpt-oss-20b sweep from a custo
 was not published carry ``None`` there. ``performance_references_more.py`` adds dense 70B-class rows (Llama 3.3
 70B on 8 x A100 40GB, FP8 Llama 3.1 70B on 8 x MI300X), MI300X rows with TTFT and ITL (Llama 3.1 405B bf16, on
 the V0 engine) and the only rows at a request rate; still none for a mixture of experts on A100 40GB or MI300X,
-nor for a 7B-8B model on L4.
+nor for a 7B-8B model on L4. ``performance_references_fresh.py`` (found after the fit, rule 6) adds H100, A100 80GB and
+H200 closed loops and bursts from GPUStack's performance lab, kvcached and silybench-data; still no L40S row.
 """
 
 from __future__ import annotations
@@ -194,6 +195,10 @@ REFERENCES = REFERENCES + _MORE_ROWS
 from performance_references_nvidia import ROWS as _NVIDIA_ROWS  # after Measurement: that module imports it too
 
 REFERENCES = REFERENCES + _NVIDIA_ROWS
+
+from performance_references_fresh import ROWS as _FRESH_ROWS
+
+REFERENCES = REFERENCES + _FRESH_ROWS
 
 
 HELD_OUT_WHOLE = (

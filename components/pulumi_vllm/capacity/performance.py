@@ -17,7 +17,8 @@ follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT 
 (stretched while the front end's event loop is busy streaming the running requests' tokens), half the step in flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed
 loop of equal lengths runs in lockstep (its clients finish together and their prompts are prefilled together);
 at a rate, an M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run
-(arrivals over ``requests / rate`` seconds, throughput over the makespan). The model is of vLLM's V1 engine.
+(arrivals over ``requests / rate`` seconds, throughput over the makespan; the front end admits one request per
+``request_overhead_ms``, so a burst of every request at once reaches the engine over ``requests`` such times). The model is of vLLM's V1 engine.
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
 are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
@@ -611,12 +612,20 @@ def _finite_run(
     """
     assert workload.rate is not None and workload.requests is not None
     requests = workload.requests / engines
-    rate = workload.rate / engines
+    offered = workload.rate / engines
+    # The front end handles one request at a time (``request_overhead_ms`` each), so it admits at most that many
+    # per second: a burst (an unbounded rate) reaches the engine over ``requests x request_overhead_ms``, and the
+    # time a request waits in the front end is part of its TTFT.
+    admit = 1e3 / constants.request_overhead_ms if constants.request_overhead_ms > 0 else math.inf
+    rate = min(offered, admit)
     window = requests / rate
+    queued_front = window - (requests / offered if math.isfinite(offered) else 0.0)
     room = min(float(limit), requests)
     outputs = workload.output_tokens
-    in_flight = room
-    state = _steady_state(model, layout, constants, workload, clients=room, rate=None)
+    # Start from an empty engine: when a full batch would be slow enough to keep itself full and a small one fast
+    # enough to stay small, the run starts empty and settles at the small one.
+    in_flight = 1.0
+    state = _steady_state(model, layout, constants, workload, clients=in_flight, rate=None)
     for _ in range(50):
         latency = state.ttft_s + (outputs - 1) * state.step_s
         wanted = min(room, max(1.0, rate * latency))
@@ -628,8 +637,8 @@ def _finite_run(
     served = max(window, requests / capacity.requests_per_s) if requests > limit else window
     makespan = served + latency
     backlog = max(0.0, requests / capacity.requests_per_s - window) if requests > limit else 0.0
-    ttft50 = state.ttft_s + backlog / 2
-    ttft90 = state.ttft_s * 1.15 + backlog * 0.9
+    ttft50 = state.ttft_s + (backlog + queued_front) / 2
+    ttft90 = state.ttft_s * 1.15 + (backlog + queued_front) * 0.9
     return state, requests / makespan * engines, ttft50, ttft90, backlog > 0
 
 

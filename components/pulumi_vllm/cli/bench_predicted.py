@@ -31,11 +31,13 @@ in one chunk makes the median of single gaps, and even the median TPOT, near 0 (
 
 
 def workload(args: argparse.Namespace) -> Workload:
-    """The load test's workload as the model sees it: a closed loop when the rate is ``inf``."""
+    """The load test's workload as the model sees it: a closed loop when the rate is ``inf`` under a
+    ``--max-concurrency``; every prompt at once (a finite run at an unbounded rate) when the rate is ``inf`` alone."""
     rate = str(args.request_rate)
     if rate == "inf":
-        clients = args.max_concurrency or args.num_prompts
-        return Workload(args.input_len, args.output_len, concurrency=int(clients))
+        if args.max_concurrency:
+            return Workload(args.input_len, args.output_len, concurrency=int(args.max_concurrency))
+        return Workload(args.input_len, args.output_len, rate=math.inf, requests=int(args.num_prompts))
     return Workload(args.input_len, args.output_len, rate=float(rate))
 
 
