@@ -527,3 +527,15 @@ def test_a_burst_waits_in_the_front_end_by_hand() -> None:
     paced = predict(llama, layout, Workload(256, 16, rate=100.0, requests=100), constants)
     assert burst.ttft_ms.p50 - paced.ttft_ms.p50 == pytest.approx(500.0, rel=1e-6)
     assert burst.requests_per_s == pytest.approx(paced.requests_per_s, rel=1e-9)
+
+
+def test_binding_compares_the_rate_share_of_capacity_with_the_latency_shares() -> None:
+    """One replica that meets the objective at once: what binds is the constraint closest to its limit, not
+    throughput by default (the rate's share of capacity was counted as 1 whatever the load)."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    prediction = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=1.0))
+    assert not prediction.saturated and prediction.capacity_requests_per_s > 2
+    tight_itl = size_objective.Objective(1.0, 1024, 128, itl_p90_ms=prediction.itl_ms.p90 * 1.05)
+    assert size_objective._binding(prediction, tight_itl) == "itl_p90"
+    loose = size_objective.Objective(1.0, 1024, 128, itl_p90_ms=prediction.itl_ms.p90 * 100)
+    assert size_objective._binding(prediction, loose) == "throughput"

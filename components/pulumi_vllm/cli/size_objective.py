@@ -173,10 +173,13 @@ class Candidate:
 
 
 def _binding(prediction: Prediction, objective: Objective) -> str:
-    """The constraint closest to its limit at one replica fewer (what forced the last replica)."""
+    """The constraint closest to its limit at one replica fewer (what forced the last replica), or at the chosen
+    count when the first count tried met the objective: the rate's share of the capacity against the latencies'
+    shares of their objectives."""
     if prediction.saturated:
         return "throughput"
-    shares = {"throughput": 1.0}
+    capacity = prediction.capacity_requests_per_s
+    shares = {"throughput": objective.rate / capacity if capacity > 0 else math.inf}
     if objective.ttft_p90_ms is not None:
         shares["ttft_p90"] = prediction.ttft_ms.p90 / objective.ttft_p90_ms
     if objective.itl_p90_ms is not None:
