@@ -539,3 +539,36 @@ def test_binding_compares_the_rate_share_of_capacity_with_the_latency_shares() -
     assert size_objective._binding(prediction, tight_itl) == "itl_p90"
     loose = size_objective.Objective(1.0, 1024, 128, itl_p90_ms=prediction.itl_ms.p90 * 100)
     assert size_objective._binding(prediction, loose) == "throughput"
+
+
+def test_bench_workload_is_a_burst_without_a_concurrency_cap() -> None:
+    import argparse
+
+    from pulumi_vllm.cli import bench_predicted
+
+    def args(rate: str, cap: int | None) -> argparse.Namespace:
+        return argparse.Namespace(request_rate=rate, max_concurrency=cap, num_prompts=40, input_len=64, output_len=8)
+
+    capped = bench_predicted.workload(args("inf", 4))
+    assert capped.concurrency == 4 and capped.rate is None
+    burst = bench_predicted.workload(args("inf", None))
+    assert burst.rate == math.inf and burst.requests == 40 and burst.concurrency is None
+    assert bench_predicted.workload(args("2.5", None)).rate == 2.5
+
+
+def test_bench_calibration_row_is_a_measurement_the_bench_reads_alike() -> None:
+    import argparse
+
+    from pulumi_vllm.cli import bench_predicted
+
+    bench = _bench()
+    from performance_references import Measurement
+
+    measured = {"output_throughput": 900.0, "median_ttft_ms": 40.0, "mean_tpot_ms": 9.0}
+    for rate, cap, kind in (("inf", None, "burst"), ("inf", 4, "loop"), ("2.0", None, "rate")):
+        args = argparse.Namespace(request_rate=rate, max_concurrency=cap, num_prompts=40, input_len=64, output_len=8,
+                                  model="meta-llama/Llama-3.1-8B-Instruct", gpu="H100", tensor_parallel_size=1)
+        row = Measurement(**bench_predicted.calibration_row(args, measured, bench_predicted.workload(args)))
+        assert bench.is_burst(row) == (kind == "burst")
+        assert (row.request_rate is not None) == (kind == "rate")
+        assert bench.evaluate(row).mode == ("rate" if kind == "rate" else "closed")

@@ -65,6 +65,17 @@ def compare(measured: dict[str, Any], prediction: Prediction) -> list[dict[str, 
     return rows
 
 
+def _default_max_num_seqs(gpu: str) -> int:
+    """vLLM's default ``max_num_seqs`` on ``gpu`` (1024 on 70 GiB or more but A100s, else 256); 256 for a device
+    profile outside the GPU catalog (the CPU one)."""
+    from pulumi_vllm.capacity.gpus import lookup_gpu
+
+    try:
+        return lookup_gpu(gpu).default_max_num_seqs
+    except ValueError:
+        return 256
+
+
 def calibration_row(args: argparse.Namespace, measured: dict[str, Any], load: Workload) -> dict[str, Any]:
     """The measurement in the fields of ``bench/performance_references.Measurement``."""
     return {
@@ -74,8 +85,12 @@ def calibration_row(args: argparse.Namespace, measured: dict[str, Any], load: Wo
         "tensor_parallel_size": args.tensor_parallel_size,
         "input_tokens": load.input_tokens,
         "output_tokens": load.output_tokens,
-        "concurrency": load.concurrency,
-        "rate": load.rate,
+        # As the references encode a run: a closed loop's clients; a burst's every request at once (concurrency
+        # and requests alike, no rate); a Poisson rate's request_rate with concurrency 0.
+        "concurrency": load.concurrency if load.concurrency is not None else (
+            int(args.num_prompts) if load.rate == math.inf else 0),
+        "request_rate": load.rate if load.rate is not None and math.isfinite(load.rate) else None,
+        "requests": int(args.num_prompts),
         "output_tokens_per_s": measured.get("output_throughput"),
         "ttft_ms": measured.get("median_ttft_ms"),
         "itl_ms": measured.get("mean_tpot_ms"),
@@ -102,7 +117,7 @@ def report(args: argparse.Namespace, result_path: Path) -> int:
                         "nothing to predict")
     load = workload(args)
     layout = ServingLayout(args.gpu, tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
-                           model_id=args.model, max_num_seqs=max(256, load.concurrency or 0))
+                           model_id=args.model, max_num_seqs=_default_max_num_seqs(args.gpu))
     try:
         prediction = predict(facts, layout, load)
     except ValueError as error:
