@@ -38,6 +38,7 @@ from pulumi_vllm.capacity.performance import (
     predict,
 )
 from pulumi_vllm.capacity.planner import plan_capacity
+from pulumi_vllm.models.facts import ModelFacts
 from pulumi_vllm.models.resolve import resolve_facts
 
 QUANTITIES = ("throughput", "ttft", "itl")
@@ -80,12 +81,10 @@ def engine_budget(row: Measurement) -> int:
     return gpu.default_max_num_batched_tokens
 
 
-def kv_cache_tokens(row: Measurement) -> int | None:
+def kv_cache_tokens(row: Measurement, facts: ModelFacts) -> int | None:
     """The KV-cache tokens the row's engine holds, as ``pulumi-vllm size`` plans them (``plan_capacity`` at vLLM's
     default memory utilisation and the model's own context length): the batch limit when long requests fill the
     cache before ``max_num_seqs`` does. ``None`` where the planner finds the layout does not fit."""
-    facts, _ = resolve_facts(row.model)
-    assert facts is not None, row.model
     plan = plan_capacity(facts, row.gpu, row.tensor_parallel_size, row.pipeline_parallel_size,
                          weight_dtype=row.weight_dtype, model_id=row.model)
     return plan.kv_cache_tokens if plan.fits else None
@@ -103,7 +102,7 @@ def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     layout = ServingLayout(
         gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
         weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=lookup_gpu(row.gpu).default_max_num_seqs,
-        max_num_batched_tokens=engine_budget(row), kv_cache_tokens=kv_cache_tokens(row),
+        max_num_batched_tokens=engine_budget(row), kv_cache_tokens=kv_cache_tokens(row, facts),
     )
     if row.request_rate is not None:
         # The model has no rate with a client cap: a capped rate run would be predicted as uncapped.

@@ -14,11 +14,13 @@ rest; the step time, the running batch and the arrival rate are solved together 
 layer reads its experts more efficiently the more tokens each one gets (one per decode token, many per prompt
 chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside the dense kernels' one; FLOPs
 follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT is a fixed per-request part
-(stretched while the front end's event loop is busy streaming the running requests' tokens), half the step in flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed
-loop of equal lengths runs in lockstep (its clients finish together and their prompts are prefilled together);
-at a rate, an M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run
-(arrivals over ``requests / rate`` seconds, throughput over the makespan; the front end admits one request per
-``request_overhead_ms``, so a burst of every request at once reaches the engine over ``requests`` such times). The model is of vLLM's V1 engine.
+(stretched while the front end's event loop is busy streaming the running requests' tokens), half the step in
+flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed loop of equal
+lengths runs in lockstep (its clients finish together and their prompts are prefilled together); at a rate, an
+M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run (arrivals over
+``requests / rate`` seconds, throughput over the makespan; the front end admits one request per
+``request_overhead_ms``, so a burst of every request at once reaches the engine over ``requests`` such times).
+The model is of vLLM's V1 engine.
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
 are data: ``gpu_performance.json`` beside this module. Published measurements and the error of this model
