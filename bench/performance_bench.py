@@ -84,10 +84,13 @@ def engine_budget(row: Measurement) -> int:
 def kv_cache_tokens(row: Measurement, facts: ModelFacts) -> int | None:
     """The KV-cache tokens the row's engine holds, as ``pulumi-vllm size`` plans them (``plan_capacity`` at vLLM's
     default memory utilisation and the model's own context length): the batch limit when long requests fill the
-    cache before ``max_num_seqs`` does. ``None`` where the planner finds the layout does not fit."""
+    cache before ``max_num_seqs`` does. Where the cache cannot hold one request of the model's full context, vLLM
+    refuses to start until ``--max-model-len`` is lowered, which the sources did or their servers did for them: the
+    cache is then as large, so its tokens still bound the batch. ``None`` where the planner finds no room for a
+    cache at all (the source's server must have run with settings the row does not state)."""
     plan = plan_capacity(facts, row.gpu, row.tensor_parallel_size, row.pipeline_parallel_size,
                          weight_dtype=row.weight_dtype, model_id=row.model)
-    return plan.kv_cache_tokens if plan.fits else None
+    return plan.kv_cache_tokens if plan.kv_cache_tokens > 0 else None
 
 
 def is_burst(row: Measurement) -> bool:
