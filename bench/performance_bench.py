@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from performance_references import REFERENCES, Measurement
+from performance_references import CLEAN_TEST, REFERENCES, Measurement
 
-from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.capacity.measured_run import MeasuredRun
 from pulumi_vllm.capacity.performance import (
     Constants,
     ServingLayout,
@@ -37,9 +37,7 @@ from pulumi_vllm.capacity.performance import (
     fitted_constants,
     predict,
 )
-from pulumi_vllm.capacity.planner import plan_capacity
 from pulumi_vllm.models.facts import ModelFacts
-from pulumi_vllm.models.resolve import resolve_facts
 
 QUANTITIES = ("throughput", "ttft", "itl")
 
@@ -59,7 +57,8 @@ class Row:
     mode: str = "closed"
     """``closed`` (a closed loop or an offline batch), ``rate`` (a Poisson request rate) or ``v0`` (measured on
     vLLM's V0 engine, outside the model's domain: reported apart, never fitted)."""
-    found_after_fit: bool = False
+    found_after_fit: int = 0
+    """The clean test the row's source was found for (``Measurement.found_after_fit``)."""
     burst: bool = False
     """Every request sent at once (:func:`is_burst`)."""
 
@@ -68,58 +67,33 @@ def _error(predicted: float, measured: float | None) -> float | None:
     return None if measured is None or not math.isfinite(predicted) else predicted / measured - 1
 
 
-def engine_budget(row: Measurement) -> int:
-    """The ``max_num_batched_tokens`` the row's engine ran with: vLLM's default, as no source here sets it.
+def _run(row: Measurement) -> MeasuredRun:
+    return MeasuredRun.from_fields(asdict(row))
 
-    ``EngineArgs.get_batch_defaults`` (vllm/engine/arg_utils.py): ``vllm serve`` takes 8192 on GPUs of 70 GiB or more
-    but A100s, else 2048 (``GpuType.default_max_num_batched_tokens``); the ``LLM`` class of the offline benchmarks
-    16384, else 8192. A prompt longer than the budget is prefilled in chunks of it.
-    """
-    gpu = lookup_gpu(row.gpu)
-    if row.offline:
-        return 16384 if gpu.large_batch_defaults else 8192
-    return gpu.default_max_num_batched_tokens
+
+def engine_budget(row: Measurement) -> int:
+    """The ``max_num_batched_tokens`` the row's engine ran with (``MeasuredRun.engine_budget``)."""
+    return _run(row).engine_budget()
 
 
 def kv_cache_tokens(row: Measurement, facts: ModelFacts) -> int | None:
-    """The KV-cache tokens the row's engine holds, as ``pulumi-vllm size`` plans them (``plan_capacity`` at vLLM's
-    default memory utilisation and the model's own context length): the batch limit when long requests fill the
-    cache before ``max_num_seqs`` does. Where the cache cannot hold one request of the model's full context, vLLM
-    refuses to start until ``--max-model-len`` is lowered, which the sources did or their servers did for them: the
-    cache is then as large, so its tokens still bound the batch. ``None`` where the planner finds no room for a
-    cache at all (the source's server must have run with settings the row does not state)."""
-    plan = plan_capacity(facts, row.gpu, row.tensor_parallel_size, row.pipeline_parallel_size,
-                         weight_dtype=row.weight_dtype, model_id=row.model)
-    return plan.kv_cache_tokens if plan.kv_cache_tokens > 0 else None
+    """The KV-cache tokens the row's engine holds (``MeasuredRun.kv_cache_tokens``)."""
+    return _run(row).kv_cache_tokens(facts)
 
 
 def is_burst(row: Measurement) -> bool:
     """All of the run's requests sent at once: a known request count no larger than the concurrency, no rate."""
-    return row.request_rate is None and row.requests is not None and row.concurrency >= row.requests
+    return _run(row).is_burst
+
+
+def setting(row: Measurement) -> tuple[ModelFacts, ServingLayout, Workload]:
+    """The model, layout and workload of one measurement, as the performance model sees them."""
+    return _run(row).setting()
 
 
 def evaluate(row: Measurement, constants: Constants | None = None) -> Row:
     """Predict one measurement's workload on its layout."""
-    facts, _ = resolve_facts(row.model)
-    assert facts is not None, row.model
-    layout = ServingLayout(
-        gpu=row.gpu, tensor_parallel_size=row.tensor_parallel_size, pipeline_parallel_size=row.pipeline_parallel_size,
-        weight_dtype=row.weight_dtype, model_id=row.model, max_num_seqs=lookup_gpu(row.gpu).default_max_num_seqs,
-        max_num_batched_tokens=engine_budget(row), kv_cache_tokens=kv_cache_tokens(row, facts),
-    )
-    if row.request_rate is not None:
-        # The model has no rate with a client cap: a capped rate run would be predicted as uncapped.
-        assert row.concurrency == 0, f"{row.key}: a rate row with a --max-concurrency cap"
-        workload = Workload(row.input_tokens, row.output_tokens, rate=row.request_rate, requests=row.requests,
-                            varied_lengths=row.varied_lengths)
-    elif is_burst(row):
-        # Every prompt sent at once (no --max-concurrency, an infinite --request-rate): a finite run whose arrival
-        # window is nil; the prompts beyond the batch limit wait for slots, the median one half of that backlog.
-        workload = Workload(row.input_tokens, row.output_tokens, rate=math.inf, requests=row.requests,
-                            varied_lengths=row.varied_lengths)
-    else:
-        workload = Workload(row.input_tokens, row.output_tokens, concurrency=row.concurrency,
-                            varied_lengths=row.varied_lengths)
+    facts, layout, workload = setting(row)
     prediction = predict(facts, layout, workload, constants)
     statistic = "p50"
     ttft = getattr(prediction.ttft_ms, statistic)
@@ -137,14 +111,43 @@ def evaluate_all(constants: Constants | None = None) -> list[Row]:
     return [evaluate(row, constants) for row in REFERENCES]
 
 
-SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "found after fit", "found after fit: loops",
-          "found after fit: bursts", "rate mode", "V0 engine")
+def calibration_runs() -> dict[str, Measurement]:
+    """Per publisher, the run a user measures first on a new deployment: a closed loop at the lowest concurrency
+    with a published TTFT (a burst or a rate run only where the publisher has no loop), then the shortest prompt,
+    then the key. V0 rows are left out."""
+    runs: dict[str, Measurement] = {}
+    for row in sorted(REFERENCES, key=lambda row: (is_burst(row) or row.request_rate is not None, row.concurrency,
+                                                   row.input_tokens, row.key)):
+        if row.ttft_ms is not None and not row.v0_engine:
+            runs.setdefault(publisher(row.source), row)
+    return runs
+
+
+def evaluate_calibrated(constants: Constants | None = None) -> list[Row]:
+    """Every reference but the calibration runs, predicted with its publisher's request overhead calibrated on
+    that publisher's calibration run (:func:`calibration_runs`, ``calibrate_request_overhead``), as a user who
+    measured one run on their host predicts the others; publishers without one keep the stored overhead."""
+    runs = calibration_runs()
+    calibrated: dict[str, Constants] = {}
+    for name, run in runs.items():
+        calibrated[name] = _run(run).calibrate(constants)
+    chosen = {run.key for run in runs.values()}
+    return [evaluate(row, calibrated.get(publisher(row.source), constants)) for row in REFERENCES
+            if row.key not in chosen]
+
+
+SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "first clean test, held out",
+          "first clean test, held out: loops", "first clean test, held out: bursts", "found after fit",
+          "found after fit: loops", "found after fit: bursts", "rate mode", "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses), but
-those found after the fit, which have their own lines;
-``held-out before``: the held-out rows but those found after the fit (the set the targets were first judged on);
-``found after fit``: the (held-out) closed-loop and burst rows of sources searched for only after the model was
-fixed, then apart: its closed loops (``loops``) and its bursts (every request sent at once, ``bursts``);
-``rate mode``: the (held-out) rows run at a request rate, which the first three leave out; ``V0 engine``: rows
+those of a clean test, which have their own lines;
+``held-out before``: the held-out rows of no clean test (the set the targets were first judged on);
+``first clean test, held out``: the held-out half of the first clean test's rows (rule 7 of
+``performance_references``), then apart: its closed loops (``loops``) and its bursts (every request sent at once,
+``bursts``);
+``found after fit``: the (held-out) closed-loop and burst rows of the latest clean test (``CLEAN_TEST``: sources
+read only after the model was last changed and committed), then its loops and bursts apart;
+``rate mode``: the (held-out) rows run at a request rate, which the others leave out; ``V0 engine``: rows
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
 
 
@@ -161,12 +164,11 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
         return row.held_out
     if split == "held-out before":
         return row.held_out and not row.found_after_fit
-    if split == "found after fit":
-        return row.found_after_fit
-    if split == "found after fit: loops":
-        return row.found_after_fit and not row.burst
-    if split == "found after fit: bursts":
-        return row.found_after_fit and row.burst
+    group, _, kind = split.partition(": ")
+    if group in ("first clean test, held out", "found after fit"):
+        chosen = row.held_out and row.found_after_fit == 1 if group.startswith("first") else (
+            row.found_after_fit == CLEAN_TEST)
+        return chosen and (not kind or (kind == "bursts") == row.burst)
     return row.held_out and not row.found_after_fit and row.source not in fitted_sources
 
 
@@ -180,7 +182,8 @@ def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
         for split in SPLITS:
             chosen = [row for row in rows
                       if (key == "all" or getattr(row, group) == key) and _split_of(row, fitted_sources, split)]
-            if not chosen or ((split == "held-out by source" or split.startswith("found after fit")) and key != "all"):
+            if not chosen or (split not in ("fitted", "held-out", "held-out before", "rate mode", "V0 engine")
+                              and key != "all"):
                 continue
             entry: dict[str, object] = {group: key, "split": split, "n": len(chosen)}
             for quantity in QUANTITIES:
@@ -192,18 +195,66 @@ def summary(rows: list[Row], group: str) -> list[dict[str, object]]:
     return out
 
 
-def _loss(constants: Constants) -> float:
-    """Median of the absolute log errors over the fitted rows and every quantity they publish."""
-    errors = []
+def publisher(source: str) -> str:
+    """Who published a row: the GitHub owner, or the site's host (the pages of one lab are one harness)."""
+    parts = source.split("/")
+    host = parts[2] if len(parts) > 2 else source
+    if host == "github.com" and len(parts) > 3:
+        return f"github.com/{parts[3]}"
+    return host
+
+
+def _fitted_by_publisher() -> dict[str, list[Measurement]]:
+    grouped: dict[str, list[Measurement]] = {}
     for row in REFERENCES:
-        if row.held_out or row.v0_engine or row.request_rate is not None:
-            continue
+        if not (row.held_out or row.v0_engine or row.request_rate is not None):
+            grouped.setdefault(publisher(row.source), []).append(row)
+    return grouped
+
+
+def _publisher_loss(rows: list[Measurement], constants: Constants) -> float:
+    errors = []
+    for row in rows:
         result = evaluate(row, constants)
         for quantity in QUANTITIES:
             measured, predicted = result.measured[quantity], result.predicted[quantity]
             if measured is not None and predicted > 0 and math.isfinite(predicted):
                 errors.append(abs(math.log(predicted / measured)))
     return statistics.mean(errors) + statistics.median(errors)
+
+
+def _loss(constants: Constants, overheads: dict[str, float] | None = None) -> float:
+    """Over the fitted rows and every quantity they publish: the mean and the median of the absolute log errors
+    of each publisher's rows, averaged over the publishers, so that one lab's harness with many pages does not
+    outweigh the others. ``overheads``: each publisher's own ``request_overhead_ms`` (its harness and host), in
+    place of the constants' one."""
+    losses = []
+    for name, rows in _fitted_by_publisher().items():
+        own = constants if overheads is None else replace(constants, request_overhead_ms=overheads[name])
+        losses.append(_publisher_loss(rows, own))
+    return statistics.mean(losses)
+
+
+def publisher_overheads(constants: Constants) -> dict[str, float]:
+    """Each fitted publisher's ``request_overhead_ms``: the value (0 to 80 ms) that fits its fitted rows best with
+    the other constants held. The fixed part of a TTFT is the harness's and the host's (HTTP client, chat template,
+    proxy, CPU), not the GPU's, and differs between publishers by several times."""
+    found: dict[str, float] = {}
+    grouped = _fitted_by_publisher()
+    for name, rows in grouped.items():
+        if not any(row.ttft_ms is not None for row in rows):
+            continue
+
+        def loss(value: float, rows: list[Measurement] = rows) -> float:
+            return _publisher_loss(rows, replace(constants, request_overhead_ms=value))
+
+        best = min((float(value) for value in range(0, 81, 4)), key=loss)
+        for step in (2.0, 1.0, 0.5, 0.25):
+            best = min((max(0.0, best - step), best, best + step), key=loss)
+        found[name] = best
+    # A publisher without a published TTFT cannot tell its overhead from the rest: it takes the others' median.
+    typical = statistics.median(found.values())
+    return {name: found.get(name, typical) for name in grouped}
 
 
 _BOUNDS = {
@@ -217,24 +268,35 @@ _BOUNDS = {
     "int4_moe_factor": (0.05, 1.2),
     "moe_half_tokens_per_expert": (0.0, 64.0),
     "moe_compute_factor": (0.05, 1.0),
-    "frontend_us_per_token": (0.0, 400.0),
+    "frontend_ms_per_request": (0.0, 15.0),
 }
 
 
-def fit(rounds: int = 6) -> Constants:
-    """Coordinate search of the constants on the fitted rows (a few passes over each, shrinking steps)."""
+def fit(rounds: int = 6) -> tuple[Constants, dict[str, float]]:
+    """Coordinate search of the constants on the fitted rows (a few passes over each, shrinking steps), each
+    publisher's request overhead fitted beside them (:func:`publisher_overheads`, refitted after every pass); the
+    stored ``request_overhead_ms`` is the median of those of the publishers with a TTFT, the figure for a host not
+    yet measured.
+    Returns the constants and the publishers' overheads."""
     best = fitted_constants()
-    best_loss = _loss(best)
+    overheads = publisher_overheads(best)
+    best_loss = _loss(best, overheads)
     for round_ in range(rounds):
         for name, (low, high) in _BOUNDS.items():
+            if name == "request_overhead_ms":
+                continue
             span = (high - low) / (3 ** (round_ + 1))
             for step in (-2 * span, -span, -span / 2, span / 2, span, 2 * span):
                 value = min(high, max(low, getattr(best, name) + step))
                 candidate = replace(best, **{name: value})
-                loss = _loss(candidate)
+                loss = _loss(candidate, overheads)
                 if loss < best_loss:
                     best, best_loss = candidate, loss
-    return best
+        overheads = publisher_overheads(best)
+        best_loss = _loss(best, overheads)
+    measured = [value for name, value in overheads.items() if any(
+        row.ttft_ms is not None for row in _fitted_by_publisher()[name])]
+    return replace(best, request_overhead_ms=statistics.median(measured)), overheads
 
 
 def _percent(value: float | None) -> str:
@@ -265,15 +327,19 @@ def _table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def _summary_lines(rows: list[Row], markdown: bool) -> list[str]:
+def _overall_lines(rows: list[Row]) -> list[dict[str, object]]:
+    return [entry for entry in summary(rows, "gpu") if entry["gpu"] == "all"]
+
+
+def _summary_lines(rows: list[Row], markdown: bool, overall_only: bool = False) -> list[str]:
     lines: list[str] = []
-    for group in ("gpu", "family"):
+    for group in ("gpu",) if overall_only else ("gpu", "family"):
         if markdown:
             lines += [f"| {group} | split | n | throughput median / worst | TTFT median / worst | ITL median / worst |",
                       "| --- | --- | --- | --- | --- | --- |"]
         else:
             lines.append(f"\nper {group}: median / worst absolute error (n)")
-        for entry in summary(rows, group):
+        for entry in _overall_lines(rows) if overall_only else summary(rows, group):
             cells = []
             for quantity in QUANTITIES:
                 figures = entry[quantity]
@@ -310,18 +376,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="fit the constants on the fitted rows and print them")
     args = parser.parse_args(argv)
     if args.fit:
-        constants = fit()
+        constants, overheads = fit()
         print(json.dumps({key: round(getattr(constants, key), 4) for key in _BOUNDS}, indent=2))
-        print(f"loss {_loss(constants):.4f} (from {_loss(fitted_constants()):.4f})", file=sys.stderr)
+        print(json.dumps({"request_overhead_ms_by_publisher": {key: round(value, 2) for key, value in
+                                                               sorted(overheads.items())}}, indent=2))
+        print(f"loss {_loss(constants, overheads):.4f} with the publishers' overheads, {_loss(constants):.4f} with "
+              f"their median (from {_loss(fitted_constants()):.4f})", file=sys.stderr)
         return 0
     rows = evaluate_all()
+    calibrated = evaluate_calibrated()
+    runs = ", ".join(f"{name}: {run.key}" for name, run in sorted(calibration_runs().items()))
+    heading = (f"calibrated: each publisher's request overhead set from one of its runs ({runs}), which is left "
+               "out; the overall lines only")
     if args.json:
         print(json.dumps(_finite({"rows": [asdict(row) for row in rows], "by_gpu": summary(rows, "gpu"),
-                                  "by_family": summary(rows, "family")}), indent=2))
+                                  "by_family": summary(rows, "family"),
+                                  "calibrated": {"runs": {name: run.key for name, run in calibration_runs().items()},
+                                                 "rows": [asdict(row) for row in calibrated],
+                                                 "overall": _overall_lines(calibrated)}}), indent=2))
     elif args.markdown:
-        print("\n".join(_summary_lines(rows, markdown=True)))
+        print("\n".join(_summary_lines(rows, markdown=True) + [heading + ":", ""]
+                        + _summary_lines(calibrated, markdown=True, overall_only=True)))
     else:
-        print("\n".join(_table(rows) + _summary_lines(rows, markdown=False)))
+        print("\n".join(_table(rows) + _summary_lines(rows, markdown=False) + ["", heading]
+                        + _summary_lines(calibrated, markdown=False, overall_only=True)))
     return 0
 
 

@@ -20,9 +20,13 @@ row carries a hand-set flag):
    harness are judged wholly out of sample, as H200 was in the previous split.
 4. Any other source with fewer than 3 remaining rows is held out whole.
 5. Within each other source, the remaining rows sorted by key alternate fitted / held out, starting with fitted.
-6. Rows with ``found_after_fit`` come from sources searched for only after the model's structure and constants
-   were fixed and committed; they are held out whole (rules 1 and 2 still apply first) and ``performance_bench.py``
-   also reports them apart as "found after fit".
+6. Rows with ``found_after_fit`` equal to :data:`CLEAN_TEST` come from sources searched for while the model's
+   structure and constants were last changed and read only after those were committed; they are held out whole
+   (rules 1 and 2 still apply first) and ``performance_bench.py`` also reports them apart as "found after fit".
+7. Rows of an earlier clean test (``found_after_fit`` above 0 and below :data:`CLEAN_TEST`; the first: sources
+   searched for after 8a8fabe, predicted once as they came, in docs/capacity.md's "The clean test") are split like
+   any other source (rules 4 and 5): once a clean test is recorded, half of its rows are fitted, so the next fit
+   sees more GPUs, batch sizes and lengths than the 18 rows of rule 5 alone.
 
 The previous split (hand-set flags: within a source with fitted rows one row per GPU type and family held out, a
 source added after a fit held out whole) gave, on 17 fitted rows with 14 constants: fitted median 1% throughput,
@@ -74,9 +78,14 @@ class Measurement:
     requests: int | None = None
     """Requests the run sent (``--num-prompts``), where the source states it: a rate row with a count is predicted
     as a finite run (arrivals over ``requests / request_rate`` seconds, throughput over the makespan)."""
-    found_after_fit: bool = False
-    """From a source found after the model's structure and constants were fixed (rule 6 of the module's
-    docstring): held out whole, and reported apart as the cleanest test of the model."""
+    found_after_fit: int = 0
+    """The clean test this row's source was found for (0: none): :data:`CLEAN_TEST`, the latest, is held out whole
+    and reported apart as the cleanest test of the model (rule 6 of the module's docstring); an earlier one is
+    split like any other source (rule 7)."""
+    async_scheduling: bool = False
+    """vLLM's async scheduling was on: the source states vLLM 0.14.0 or later (on by default from that release,
+    https://github.com/vllm-project/vllm/releases/tag/v0.14.0, but not with pipeline parallelism) or passes
+    ``--async-scheduling``; off for earlier releases and for sources that state no release."""
     v0_engine: bool = False
     """Measured on vLLM's V0 engine (the source states a release below 0.8 or a date before V1 existed): outside
     the model's domain, reported apart."""
@@ -150,17 +159,17 @@ REFERENCES: tuple[Measurement, ...] = (
     ),
     # Qwen2.5-0.5B, dense, 1 x L4 (GKE g2-standard-4), vLLM 0.23, 256 in / 128 out, closed-loop sweep.
     Measurement("qwen2.5-0.5b-l4-c1", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 1,
-                168, 27.0, 5.1, "median", _WMX, "2026", family="qwen2.5"),
+                168, 27.0, 5.1, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     Measurement("qwen2.5-0.5b-l4-c2", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 2,
-                367, 37.8, 5.2, "median", _WMX, "2026", family="qwen2.5"),
+                367, 37.8, 5.2, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     Measurement("qwen2.5-0.5b-l4-c4", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 4,
-                698, 50.1, 5.3, "median", _WMX, "2026", family="qwen2.5"),
+                698, 50.1, 5.3, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     Measurement("qwen2.5-0.5b-l4-c8", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 8,
-                1312, 60.9, 5.5, "median", _WMX, "2026", family="qwen2.5"),
+                1312, 60.9, 5.5, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     Measurement("qwen2.5-0.5b-l4-c16", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 16,
-                2277, 103.8, 6.0, "median", _WMX, "2026", family="qwen2.5"),
+                2277, 103.8, 6.0, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     Measurement("qwen2.5-0.5b-l4-c32", "Qwen/Qwen2.5-0.5B-Instruct", "L4", 1, 256, 128, 32,
-                3773, 135.3, 7.1, "median", _WMX, "2026", family="qwen2.5"),
+                3773, 135.3, 7.1, "median", _WMX, "2026", family="qwen2.5", async_scheduling=True),
     # Llama 3.1 405B FP8, dense, 8 x MI300X, tensor parallel 8, vLLM's offline latency benchmark, 128 in / 128 out;
     # the batch size is the concurrency. Only throughput is published per batch. Published 2024-09, before vLLM
     # had a V1 engine (its first release, 0.7.0, is of 2025-01-27): V0.
@@ -182,9 +191,9 @@ REFERENCES: tuple[Measurement, ...] = (
     # Llama 3.1 8B, dense, 1 x A100 40GB, vLLM 0.23, 1024 in / 128 out; the page gives "about 75 tokens/s" at
     # concurrency 1 and "a 6.6x gain" at 8.
     Measurement("llama-8b-a100-40gb-c1", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 1,
-                75, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1"),
+                75, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1", async_scheduling=True),
     Measurement("llama-8b-a100-40gb-c8", "meta-llama/Llama-3.1-8B-Instruct", "A100-40GB", 1, 1024, 128, 8,
-                75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1"),
+                75 * 6.6, None, None, "mean", _MUSGRAVE, "2026", family="llama-3.1", async_scheduling=True),
 )
 """Every measurement, fitted and held out."""
 
@@ -207,6 +216,9 @@ HELD_OUT_WHOLE = (
 )
 """The two multi-row sources held out whole (rule 3 of the module's docstring)."""
 
+CLEAN_TEST = 2
+"""The latest clean test (rule 6): its rows are held out whole; earlier ones are split by rule 7."""
+
 
 def split_rule(rows: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
     """``rows`` with ``held_out`` set by the rule of the module's docstring (V0 rows keep ``held_out=False``: they
@@ -218,7 +230,7 @@ def split_rule(rows: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
     held: set[str] = {row.key for row in rows if row.request_rate is not None and not row.v0_engine}
     for source, members in by_source.items():
         ordered = sorted(members, key=lambda row: row.key)
-        if source in HELD_OUT_WHOLE or len(ordered) < 3 or any(row.found_after_fit for row in ordered):
+        if source in HELD_OUT_WHOLE or len(ordered) < 3 or any(row.found_after_fit == CLEAN_TEST for row in ordered):
             held.update(row.key for row in ordered)
         else:
             held.update(row.key for index, row in enumerate(ordered) if index % 2 == 1)

@@ -1,7 +1,8 @@
 """Published vLLM V1 serving measurements from sources searched for after the performance model was fixed.
 
-Every row carries ``found_after_fit=True``: these sources are held out whole (rule 6 of
-``bench/performance_references.py``), the cleanest test of the model. Figures are copied as the source prints
+Every row carries ``found_after_fit=1``: these sources were the model's first clean test (predicted once as they
+came, in docs/capacity.md's "The clean test") and are now split like any other source (rule 7 of
+``bench/performance_references.py``). Figures are copied as the source prints
 them; where a row's tokens per request are derived from the run's totals, the note says how.
 
 Sources:
@@ -137,7 +138,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"qwen3-8b-h100-sharegpt-c{c}", "Qwen/Qwen3-8B", "H100-80GB", 1, _per_request(23260, 100),
                     _per_request(22061, 100), c, tput, ttft, itl, "median", _GPUSTACK_QWEN3_8B, _GPUSTACK_DATE,
-                    family="qwen3", requests=100, varied_lengths=True, found_after_fit=True,
+                    family="qwen3", requests=100, varied_lengths=True, found_after_fit=1,
                     note=_LATENCY_NOTE.format(c=c, tpot=tpot))
         for c, tput, ttft, itl, tpot in (
             # concurrency, output tok/s, median TTFT ms, median ITL ms, median TPOT ms
@@ -152,7 +153,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"{name}-{label}-{case}-b{n}", model, gpu, 1, _per_request(tin, n), _per_request(tout, n),
                     n, tput, ttft, itl, "median", source, _GPUSTACK_DATE, family=family, requests=n,
-                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=1,
                     note=_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot)
                     + ("" if case == "sharegpt" else f"; random dataset, {case.replace('-', ' in / ')} out asked")
                     + hardware[case != "sharegpt"])
@@ -207,7 +208,7 @@ ROWS: tuple[Measurement, ...] = (
         Measurement(f"qwen3-235b-a22b-2507-{label}-h100-{case}-b{n}", "Qwen/Qwen3-235B-A22B-Instruct-2507", "H100-80GB",
                     tp, _per_request(tin, n), _per_request(tout, n), n, tput, ttft, itl, "median",
                     _GPUSTACK_QWEN3_235B, _GPUSTACK_DATE, weight_dtype=dtype, family="qwen3-moe", requests=n,
-                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=1,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if n != 984 else
                           _BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot).replace(
                               "984 prompts sent at once",
@@ -241,7 +242,9 @@ ROWS: tuple[Measurement, ...] = (
                     f"gpt-oss-120b-{label}-{gpu_label}-{case}-c{c}",
                     "openai/gpt-oss-120b", gpu, tp, _per_request(tin, n), _per_request(tout, n), c, tput,
                     ttft, itl, "median", source, date, pipeline_parallel_size=pp, family="gpt-oss", requests=n,
-                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=1,
+                    # vLLM of 2025 ran pipeline parallelism without async scheduling whatever the flag said.
+                    async_scheduling="--async-scheduling" in flags and pp == 1,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
                           f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
                           f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
@@ -299,7 +302,7 @@ ROWS: tuple[Measurement, ...] = (
         Measurement(f"{name}-8xh200-{case}-b{n}" if c == n else f"{name}-8xh200-{case}-c{c}", model, "H200", 8,
                     _per_request(tin, n), _per_request(tout, n), c, tput, ttft, itl, "median", source,
                     _GPUSTACK_DATE, weight_dtype=dtype, family=family, requests=n,
-                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=True,
+                    varied_lengths=case == "sharegpt" or tout != n * nominal_out, found_after_fit=1,
                     note=(_BURST_NOTE.format(n=n, tin=tin, tout=tout, tpot=tpot) if c == n else
                           f"ShareGPT, {n} prompts, closed loop at --max-concurrency {c}: tokens = the run's totals "
                           f"({tin} in, {tout} out) / {n}; TTFT and ITL are the printed medians (median TPOT {tpot} ms)")
@@ -335,7 +338,7 @@ ROWS: tuple[Measurement, ...] = (
     *(
         Measurement(f"qwen3-8b-h100-vllm030-{isl}-{osl}-c{c}", "Qwen/Qwen3-8B", "H100-80GB", 1, isl, osl, c, tput,
                     None, itl, "median", _SILYBENCH, "2026-09-24", family="qwen3", requests=n,
-                    found_after_fit=True,
+                    found_after_fit=1, async_scheduling=True,
                     note=f"vllm bench serve random {isl} in / {osl} out, {n} prompts, closed loop of {c} (3 repeats); "
                          f"ITL is the median ITL; TTFT is published only as p95 ({ttft_p95:.1f} ms) and p99, so it is "
                          "left out; served with --max-model-len 16384, thinking off")
@@ -378,13 +381,13 @@ ROWS: tuple[Measurement, ...] = (
     Measurement("qwen3-0.6b-h100-512-128-b500", "Qwen/Qwen3-0.6B", "H100-80GB", 1, 512, 128, 500,
                 11852.101961935648, 2869.831036507094, 4.514993997872807, "median",
                 _KVCACHED + "sweep_results/A_vanilla_inf.seed42.json", "2026-05-13", family="qwen3", requests=500,
-                found_after_fit=True,
+                found_after_fit=1, async_scheduling=True,
                 note="request rate inf, no --max-concurrency, so concurrency = 500 (the JSON's max_concurrent_requests "
                      "500); " + _KVCACHED_NOTE.format(tpot=5.712947661426527)),
     Measurement("qwen3-0.6b-h100-512-128-rate16", "Qwen/Qwen3-0.6B", "H100-80GB", 1, 512, 128, 0,
                 2032.4803173306893, 36.027459005708806, 2.0323969947639853, "median",
                 _KVCACHED + "sweep_results/F_vanilla_r16.seed42.json", "2026-05-13", family="qwen3",
-                request_rate=16.0, requests=500, found_after_fit=True,
+                request_rate=16.0, requests=500, found_after_fit=1, async_scheduling=True,
                 note="Poisson rate 16 requests/s, no --max-concurrency (the JSON's max_concurrent_requests 31); "
                      + _KVCACHED_NOTE.format(tpot=2.39868445671851)),
 )

@@ -141,44 +141,79 @@ def _overall(bench, rows):
 
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
-    """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Throughput (12%)
-    and ITL (3%) meet them on the rows held out before the sources found after the fit were added; TTFT (31%; 41%
-    before the front end's per-token cost, 40% before the LM head, per-prompt attention and vLLM's default budget)
-    does not, and is held to that figure. The rows found after the fit, the clean test, miss far more (held to
-    today's figures below)."""
+    """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
+    held-out closed-loop and burst row (the 2026-12-07 set and the held-out half of the first clean test),
+    throughput (18%) and TTFT (41%) miss, ITL (12%) meets them; each is held to today's figure. The 2026-12-07
+    set alone: 14%, 69% (its fixed TTFT part, 6 ms in the tenstorrent sweeps, is a fifth of the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
-    held = overall["held-out before"]
-    assert held["n"] == 28
-    assert held["throughput"]["median"] <= 0.15
-    assert held["itl"]["median"] <= 0.20
-    assert held["ttft"]["median"] <= 0.32 and held["ttft"]["worst"] <= 1.22  # target 20%: missed; worst 121%
-    # The two sources held out whole (both on H200) and the sources too small to split: 23%, 28%, 16% today.
+    held = overall["held-out"]
+    assert held["n"] == 73
+    assert held["throughput"]["median"] <= 0.19 and held["ttft"]["median"] <= 0.42  # targets 15%, 20%: missed
+    assert held["itl"]["median"] <= 0.15
+    before = overall["held-out before"]
+    assert before["n"] == 28
+    assert before["throughput"]["median"] <= 0.15 and before["itl"]["median"] <= 0.05
+    assert before["ttft"]["median"] <= 0.70
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.25 and new["ttft"]["median"] <= 0.29 and new["itl"]["median"] <= 0.17
+    assert new["throughput"]["median"] <= 0.13 and new["ttft"]["median"] <= 0.26 and new["itl"]["median"] <= 0.10
     fitted = overall["fitted"]
-    assert fitted["n"] == 18
-    assert fitted["throughput"]["median"] <= 0.06 and fitted["itl"]["median"] <= 0.04  # 5%, 3%
-    assert fitted["ttft"]["median"] <= 0.20  # 19.9%
+    assert fitted["n"] == 68
+    assert fitted["throughput"]["median"] <= 0.08 and fitted["itl"]["median"] <= 0.05  # 7%, 4%
+    assert fitted["ttft"]["median"] <= 0.36  # 35%
     rate = overall["rate mode"]
     assert rate["n"] == 4
-    assert rate["throughput"]["median"] <= 0.15 and rate["itl"]["median"] <= 0.37  # 7%, 36%
-    loops, bursts = overall["found after fit: loops"], overall["found after fit: bursts"]
-    assert loops["n"] == 39 and bursts["n"] == 56 and overall["found after fit"]["n"] == 95
-    # 19%, 52%, 13% on the closed loops; 81%, 65%, 91% on the bursts (targets missed).
-    assert loops["throughput"]["median"] <= 0.20 and loops["ttft"]["median"] <= 0.53
-    assert loops["itl"]["median"] <= 0.14
-    assert bursts["throughput"]["median"] <= 0.82 and bursts["ttft"]["median"] <= 0.66
+    assert rate["throughput"]["median"] <= 0.09 and rate["itl"]["median"] <= 0.16  # 8%, 15%
+    loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
+    assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
+    # 5%, 30%, 8% on its closed loops; 36%, 43%, 27% on its bursts.
+    assert loops["throughput"]["median"] <= 0.06 and loops["ttft"]["median"] <= 0.31 and loops["itl"]["median"] <= 0.09
+    assert bursts["throughput"]["median"] <= 0.37 and bursts["ttft"]["median"] <= 0.44
+    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
+    calibrated = _overall(bench, bench.evaluate_calibrated())
+    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35
 
 
 def test_fewer_constants_are_fitted_than_rows() -> None:
     bench = _bench()
     fitted_rows = [row for row in bench.REFERENCES if not row.held_out and not row.v0_engine]
-    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 18 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
+    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 68 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
     stored = json.loads(performance.DATA_FILE.read_text())["fitted"]
     assert set(stored) - {"fitted_on"} == set(bench._BOUNDS)
-    assert "18 fitted rows" in stored["fitted_on"]
+    assert "68 fitted rows" in stored["fitted_on"]
+
+
+def test_each_publisher_has_its_own_request_overhead_and_the_stored_one_is_their_median() -> None:
+    """The fixed part of a TTFT is the harness's and the host's: the fit gives each publisher with a published TTFT
+    its own, and stores the median for a host not yet measured."""
+    import statistics
+
+    data = json.loads(performance.DATA_FILE.read_text())
+    own = {key: value for key, value in data["request_overhead_ms_by_publisher"].items() if key != "about"}
+    assert len(own) >= 3 and max(own.values()) > 3 * min(own.values())
+    assert data["fitted"]["request_overhead_ms"] == pytest.approx(statistics.median(own.values()))
+    bench = _bench()
+    with_ttft = {bench.publisher(row.source) for row in bench.REFERENCES
+                 if not row.held_out and not row.v0_engine and row.request_rate is None and row.ttft_ms is not None}
+    assert set(own) == with_ttft
+
+
+def test_async_scheduling_overlaps_the_cpu_part_of_a_step_by_hand() -> None:
+    """One sequence of Llama 3.1 8B on an H100 with 5 ms of CPU per step: added to the GPU's 6.9 ms without async
+    scheduling, hidden under it with; with pipeline parallelism vLLM does not schedule asynchronously."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    cpu = replace(NEUTRAL, step_overhead_ms=5.0)
+    device = performance.step_seconds(performance._derive(llama, ServingLayout("H100")), NEUTRAL, 1, 0, 0)
+    overlapped = performance.step_seconds(performance._derive(llama, ServingLayout("H100")), cpu, 1, 0, 0)
+    serial = performance.step_seconds(
+        performance._derive(llama, ServingLayout("H100", async_scheduling=False)), cpu, 1, 0, 0)
+    assert overlapped == pytest.approx(max(device, 5e-3), rel=1e-9)
+    assert serial == pytest.approx(device + 5e-3, rel=1e-9)
+    slow_cpu = replace(NEUTRAL, step_overhead_ms=20.0)
+    assert performance.step_seconds(performance._derive(llama, ServingLayout("H100")), slow_cpu, 1, 0, 0) == (
+        pytest.approx(20e-3, rel=1e-9))
+    assert not performance._derive(llama, ServingLayout("H100", pipeline_parallel_size=2)).overlapped
 
 
 def test_split_follows_the_written_rule() -> None:
@@ -208,7 +243,8 @@ def test_split_follows_the_written_rule() -> None:
     assert whole <= set(groups)
     for source, members in groups.items():
         ordered = sorted(members, key=lambda row: row.key)
-        if source in whole or len(ordered) < 3 or any(row.found_after_fit for row in ordered):
+        latest = any(row.found_after_fit == performance_references.CLEAN_TEST for row in ordered)
+        if source in whole or len(ordered) < 3 or latest:
             assert all(row.held_out for row in ordered), source
         else:
             assert [row.held_out for row in ordered] == [index % 2 == 1 for index in range(len(ordered))], source
@@ -250,20 +286,82 @@ def test_rate_rows_are_finite_runs_when_their_request_count_is_known() -> None:
 
 
 def test_finite_run_throughput_is_output_over_the_makespan_by_hand() -> None:
-    """200 requests at 1/s arrive over 200 s; the last finishes one latency (TTFT plus 127 steps) later."""
+    """200 requests at 1/s arrive over 199 s, each alone in the engine (it serves one in well under a second); the
+    last finishes one latency later: its TTFT (the request's overhead and one prefill step) and 127 decode steps of
+    one sequence."""
     llama = facts("meta-llama/Llama-3.1-8B-Instruct")
-    finite = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=1.0, requests=200))
-    latency_s = finite.ttft_ms.p50 / 1e3 + 127 * finite.itl_ms.p90 / 1e3
+    layout = ServingLayout("H100")
+    constants = replace(NEUTRAL, request_overhead_ms=10.0, frontend_ms_per_request=2.0)
+    finite = predict(llama, layout, Workload(1024, 128, rate=1.0, requests=200), constants)
+    model = performance._derive(llama, layout)
+    prefill = performance.step_seconds(model, constants, 0, 0, 1024, 1, 1024 * 1024 / 2)
+    decode = [performance.step_seconds(model, constants, 1, 1024 + generated, 0) for generated in range(1, 128)]
+    assert finite.ttft_ms.p50 == pytest.approx(10.0 + prefill * 1e3, rel=1e-9)
+    # The decode steps are taken together at the mean context of the stretch (the step is linear in it).
+    latency_s = 10e-3 + prefill + sum(decode)
     assert not finite.saturated
-    assert finite.output_tokens_per_s == pytest.approx(200 * 128 / (200 + latency_s), rel=1e-6)
-    steady = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=1.0))
+    assert finite.output_tokens_per_s == pytest.approx(200 * 128 / (199 + latency_s), rel=1e-9)
+    assert finite.itl_ms.p50 == pytest.approx(sum(decode) / 127 * 1e3, rel=1e-9)
+    steady = predict(llama, layout, Workload(1024, 128, rate=1.0))
     assert steady.output_tokens_per_s == pytest.approx(128.0)
     # Far above the steady capacity, 100 requests still fit one batch: finite latency, not saturation.
-    burst = predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=10_000, requests=100))
+    burst = predict(llama, layout, Workload(1024, 128, rate=10_000, requests=100))
     assert not burst.saturated and math.isfinite(burst.ttft_ms.p50)
-    assert predict(llama, ServingLayout("H100"), Workload(1024, 128, rate=10_000)).saturated
+    assert predict(llama, layout, Workload(1024, 128, rate=10_000)).saturated
     with pytest.raises(ValueError, match="requests"):
         Workload(10, 10, concurrency=2, requests=5)
+
+
+def test_a_kv_cache_of_one_request_serves_a_burst_one_by_one_by_hand() -> None:
+    """A cache that holds one request (1024 + 64 tokens) of four sent at once: the scheduler admits the next only
+    when the last finishes, so the run is four times one request's service (a prefill step and 63 decode steps),
+    the k-th request's TTFT waits for k - 1 of them, and nothing ever decodes beside a prompt."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100", kv_cache_tokens=1088)
+    constants = replace(NEUTRAL, request_overhead_ms=0.0, frontend_ms_per_request=0.0)
+    model = performance._derive(llama, layout)
+    prefill = performance.step_seconds(model, constants, 0, 0, 1024, 1, 1024 * 1024 / 2)
+    decode = [performance.step_seconds(model, constants, 1, 1024 + generated, 0) for generated in range(1, 64)]
+    service = prefill + sum(decode)
+    run = predict(llama, layout, Workload(1024, 64, rate=math.inf, requests=4), constants)
+    assert run.saturated  # the others waited for room
+    assert run.requests_per_s == pytest.approx(4 / (4 * service), rel=1e-9)
+    ttfts = [prefill + k * service for k in range(4)]
+    assert run.ttft_ms.p50 == pytest.approx(ttfts[1] * 1e3, rel=1e-9)  # the second of four (the median's rank)
+    assert run.ttft_ms.p90 == pytest.approx(ttfts[3] * 1e3, rel=1e-9)
+    assert run.itl_ms.p90 == pytest.approx(max(decode) * 1e3, rel=1e-2)
+
+
+def test_a_burst_longer_than_the_budget_decodes_beside_prompt_chunks() -> None:
+    """100 prompts of 2000 tokens at once, 8192 tokens a step: about four prompts start per step for 25 steps
+    while those admitted earlier decode beside them (about 1,200 of the run's 10,000 gaps between tokens, so more
+    than a tenth: the 90th percentile is such a step, 8,000 prompt tokens long); the other gaps are decode steps of
+    up to 100 sequences (the median). The last prompt waits for the chunks of all the others."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100", max_num_batched_tokens=8192)
+    constants = replace(NEUTRAL, request_overhead_ms=0.0, frontend_ms_per_request=0.0)
+    model = performance._derive(llama, layout)
+    run = predict(llama, layout, Workload(2000, 100, rate=math.inf, requests=100), constants)
+    decode_alone = performance.step_seconds(model, constants, 100, 2050, 0)
+    chunk_step = performance.step_seconds(model, constants, 0, 0, 8000, 4, 4 * 2000 * 2000 / 2)
+    assert run.itl_ms.p50 == pytest.approx(decode_alone * 1e3, rel=0.05)
+    assert run.itl_ms.p90 > 0.9 * chunk_step * 1e3 > 5 * run.itl_ms.p50
+    assert run.ttft_ms.p90 > 20 * chunk_step * 1e3
+    assert not run.saturated
+
+
+def test_a_burst_waits_in_the_front_end_by_hand() -> None:
+    """100 one-token requests sent at once through a front end of 10 ms of serial work per request reach the
+    engine over 1 s, as a run at 100 requests/s does (each is one prefill step, shorter than 10 ms, so the engine
+    serves them one by one either way); the burst's k-th request also waits k x 10 ms before the front end takes
+    it, so its median TTFT is 490 ms above the paced run's (the 50th of 100) and its throughput the same."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    constants = replace(NEUTRAL, request_overhead_ms=10.0, frontend_ms_per_request=10.0)
+    layout = ServingLayout("H100")
+    burst = predict(llama, layout, Workload(256, 1, rate=math.inf, requests=100), constants)
+    paced = predict(llama, layout, Workload(256, 1, rate=100.0, requests=100), constants)
+    assert burst.ttft_ms.p50 - paced.ttft_ms.p50 == pytest.approx(490.0, rel=1e-6)
+    assert burst.requests_per_s == pytest.approx(paced.requests_per_s, rel=1e-9)
 
 
 def test_lockstep_closed_loop_prefills_its_prompts_together() -> None:
@@ -281,7 +379,8 @@ def test_moe_prompt_chunk_reads_experts_faster_than_decode() -> None:
     """A decode token gives each expert it touches one row; a 1024-token chunk gives Qwen3-30B-A3B's 128 experts
     64 rows each, so its expert reads and products run far nearer the dense rate."""
     model = performance._derive(facts("Qwen/Qwen3-30B-A3B"), ServingLayout("A100-80GB"))
-    constants = performance.fitted_constants()
+    # The expert products' compute bound at the dense rate, so that the chunk's expert reads are what binds.
+    constants = replace(performance.fitted_constants(), moe_compute_factor=1.0)
     assert constants.moe_half_tokens_per_expert > 0
     decode = performance.step_seconds(model, constants, 64, 0, 0)  # 64 tokens touch nearly every expert
     chunk = performance.step_seconds(model, constants, 0, 0, 1024)
@@ -312,6 +411,11 @@ def test_fit_never_reads_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
                     for row in bench.REFERENCES)
     monkeypatch.setattr(bench, "REFERENCES", changed)
     assert bench._loss(performance.fitted_constants()) == before
+    # A fitted row does move it.
+    fitted_changed = tuple(replace(row, output_tokens_per_s=row.output_tokens_per_s * 10) if not row.held_out else row
+                           for row in bench.REFERENCES)
+    monkeypatch.setattr(bench, "REFERENCES", fitted_changed)
+    assert bench._loss(performance.fitted_constants()) > before
 
 
 def _size(*args: str) -> subprocess.CompletedProcess[str]:
@@ -342,9 +446,9 @@ def test_search_infeasible_says_which_objective_fails_and_by_how_much() -> None:
 
 
 def test_search_budget_cap() -> None:
-    done = _size("--rate", "20", "--ttft-p90", "500", "--budget", "5")
+    done = _size("--rate", "20", "--ttft-p90", "500", "--budget", "3")
     assert done.returncode == 1
-    assert "--budget 5 USD/h" in done.stdout
+    assert "--budget 3 USD/h" in done.stdout
     assert "no sourced price" in done.stdout and "--price-file" in done.stdout  # unpriced types are named
 
 
@@ -503,32 +607,6 @@ def test_mla_attention_flops_follow_its_prefill_and_decode_paths() -> None:
         4 * 32 * 128 * 32)
 
 
-def test_request_handling_waits_behind_the_streamed_tokens_by_hand() -> None:
-    """At a rate of 4 requests/s of 500 output tokens, the front end streams 2000 tokens/s; at 100 us each its loop
-    is busy u = 0.2 of the time, so a request's 10 ms of handling stretches to 10 / (1 - 0.2) = 12.5 ms."""
-    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
-    layout = ServingLayout("H100")
-    model = performance._derive(llama, layout)
-    workload = Workload(256, 500, rate=4.0)
-    base = replace(NEUTRAL, request_overhead_ms=10.0, frontend_us_per_token=0.0)
-    busy = replace(base, frontend_us_per_token=100.0)
-    idle_ttft = performance._steady_state(model, layout, base, workload, clients=None, rate=4.0).ttft_s
-    busy_ttft = performance._steady_state(model, layout, busy, workload, clients=None, rate=4.0).ttft_s
-    assert (busy_ttft - idle_ttft) * 1e3 == pytest.approx(12.5 - 10.0, rel=1e-6)
-
-
-def test_a_burst_waits_in_the_front_end_by_hand() -> None:
-    """100 requests sent at once through a front end of 10 ms per request reach the engine over 1 s, as a run at
-    100 requests/s does; the burst's median request also waits half that second before the front end takes it."""
-    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
-    constants = replace(NEUTRAL, request_overhead_ms=10.0, frontend_us_per_token=0.0)
-    layout = ServingLayout("H100")
-    burst = predict(llama, layout, Workload(256, 16, rate=math.inf, requests=100), constants)
-    paced = predict(llama, layout, Workload(256, 16, rate=100.0, requests=100), constants)
-    assert burst.ttft_ms.p50 - paced.ttft_ms.p50 == pytest.approx(500.0, rel=1e-6)
-    assert burst.requests_per_s == pytest.approx(paced.requests_per_s, rel=1e-9)
-
-
 def test_binding_compares_the_rate_share_of_capacity_with_the_latency_shares() -> None:
     """One replica that meets the objective at once: what binds is the constraint closest to its limit, not
     throughput by default (the rate's share of capacity was counted as 1 whatever the load)."""
@@ -553,7 +631,8 @@ def test_bench_workload_is_a_burst_without_a_concurrency_cap() -> None:
     assert capped.concurrency == 4 and capped.rate is None
     burst = bench_predicted.workload(args("inf", None))
     assert burst.rate == math.inf and burst.requests == 40 and burst.concurrency is None
-    assert bench_predicted.workload(args("2.5", None)).rate == 2.5
+    paced = bench_predicted.workload(args("2.5", None))
+    assert paced.rate == 2.5 and paced.requests == 40  # a finite run of --num-prompts
 
 
 def test_bench_calibration_row_is_a_measurement_the_bench_reads_alike() -> None:
@@ -572,3 +651,45 @@ def test_bench_calibration_row_is_a_measurement_the_bench_reads_alike() -> None:
         assert bench.is_burst(row) == (kind == "burst")
         assert (row.request_rate is not None) == (kind == "rate")
         assert bench.evaluate(row).mode == ("rate" if kind == "rate" else "closed")
+
+
+def test_size_calibration_takes_the_request_overhead_of_the_users_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The file ``pulumi-vllm bench --calibration-json`` writes sets the request overhead so that the same run is
+    predicted at its measured TTFT; another load on the same host takes that overhead, and a search too."""
+    import argparse
+
+    from pulumi_vllm.cli import bench_predicted, main
+
+    args = argparse.Namespace(request_rate="inf", max_concurrency=1, num_prompts=20, input_len=1024, output_len=128,
+                              model="meta-llama/Llama-3.1-8B-Instruct", gpu="H100", tensor_parallel_size=1)
+    measured = {"output_throughput": 120.0, "median_ttft_ms": 95.0, "mean_tpot_ms": 7.5}
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"measurement": bench_predicted.calibration_row(
+        args, measured, bench_predicted.workload(args))}))
+    common = ["size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100", "--input-tokens", "1024",
+              "--output-tokens", "128", "--json"]
+
+    def ttft(*extra: str) -> float:
+        assert main([*common, *extra]) == 0
+        out, err = capsys.readouterr()
+        assert ("calibrated:" in err) == ("--calibration" in extra)
+        return float(json.loads(out)["predicted"]["ttft_ms"]["p50"])
+
+    assert ttft("--concurrency", "1", "--calibration", str(path)) == pytest.approx(95.0, abs=0.05)
+    uncalibrated = ttft("--concurrency", "1")
+    assert uncalibrated < 95.0 - 20
+    # Eight clients on the same host: the host's overhead moves their TTFT too, by at least what it added alone.
+    shift = 95.0 - uncalibrated
+    assert ttft("--concurrency", "8", "--calibration", str(path)) - ttft("--concurrency", "8") >= shift * 0.99
+    assert main(["size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--rate", "2", "--input-tokens", "1024",
+                 "--output-tokens", "128", "--calibration", str(path), "--json"]) == 0
+    assert "calibrated:" in capsys.readouterr().err
+    # A run without a TTFT calibrates nothing: one message naming the option, the file and the field.
+    bad = tmp_path / "no-ttft.json"
+    bad.write_text(json.dumps({"measurement": {**bench_predicted.calibration_row(
+        args, {"output_throughput": 120.0}, bench_predicted.workload(args))}}))
+    assert main([*common, "--concurrency", "1", "--calibration", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: --calibration ") and str(bad) in err and "ttft_ms" in err

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pulumi_vllm.capacity.performance import (
     AutoscalingTargets,
+    Constants,
     Prediction,
     ServingLayout,
     Workload,
@@ -72,7 +73,7 @@ def meets(prediction: Prediction, objective: TrafficObjective) -> bool:
 
 def size_replicas(
     facts: ModelFacts, layout: Callable[[int], ServingLayout], objective: TrafficObjective,
-    max_replicas: int = MAX_REPLICAS,
+    max_replicas: int = MAX_REPLICAS, constants: Constants | None = None,
 ) -> ReplicaSizing:
     """Replicas of ``layout(replicas)`` that serve ``objective``: from the capacity at 90% load, then up
     (doubling below 8, a quarter more above) until the latency objectives hold or ``max_replicas`` is reached.
@@ -81,15 +82,15 @@ def size_replicas(
         ValueError: the layout has no performance figures (its GPU) or the objective is not a workload.
     """
     workload = objective.workload
-    first = predict(facts, layout(1), workload)
+    first = predict(facts, layout(1), workload, constants)
     replicas = max(1, math.ceil(objective.rate / (first.capacity_requests_per_s * CAPACITY_SHARE)))
     replicas = min(replicas, max_replicas)
-    prediction = predict(facts, layout(replicas), workload)
+    prediction = predict(facts, layout(replicas), workload, constants)
     previous = prediction
     while not meets(prediction, objective) and replicas < max_replicas:
         previous = prediction
         replicas = min(max_replicas, replicas * 2 if replicas < 8 else replicas + max(1, replicas // 4))
-        prediction = predict(facts, layout(replicas), workload)
+        prediction = predict(facts, layout(replicas), workload, constants)
     return ReplicaSizing(replicas, prediction, previous, meets(prediction, objective))
 
 

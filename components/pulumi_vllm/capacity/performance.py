@@ -5,21 +5,26 @@ of the batch is routed to) and the KV cache of every running sequence, at the GP
 efficiency that falls as the matrices get smaller (tensor parallelism divides every matrix by its size: a
 42 MB matrix reads at about half the streaming rate of a 470 MB one on an H100), and computes two FLOPs per
 active parameter per token at the dense tensor rate; it adds the tensor-parallel all-reduces (two per layer,
-start-up latency plus a ring over the interconnect) and a fixed CPU cost per step and per sequence. Prefill is
-the prompt's FLOPs (weights, the LM head once per prompt as vLLM scores only its last position, and attention
-over the prompt's own tokens, ``n ** 2 / 2`` pairs however it is chunked or batched) at the dense rate of the
-weight and activation precision, with the rate rising with the tokens in the step (each chunk on its own). Continuous batching and chunked prefill follow vLLM's V1 scheduler:
-running decodes take one token of the step's ``max_num_batched_tokens`` budget each, prompt chunks fill the
-rest; the step time, the running batch and the arrival rate are solved together (Little's law). A fused-MoE
-layer reads its experts more efficiently the more tokens each one gets (one per decode token, many per prompt
-chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside the dense kernels' one; FLOPs
-follow parameters, not bytes (a checkpoint may quantise only its experts). TTFT is a fixed per-request part
-(stretched while the front end's event loop is busy streaming the running requests' tokens), half the step in
-flight when a prompt arrives while others decode, the prefill chunks, and queueing: a closed loop of equal
-lengths runs in lockstep (its clients finish together and their prompts are prefilled together); at a rate, an
-M/D/1 queue in front of a full batch, or, for a run of a known number of requests, a finite run (arrivals over
-``requests / rate`` seconds, throughput over the makespan; the front end admits one request per
-``request_overhead_ms``, so a burst of every request at once reaches the engine over ``requests`` such times).
+start-up latency plus a ring over the interconnect) and a CPU cost per step and per sequence, which async
+scheduling (vLLM's default since 0.14.0, not with pipeline parallelism) overlaps with the GPU's part instead of
+adding to it. Prefill is the prompt's FLOPs (weights, the LM head once per prompt as vLLM scores only its last
+position, and attention over the prompt's own tokens, ``n ** 2 / 2`` pairs however it is chunked or batched) at
+the dense rate of the weight and activation precision, with the rate rising with the tokens in the step (each
+chunk on its own). A fused-MoE layer reads its experts more efficiently the more tokens each one gets (one per
+decode token, many per prompt chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside
+the dense kernels' one; FLOPs follow parameters, not bytes (a checkpoint may quantise only its experts).
+
+Continuous batching and chunked prefill follow vLLM's V1 scheduler: running decodes take one token of the step's
+``max_num_batched_tokens`` budget each, prompt chunks fill the rest. For a closed loop or a steady rate, the step
+time, the running batch and the arrival rate are solved together (Little's law); TTFT is a fixed per-request part
+(``request_overhead_ms``), half the step in flight when a prompt arrives while others decode, the prefill chunks,
+and queueing: a closed loop of equal lengths runs in lockstep (its clients finish together and their prompts are
+prefilled together); at a steady rate, an M/D/1 queue in front of a full batch. A run of a known number of
+requests (``Workload.requests``: at a rate, or all at once) is simulated step by step as the scheduler runs it
+(:func:`_simulate_run`): admission up to ``max_num_seqs`` and the KV cache, prompt chunks beside the decodes, a
+front end that hands the engine one request per ``frontend_ms_per_request``; its TTFT and ITL percentiles are
+those of the simulated requests and steps. The median ITL of a steady state is a step that carries a prompt once
+half the steps do.
 The model is of vLLM's V1 engine.
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
@@ -108,12 +113,15 @@ class Constants:
     efficiency with one token per expert (``moe_bandwidth_factor``, ``int4_moe_factor``): a prompt chunk gives every
     expert several tokens and reads them at nearly the dense rate, a decode step gives each one token. 0: the
     loss applies whatever the tokens."""
-    frontend_us_per_token: float = 0.0
-    """CPU time the server's front end (one event loop: detokenising, framing and sending each streamed token)
-    spends per output token. A new request's handling (``request_overhead_ms``) waits behind that work, so it
-    stretches by ``1 / (1 - u)`` at the loop's utilisation ``u`` (output tokens/s times this cost). 0: no wait."""
+    frontend_ms_per_request: float = 0.0
+    """The part of ``request_overhead_ms`` the front end's event loop spends on each request serially (parsing,
+    the chat template, tokenising, handing it to the engine): a run of many requests at once reaches the engine
+    no faster than one per this time. The rest of ``request_overhead_ms`` overlaps with other requests."""
     half_efficiency_prefill_tokens: float = 256.0
     prefill_peak_fraction: float = 0.8
+    measured: tuple[str, ...] = ()
+    """Constants set from the user's own measurement (:func:`calibrate_request_overhead`), which a device
+    profile's overrides do not replace."""
 
 
 @cache
@@ -124,7 +132,7 @@ def _data() -> dict[str, Any]:
 def fitted_constants() -> Constants:
     """The constants as stored in ``gpu_performance.json``."""
     data = _data()
-    fitted = {key: float(value) for key, value in data["fitted"].items() if key != "fitted_on"}
+    fitted: dict[str, Any] = {key: float(value) for key, value in data["fitted"].items() if key != "fitted_on"}
     defaults = data["defaults"]
     return Constants(
         **fitted,
@@ -198,6 +206,11 @@ class ServingLayout:
     kv_cache_tokens: int | None = None
     """Tokens one engine's KV cache holds (the capacity planner's figure); ``None``: not a limit."""
     model_id: str = ""
+    async_scheduling: bool = True
+    """vLLM schedules step N+1 while step N runs on the GPU, so the CPU's part of a step (``step_overhead_ms``,
+    ``per_sequence_overhead_us``) overlaps the GPU's instead of adding to it: on by default since vLLM 0.14.0
+    (https://github.com/vllm-project/vllm/releases/tag/v0.14.0, pull request 27614), but not with pipeline
+    parallelism, where it stays off whatever this says."""
 
     @property
     def gpus(self) -> int:
@@ -326,6 +339,8 @@ class _Model:
     gpu: GpuPerformance
     tp: int
     pp: int
+    overlapped: bool = False
+    """Async scheduling: the step's CPU part runs beside its GPU part (``ServingLayout.async_scheduling``)."""
 
 
 def active_parameters(facts: ModelFacts) -> tuple[float, float, float]:
@@ -433,6 +448,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         gpu=gpu,
         tp=tp,
         pp=pp,
+        overlapped=layout.async_scheduling and pp == 1,
     )
 
 
@@ -494,7 +510,7 @@ def step_seconds(
         prefill_pairs = prefill_tokens * prefill_tokens / 2
     flops += model.attention_flops_per_token_context * prefill_pairs
     flops += model.decode_attention_flops_per_token_context * decode_seqs * context_tokens
-    compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half))
+    compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half)) if tokens > 0 else 0.0
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
     # Each kernel is bound by its own roofline: the dense and attention kernels by their reads or their FLOPs, the
     # grouped expert products by their expert reads (which already slow down with few rows per expert) or their
@@ -507,7 +523,9 @@ def step_seconds(
         # ``int4_moe_factor`` of the 16-bit kernel's.
         expert_compute = expert_flops / (peak * constants.prefill_peak_fraction * constants.moe_compute_factor * int4)
         expert_time = max(expert_read, expert_compute)
-    return max(weights + kv_read, compute) + expert_time + _allreduce_s(model, tokens) + overhead / model.pp
+    device = max(weights + kv_read, compute) + expert_time + _allreduce_s(model, tokens)
+    # With async scheduling the CPU prepares the next step while the GPU runs this one: the slower of the two.
+    return max(device, overhead) if model.overlapped else device + overhead / model.pp
 
 
 @dataclass(frozen=True)
@@ -517,6 +535,10 @@ class _Steady:
     running: float
     requests_per_s: float
     ttft_s: float
+    mixed_step_s: float = 0.0
+    """A step that carries the prompts arriving in it as well as the running decodes."""
+    prompt_step_share: float = 0.0
+    """Share of the decode steps that carry a prompt (``1 - exp(-prompts arriving per step)``)."""
 
 
 def _steady_state(
@@ -563,9 +585,7 @@ def _steady_state(
         # processing of it) before it is scheduled; an idle engine takes it at once.
         busy = min(1.0, decoding * pp)
         ttft = (prefill_s + constants.ttft_decode_steps * busy * step) * pp
-        # The request's handling in the front end waits behind the tokens it streams for the running requests.
-        loop_busy = min(0.9, throughput * outputs * constants.frontend_us_per_token * 1e-6)
-        ttft += constants.request_overhead_ms * 1e-3 / (1 - loop_busy)
+        ttft += constants.request_overhead_ms * 1e-3
         e2e = ttft + (outputs - 1) * step * pp
         if clients is not None:
             throughput = clients / e2e
@@ -588,7 +608,13 @@ def _steady_state(
             break
         step = 0.5 * step + 0.5 * new_step
         running = 0.5 * running + 0.5 * running_next
-    return _Steady(step * pp, decode_step * pp, running, throughput, ttft)
+    # A prompt is scheduled whole (up to the budget) in the first step after it arrives, so the steps that carry one
+    # are longer than the rest; the median gap between tokens is one of them once most steps do.
+    arriving = throughput * step * pp * max(0.0, others)
+    mixed_tokens = min(float(budget), inputs * max(1.0, arriving))
+    mixed = step_seconds(model, constants, running / pp, context, mixed_tokens, max(1.0, arriving),
+                         mixed_tokens * inputs / 2) if arriving > 0 else decode_step
+    return _Steady(step * pp, decode_step * pp, running, throughput, ttft, mixed * pp, 1 - math.exp(-arriving))
 
 
 def _limit(layout: ServingLayout, workload: Workload) -> int:
@@ -599,49 +625,149 @@ def _limit(layout: ServingLayout, workload: Workload) -> int:
     return max(1, limit)
 
 
-def _finite_run(
-    model: _Model, layout: ServingLayout, constants: Constants, workload: Workload, engines: int,
-    capacity: _Steady, limit: int,
-) -> tuple[_Steady, float, float, float, bool]:
-    """A run of ``workload.requests`` requests arriving at ``workload.rate`` for ``requests / rate`` seconds:
-    ``(state, requests/s over the makespan, TTFT p50, TTFT p90, saturated)``.
+@dataclass
+class _Request:
+    arrival: float
+    prefilled: int = 0
+    generated: int = 0
 
-    The requests in flight follow Little's law (the rate times the latency), but never exceed the run's requests
-    or the batch limit: a short run that vLLM admits whole runs as one batch, without the unbounded queue of a
-    steady state above capacity. The makespan is the arrival window, or the time the engine needs to serve the
-    requests at its batch limit if longer, plus the last request's latency; requests beyond the batch limit wait
-    for a slot (the median one half of that backlog).
+
+@dataclass(frozen=True)
+class _Run:
+    """What a simulated finite run of one engine gives."""
+
+    makespan_s: float
+    ttft_s: tuple[float, ...]
+    itl_p50_s: float
+    itl_p90_s: float
+    running: float
+    """Sequences decoding, averaged over the run's time."""
+    context: float
+    """Their mean context, averaged the same way."""
+    waited: bool
+    """Some request found the batch full (``max_num_seqs`` or the KV cache) and waited for room."""
+
+
+def _weighted_percentile(samples: list[tuple[float, float]], share: float) -> float:
+    """The value below which ``share`` of the weight lies, of ``(value, weight)`` pairs."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    total = sum(weight for _, weight in ordered)
+    seen = 0.0
+    for value, weight in ordered:
+        seen += weight
+        if seen >= share * total:
+            return value
+    return ordered[-1][0]
+
+
+def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, workload: Workload,
+                  engines: int) -> _Run:
+    """One engine's share of a run of ``workload.requests`` requests, step by step as vLLM's V1 scheduler runs it.
+
+    Requests arrive evenly at the run's rate (all at once at an unbounded one). The front end, one event loop,
+    takes ``frontend_ms_per_request`` of serial work to hand each to the engine; the rest of ``request_overhead_ms``
+    is latency that overlaps with other requests. Each
+    step gives every decoding sequence one token of the ``max_num_batched_tokens`` budget, continues the prompts
+    being prefilled, then admits waiting requests in arrival order while the batch has room (``max_num_seqs``
+    sequences, and the KV cache for the whole of each request), chunking a prompt to the budget left; the step
+    takes :func:`step_seconds` of what it carries. A request's first token comes with its prompt's last chunk.
+    Steps that only decode are taken together until the next request finishes or can be admitted.
     """
     assert workload.rate is not None and workload.requests is not None
-    requests = workload.requests / engines
-    offered = workload.rate / engines
-    # The front end handles one request at a time (``request_overhead_ms`` each), so it admits at most that many
-    # per second: a burst (an unbounded rate) reaches the engine over ``requests x request_overhead_ms``, and the
-    # time a request waits in the front end is part of its TTFT.
-    admit = 1e3 / constants.request_overhead_ms if constants.request_overhead_ms > 0 else math.inf
-    rate = min(offered, admit)
-    window = requests / rate
-    queued_front = window - (requests / offered if math.isfinite(offered) else 0.0)
-    room = min(float(limit), requests)
-    outputs = workload.output_tokens
-    # Start from an empty engine: when a full batch would be slow enough to keep itself full and a small one fast
-    # enough to stay small, the run starts empty and settles at the small one.
-    in_flight = 1.0
-    state = _steady_state(model, layout, constants, workload, clients=in_flight, rate=None)
-    for _ in range(50):
-        latency = state.ttft_s + (outputs - 1) * state.step_s
-        wanted = min(room, max(1.0, rate * latency))
-        if abs(wanted - in_flight) < 1e-3:
+    count = max(1, round(workload.requests / engines))
+    rate = workload.rate / engines
+    inputs, outputs = workload.input_tokens, workload.output_tokens
+    budget = layout.max_num_batched_tokens
+    pp = model.pp
+    serial = max(0.0, min(constants.frontend_ms_per_request, constants.request_overhead_ms)) * 1e-3
+    latency = constants.request_overhead_ms * 1e-3 - serial
+    cache = layout.kv_cache_tokens
+    reserve = inputs + outputs
+    arrivals = [index / rate if math.isfinite(rate) else 0.0 for index in range(count)]
+    pending = 0  # next request the front end has not handed over yet
+    front = 0.0  # when the front end is next free
+    ready: list[_Request] = []  # handed to the engine, not yet scheduled
+    running: list[_Request] = []
+    ttft: list[float] = []
+    gaps: list[tuple[float, float]] = []
+    now = 0.0
+    busy_time = running_time = context_time = 0.0
+    waited = False
+    done = 0
+
+    def hand_over(until: float) -> None:
+        nonlocal pending, front
+        while pending < count and max(arrivals[pending], front) + serial <= until:
+            front = max(arrivals[pending], front) + serial
+            ready.append(_Request(arrivals[pending]))
+            pending += 1
+
+    for _ in range(1_000_000):
+        if done == count:
             break
-        in_flight = 0.5 * in_flight + 0.5 * wanted
-        state = _steady_state(model, layout, constants, workload, clients=in_flight, rate=None)
-    latency = state.ttft_s + (outputs - 1) * state.step_s
-    served = max(window, requests / capacity.requests_per_s) if requests > limit else window
-    makespan = served + latency
-    backlog = max(0.0, requests / capacity.requests_per_s - window) if requests > limit else 0.0
-    ttft50 = state.ttft_s + (backlog + queued_front) / 2
-    ttft90 = state.ttft_s * 1.15 + (backlog + queued_front) * 0.9
-    return state, requests / makespan * engines, ttft50, ttft90, backlog > 0
+        hand_over(now)
+        if not running and not ready:
+            now = max(arrivals[pending], front) + serial
+            continue
+        left = budget
+        decoding = [request for request in running if request.prefilled >= inputs]
+        left -= len(decoding)
+        chunks: list[tuple[_Request, int]] = []
+        for request in running:
+            if request.prefilled < inputs and left > 0:
+                chunk = min(inputs - request.prefilled, left)
+                chunks.append((request, chunk))
+                left -= chunk
+        while ready and left > 0:
+            if len(running) >= layout.max_num_seqs or (
+                    cache is not None and (len(running) + 1) * reserve > cache and running):
+                waited = True
+                break
+            request = ready.pop(0)
+            running.append(request)
+            chunk = min(inputs, left)
+            chunks.append((request, chunk))
+            left -= chunk
+        context = (sum(request.prefilled + request.generated for request in decoding) / len(decoding)
+                   if decoding else 0.0)
+        steps = 1
+        if not chunks and decoding and len(decoding) == len(running):
+            # Only decodes: take the steps together until a sequence finishes or the next request can be admitted.
+            steps = min(outputs - request.generated for request in decoding)
+            room = len(running) < layout.max_num_seqs and (cache is None or (len(running) + 1) * reserve <= cache)
+            if room and pending < count:
+                probe = step_seconds(model, constants, len(decoding) / pp, context, 0) * pp
+                arrival = max(arrivals[pending], front) + serial
+                steps = max(1, min(steps, math.ceil((arrival - now) / probe) if probe > 0 else 1))
+            context += (steps - 1) / 2
+        prefill = sum(chunk for _, chunk in chunks)
+        pairs = sum(chunk * (request.prefilled + chunk / 2) for request, chunk in chunks)
+        step = step_seconds(model, constants, len(decoding) / pp, context, prefill / pp, len(chunks) / pp,
+                            pairs / pp) * pp
+        now += step * steps
+        busy_time += step * steps
+        running_time += len(decoding) * step * steps
+        context_time += len(decoding) * context * step * steps
+        if decoding:
+            gaps.append((step, float(len(decoding) * steps)))
+        for request in decoding:
+            request.generated += steps
+        for request, chunk in chunks:
+            request.prefilled += chunk
+            if request.prefilled >= inputs:
+                request.generated = 1
+                ttft.append(now - request.arrival + latency)
+        finished = [request for request in running if request.generated >= outputs]
+        done += len(finished)
+        running = [request for request in running if request.generated < outputs]
+    weight = max(running_time, 1e-12)
+    return _Run(
+        makespan_s=now + latency, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
+        itl_p90_s=_weighted_percentile(gaps, 0.9), running=running_time / max(busy_time, 1e-12),
+        context=context_time / weight, waited=waited,
+    )
 
 
 def predict(
@@ -656,7 +782,9 @@ def predict(
         if getattr(layout, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(layout, name)}")
     model = _derive(facts, layout)
-    constants = replace(constants or fitted_constants(), **dict(model.gpu.overrides))
+    constants = constants or fitted_constants()
+    overrides: dict[str, Any] = {key: value for key, value in model.gpu.overrides if key not in constants.measured}
+    constants = replace(constants, **overrides)
     limit = _limit(layout, workload)
     bounded = replace(layout, max_num_seqs=limit)
     # Arrivals at a rate come one by one, never as a closed loop's lockstep burst.
@@ -664,6 +792,7 @@ def predict(
     capacity = _steady_state(model, bounded, constants, arrivals, clients=float(limit), rate=None)
     engines = layout.engines
     notes: list[str] = []
+    finite_itl: tuple[float, float] | None = None
     if workload.concurrency is not None:
         per_engine = workload.concurrency / engines
         clients = min(per_engine, float(limit))
@@ -675,9 +804,14 @@ def predict(
         throughput = state.requests_per_s * engines
         saturated = queued > 0
     elif workload.requests is not None:
-        assert workload.rate is not None
-        state, throughput, ttft50, ttft90, saturated = _finite_run(
-            model, bounded, constants, arrivals, engines, capacity, limit)
+        run = _simulate_run(model, layout, constants, workload, engines)
+        throughput = len(run.ttft_s) * engines / run.makespan_s
+        finite_itl = (run.itl_p50_s, run.itl_p90_s)
+        ttft50 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.5)
+        ttft90 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.9)
+        saturated = run.waited
+        state = _Steady(run.itl_p90_s, run.itl_p50_s, run.running, throughput / engines, ttft50, run.itl_p90_s,
+                        1.0 if run.itl_p50_s >= run.itl_p90_s else 0.0)
     else:
         assert workload.rate is not None
         per_engine_rate = workload.rate / engines
@@ -698,9 +832,13 @@ def predict(
             wait = utilisation / (2 * (1 - utilisation)) * service  # M/D/1 queue in front of a full batch
             ttft50 = state.ttft_s + 0.69 * wait
             ttft90 = state.ttft_s * (1 + utilisation) + 2.3 * wait
-    itl50 = state.decode_step_s
-    prefill_share = min(1.0, state.requests_per_s * state.step_s) if state.step_s else 0.0
-    itl90 = state.step_s if prefill_share > 0.1 else max(itl50, state.step_s)
+    # Every sequence gains one token per step, so the gaps between tokens are the steps: the median is a step that
+    # carries a prompt once half of them do, the 90th percentile once a tenth do.
+    share = state.prompt_step_share
+    itl50 = state.mixed_step_s if share >= 0.5 else state.decode_step_s
+    itl90 = max(state.mixed_step_s, state.step_s) if share > 0.1 else max(itl50, state.step_s)
+    if finite_itl is not None:
+        itl50, itl90 = finite_itl
     usage = None
     if layout.kv_cache_tokens:
         context = workload.input_tokens + workload.output_tokens / 2
@@ -718,6 +856,37 @@ def predict(
         notes=tuple(notes),
     )
 
+
+
+def calibrate_request_overhead(
+    facts: ModelFacts, layout: ServingLayout, workload: Workload, measured_ttft_ms: float,
+    constants: Constants | None = None,
+) -> Constants:
+    """``constants`` with ``request_overhead_ms`` set so that the predicted median TTFT of ``workload`` on ``layout``
+    is the measured one (``pulumi-vllm bench`` against the deployed endpoint).
+
+    The fixed part of a TTFT belongs to the front end and the client (HTTP, the chat template, tokenising, a proxy
+    or gateway in front, the host's CPU), which no GPU figure gives and which differs between hosts by several
+    times: a user who measures one run on their own host predicts the others with it. Bisection over 0 to 500 ms
+    (the TTFT grows with it); the bound when the measurement lies beyond it.
+    """
+    base = replace(constants or fitted_constants(), measured=("request_overhead_ms",))
+
+    def ttft(value: float) -> float:
+        return predict(facts, layout, workload, replace(base, request_overhead_ms=value)).ttft_ms.p50
+
+    low, high = 0.0, 500.0
+    if ttft(low) >= measured_ttft_ms:
+        return replace(base, request_overhead_ms=low)
+    if ttft(high) <= measured_ttft_ms:
+        return replace(base, request_overhead_ms=high)
+    for _ in range(40):
+        middle = (low + high) / 2
+        if ttft(middle) < measured_ttft_ms:
+            low = middle
+        else:
+            high = middle
+    return replace(base, request_overhead_ms=(low + high) / 2)
 
 
 @dataclass(frozen=True)

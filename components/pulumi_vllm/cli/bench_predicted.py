@@ -32,13 +32,15 @@ in one chunk makes the median of single gaps, and even the median TPOT, near 0 (
 
 def workload(args: argparse.Namespace) -> Workload:
     """The load test's workload as the model sees it: a closed loop when the rate is ``inf`` under a
-    ``--max-concurrency``; every prompt at once (a finite run at an unbounded rate) when the rate is ``inf`` alone."""
+    ``--max-concurrency``; every prompt at once (a finite run at an unbounded rate) when the rate is ``inf`` alone;
+    a finite run of ``--num-prompts`` at a rate otherwise."""
     rate = str(args.request_rate)
     if rate == "inf":
         if args.max_concurrency:
             return Workload(args.input_len, args.output_len, concurrency=int(args.max_concurrency))
         return Workload(args.input_len, args.output_len, rate=math.inf, requests=int(args.num_prompts))
-    return Workload(args.input_len, args.output_len, rate=float(rate))
+    # vllm bench serve sends --num-prompts at the rate and stops: a finite run, throughput over its makespan.
+    return Workload(args.input_len, args.output_len, rate=float(rate), requests=int(args.num_prompts))
 
 
 def _flat(prediction: Prediction) -> dict[str, float]:
@@ -95,6 +97,8 @@ def calibration_row(args: argparse.Namespace, measured: dict[str, Any], load: Wo
         "ttft_ms": measured.get("median_ttft_ms"),
         "itl_ms": measured.get("mean_tpot_ms"),
         "statistic": "median TTFT, mean TPOT",
+        # The deployed image is this project's pinned vLLM, which schedules asynchronously by default.
+        "async_scheduling": True,
         "source": "pulumi-vllm bench",
         "published": datetime.date.today().isoformat(),
     }

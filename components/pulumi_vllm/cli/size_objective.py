@@ -13,16 +13,20 @@ import argparse
 import datetime
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi_vllm.capacity.measured_run import calibrate_from_file
 from pulumi_vllm.capacity.objective import MAX_REPLICAS, TrafficObjective, size_replicas
 from pulumi_vllm.capacity.performance import (
+    Constants,
     Prediction,
     ServingLayout,
     Workload,
     autoscaling_targets,
+    fitted_constants,
     gpu_performance,
     known_performance_gpus,
     predict,
@@ -189,7 +193,7 @@ def _binding(prediction: Prediction, objective: Objective) -> str:
 
 def _weigh(
     facts: ModelFacts, model_id: str, instance: InstanceType, tp: int, objective: Objective, prices: PriceTable,
-    kv_cache_tokens: int,
+    kv_cache_tokens: int, constants: Constants | None = None,
 ) -> Candidate:
     per_node = instance.gpus // tp
     gpu = instance.gpu_type
@@ -200,7 +204,7 @@ def _weigh(
             max_num_seqs=gpu.default_max_num_seqs, max_num_batched_tokens=gpu.default_max_num_batched_tokens,
         )
 
-    sizing = size_replicas(facts, layout, objective)
+    sizing = size_replicas(facts, layout, objective, constants=constants)
     replicas, prediction = sizing.replicas, sizing.prediction
     binding = _binding(sizing.previous, objective)
     nodes = math.ceil(replicas / per_node)
@@ -213,7 +217,7 @@ def _weigh(
 
 
 def search(
-    facts: ModelFacts, model_id: str, objective: Objective, prices: PriceTable,
+    facts: ModelFacts, model_id: str, objective: Objective, prices: PriceTable, constants: Constants | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Every layout weighed (cheapest first, unpriced last) and the index of the cheapest that meets the objective."""
     known = set(known_performance_gpus())
@@ -229,7 +233,7 @@ def search(
             plan = plan_capacity(facts, instance.gpu_type, tp, 1, max_model_len=max_model_len, model_id=model_id)
             if not plan.fits:
                 continue
-            candidates.append(_weigh(facts, model_id, instance, tp, objective, prices, plan.kv_cache_tokens))
+            candidates.append(_weigh(facts, model_id, instance, tp, objective, prices, plan.kv_cache_tokens, constants))
     candidates.sort(key=lambda c: (not c.meets_objective, c.usd_per_hour is None, c.usd_per_hour or 0.0, c.nodes))
     chosen = next((index for index, c in enumerate(candidates) if c.meets_objective and c.usd_per_hour is not None),
                   None)
@@ -283,6 +287,20 @@ def _row(index: int, candidate: Candidate, chosen: int | None) -> str:
             f"  {mark}")
 
 
+def _calibrated(args: argparse.Namespace) -> Constants | None:
+    """The fitted constants with the request overhead of the user's own run (``--calibration FILE``), or ``None``."""
+    if not getattr(args, "calibration", None):
+        return None
+    try:
+        constants, run = calibrate_from_file(Path(args.calibration))
+    except ValueError as error:
+        raise UserError(f"--calibration {args.calibration}: {error}") from None
+    print(f"calibrated:   request overhead {constants.request_overhead_ms:.1f} ms (fitted "
+          f"{fitted_constants().request_overhead_ms:.1f}) from {run.model} on {run.gpu}, {run.input_tokens} in / "
+          f"{run.output_tokens} out, median TTFT {run.ttft_ms:g} ms", file=sys.stderr)
+    return constants
+
+
 def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     gpu = gpu_performance(args.gpu)
     workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
@@ -295,7 +313,7 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         kv_cache_dtype=args.kv_cache_dtype, weight_dtype=args.weight_dtype,
         max_num_seqs=catalog.default_max_num_seqs, max_num_batched_tokens=catalog.default_max_num_batched_tokens,
     )
-    prediction = predict(facts, layout, workload)
+    prediction = predict(facts, layout, workload, _calibrated(args))
     if args.json:
         print(json.dumps({"model": args.model, "gpu": gpu.name, "predicted": prediction.as_json()}, indent=2))
     else:
@@ -322,7 +340,7 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
         raise UserError("--concurrency needs --gpu (a layout to predict); the search takes --rate")
     prices = load_prices(Path(args.price_file) if args.price_file else None)
     objective = Objective(args.rate, args.input_tokens, args.output_tokens, args.ttft_p90, args.itl_p90, args.budget)
-    candidates, chosen = search(facts, args.model, objective, prices)
+    candidates, chosen = search(facts, args.model, objective, prices, _calibrated(args))
     best = candidates[chosen] if chosen is not None else None
     binding = best.binding if best is not None else None
     reason = "" if best is not None else _why_none(candidates, objective)
@@ -450,6 +468,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replicas", type=int, default=1, help="with --gpu: replicas the load is spread over")
     group.add_argument("--price-file", default=None,
                        help="JSON of negotiated prices, in cloud_plan/prices.json's shape (docs/capacity.md)")
+    group.add_argument("--calibration", default=None, metavar="FILE",
+                       help="the JSON pulumi-vllm bench --calibration-json wrote on your deployment: predict with "
+                            "the request overhead (front end, client, proxy) measured there")
     group.add_argument("--write-stack", default=None, metavar="NAME",
                        help="write Pulumi.NAME.yaml for the chosen layout")
 
