@@ -209,6 +209,10 @@ from performance_references_fresh import ROWS as _FRESH_ROWS
 
 REFERENCES = REFERENCES + _FRESH_ROWS
 
+from performance_references_fresh2 import ROWS as _FRESH2_ROWS
+
+REFERENCES = REFERENCES + _FRESH2_ROWS
+
 
 HELD_OUT_WHOLE = (
     "https://buildkite.com/vllm/performance-benchmark/builds/9515",
