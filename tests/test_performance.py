@@ -142,34 +142,39 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
-    held-out closed-loop and burst row (the 2026-12-07 set and the held-out half of the first clean test),
-    throughput (18%) and TTFT (41%) miss, ITL (12%) meets them; each is held to today's figure. The 2026-12-07
-    set alone: 14%, 69% (its fixed TTFT part, 6 ms in the tenstorrent sweeps, is a fifth of the median host's), 4%."""
+    held-out closed-loop and burst row (the 2026-12-07 set, the held-out half of the first clean test and the
+    second clean test), throughput (10%) and ITL (10%) meet them and TTFT (35%) misses; each is held to today's
+    figure. The 2026-12-07 set alone: 10%, 68% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is a fifth of
+    the median host's), 3%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 73
-    assert held["throughput"]["median"] <= 0.19 and held["ttft"]["median"] <= 0.42  # targets 15%, 20%: missed
-    assert held["itl"]["median"] <= 0.15
+    assert held["n"] == 110
+    assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
+    assert held["ttft"]["median"] <= 0.36  # target 20%: missed
     before = overall["held-out before"]
     assert before["n"] == 28
-    assert before["throughput"]["median"] <= 0.15 and before["itl"]["median"] <= 0.05
-    assert before["ttft"]["median"] <= 0.70
+    assert before["throughput"]["median"] <= 0.11 and before["itl"]["median"] <= 0.04
+    assert before["ttft"]["median"] <= 0.69
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.13 and new["ttft"]["median"] <= 0.26 and new["itl"]["median"] <= 0.10
+    assert new["throughput"]["median"] <= 0.11 and new["ttft"]["median"] <= 0.24 and new["itl"]["median"] <= 0.11
     fitted = overall["fitted"]
     assert fitted["n"] == 68
-    assert fitted["throughput"]["median"] <= 0.08 and fitted["itl"]["median"] <= 0.05  # 7%, 4%
-    assert fitted["ttft"]["median"] <= 0.36  # 35%
+    assert fitted["throughput"]["median"] <= 0.09 and fitted["itl"]["median"] <= 0.05  # 8%, 4%
+    assert fitted["ttft"]["median"] <= 0.35  # 34%
     rate = overall["rate mode"]
-    assert rate["n"] == 4
-    assert rate["throughput"]["median"] <= 0.09 and rate["itl"]["median"] <= 0.16  # 8%, 15%
+    assert rate["n"] == 22
+    assert rate["throughput"]["median"] <= 0.18 and rate["itl"]["median"] <= 0.20  # 17%, 19%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
-    # 5%, 30%, 8% on its closed loops; 36%, 43%, 27% on its bursts.
-    assert loops["throughput"]["median"] <= 0.06 and loops["ttft"]["median"] <= 0.31 and loops["itl"]["median"] <= 0.09
-    assert bursts["throughput"]["median"] <= 0.37 and bursts["ttft"]["median"] <= 0.44
+    # 7%, 31%, 9% on its closed loops; 35%, 38%, 22% on its bursts.
+    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.32 and loops["itl"]["median"] <= 0.10
+    assert bursts["throughput"]["median"] <= 0.36 and bursts["ttft"]["median"] <= 0.39
+    # The second clean test, after the ridge correction its first prediction showed: 6%, 33%, 5%.
+    second = overall["found after fit"]
+    assert second["n"] == 37
+    assert second["throughput"]["median"] <= 0.07 and second["ttft"]["median"] <= 0.34 and second["itl"]["median"] <= 0.06
     # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
     assert calibrated["held-out before"]["ttft"]["median"] <= 0.35
@@ -197,6 +202,25 @@ def test_each_publisher_has_its_own_request_overhead_and_the_stored_one_is_their
     with_ttft = {bench.publisher(row.source) for row in bench.REFERENCES
                  if not row.held_out and not row.v0_engine and row.request_rate is None and row.ttft_ms is not None}
     assert set(own) == with_ttft
+
+
+def test_a_4_bit_decode_is_bound_by_its_reads_not_by_a_compute_rate_meant_for_256_tokens() -> None:
+    """phi-4 AWQ (14.7B parameters, 8.1 GB of 4-bit weights) decoding one sequence on an L40S: the reads take
+    8.1 GB at 864 GB/s times the matrix efficiency (0.88 of streaming for 50 MB matrices against 11.6); 2 x 14.7 GFLOP at the GEMM curve's rate for one token would take
+    longer if its half point stayed at the H100's bf16 ridge (256 tokens), but a 4-bit L40S turns compute-bound at
+    256 x (362 / 864) / (989 / 3350) x 0.5625 / 2 = 102 tokens, where one token's products take less than the reads."""
+    phi = facts("stelterlab/phi-4-AWQ")
+    model = performance._derive(phi, ServingLayout("L40S", weight_dtype="int4"))
+    assert model.ridge_scale == pytest.approx((362 / 864) / (989 / 3350) * 0.5625 / 2, rel=1e-9)
+    h100 = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
+    assert h100.ridge_scale == pytest.approx(1.0, rel=1e-9)
+    step = performance.step_seconds(model, NEUTRAL, 1, 0, 0)
+    share = model.gpu.streaming_fraction * model.dense_matrix_mb / (
+        model.dense_matrix_mb + model.gpu.half_efficiency_matrix_mb)
+    reads = model.dense_bytes / (864e9 * share)
+    assert step == pytest.approx(reads, rel=1e-6)
+    unscaled = replace(model, ridge_scale=1.0)
+    assert performance.step_seconds(unscaled, NEUTRAL, 1, 0, 0) > 1.5 * step
 
 
 def test_async_scheduling_overlaps_the_cpu_part_of_a_step_by_hand() -> None:

@@ -341,6 +341,9 @@ class _Model:
     pp: int
     overlapped: bool = False
     """Async scheduling: the step's CPU part runs beside its GPU part (``ServingLayout.async_scheduling``)."""
+    ridge_scale: float = 1.0
+    """This GPU's and weight format's roofline ridge in tokens per step, over the measured H100's in bf16: the
+    tokens at which a matrix product stops being bound by its weight reads (``half_efficiency_prefill_tokens``)."""
 
 
 def active_parameters(facts: ModelFacts) -> tuple[float, float, float]:
@@ -449,6 +452,12 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         tp=tp,
         pp=pp,
         overlapped=layout.async_scheduling and pp == 1,
+        # A product of m tokens by a weight matrix does 2 m FLOPs per weight and reads the weight's bytes once: it
+        # turns compute-bound at m = (FLOP/s over bytes/s) x bytes per weight / 2 tokens, 295 on an H100 in bf16,
+        # where the GEMM curve was measured (its rate is half the peak at about 256). A GPU with less bandwidth per
+        # FLOP, or weights of fewer bytes (int4 reads a quarter of bf16's), turns compute-bound at fewer tokens.
+        ridge_scale=(_compute_tflops(gpu, dtype) / gpu.memory_bandwidth_gb_s) / (989.0 / _REFERENCE_BANDWIDTH_GB_S)
+        * per_weight / 2.0,
     )
 
 
@@ -500,7 +509,7 @@ def step_seconds(
         bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
     )
     peak = model.compute_tflops * 1e12 * software * constants.prefill_efficiency_factor
-    half = constants.half_efficiency_prefill_tokens
+    half = constants.half_efficiency_prefill_tokens * model.ridge_scale
     if prefill_requests is None:
         prefill_requests = 1.0 if prefill_tokens > 0 else 0.0
     head = min(model.lm_head_params, max(0.0, model.active_params - model.expert_active_params))
