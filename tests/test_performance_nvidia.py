@@ -56,15 +56,15 @@ def test_batch_of_8_throughput_is_8_x_128_tokens_over_the_printed_latency(nvidia
 def test_h200_rows_stay_within_the_error_reported(bench, nvidia_rows) -> None:
     rows = [bench.evaluate(row) for row in nvidia_rows]
     by_key = {row.key: row for row in rows}
-    # vLLM's own batch-8 latency runs: Llama 8B -17%, Llama 3 70B at TP4 -9%, Mixtral 8x7B at TP2 -3%.
-    assert abs(by_key["llama-3.1-8b-h200-b8-32-128"].error["throughput"]) <= 0.18
+    # vLLM's own batch-8 latency runs: Llama 8B -18%, Llama 3 70B at TP4 -9%, Mixtral 8x7B at TP2 -4%.
+    assert abs(by_key["llama-3.1-8b-h200-b8-32-128"].error["throughput"]) <= 0.19
     assert abs(by_key["llama-3-70b-4xh200-b8-32-128"].error["throughput"]) <= 0.10
-    assert abs(by_key["mixtral-8x7b-2xh200-b8-32-128"].error["throughput"]) <= 0.04
+    assert abs(by_key["mixtral-8x7b-2xh200-b8-32-128"].error["throughput"]) <= 0.05
     overall = {entry["split"]: entry for entry in bench.summary(rows, "gpu") if entry["gpu"] == "H200"}
     held = overall["held-out"]
-    # Today (median / worst): throughput 10% / 17%, ITL 6% / 18%, TTFT 23% / 66% (gpt-oss-20b at one client: the
+    # Today (median / worst): throughput 11% / 18%, ITL 8% / 17%, TTFT 15% / 55% (gpt-oss-20b at one client: the
     # stored request overhead, the median host's 31 ms, against a harness whose TTFT is 39 ms in all).
     assert held["n"] == len(nvidia_rows)
-    assert held["throughput"]["median"] <= 0.11 and held["throughput"]["worst"] <= 0.18
-    assert held["itl"]["median"] <= 0.07 and held["itl"]["worst"] <= 0.19
-    assert held["ttft"]["median"] <= 0.24 and held["ttft"]["worst"] <= 0.67
+    assert held["throughput"]["median"] <= 0.12 and held["throughput"]["worst"] <= 0.19
+    assert held["itl"]["median"] <= 0.09 and held["itl"]["worst"] <= 0.18
+    assert held["ttft"]["median"] <= 0.16 and held["ttft"]["worst"] <= 0.56

@@ -240,7 +240,8 @@ class Workload:
     """Output lengths vary from request to request (they stop at end of sequence): a closed loop's clients drift
     apart and their prompts arrive one by one. ``False`` (every request the same lengths, as ``vllm bench serve``
     with a random dataset): clients that started together finish in the same step and send their next prompts
-    together, which are prefilled in the same steps."""
+    together, which are prefilled in the same steps. In a run of a known request count, varied outputs are spread
+    exponentially around ``output_tokens`` (:func:`_output_lengths`)."""
 
     def __post_init__(self) -> None:
         if self.input_tokens < 1 or self.output_tokens < 1:
@@ -637,8 +638,23 @@ def _limit(layout: ServingLayout, workload: Workload) -> int:
 @dataclass
 class _Request:
     arrival: float
+    outputs: int
     prefilled: int = 0
     generated: int = 0
+
+
+def _output_lengths(count: int, mean: int, varied: bool) -> list[int]:
+    """Each request's output tokens: ``mean`` for all, or, where lengths vary (requests stop at end of sequence),
+    spread as an exponential distribution of that mean (the most even spread a mean alone allows: a run's longest
+    request is several times its mean, and the run lasts until it finishes), in an order that mixes long and
+    short ones."""
+    if not varied or count == 1:
+        return [mean] * count
+    quantiles = [-math.log(1 - (index + 0.5) / count) for index in range(count)]
+    scale = mean * count / sum(quantiles)
+    lengths = [max(1, round(scale * quantile)) for quantile in quantiles]
+    order = sorted(range(count), key=lambda index: (index * 2654435761) % 4294967296)
+    return [lengths[index] for index in order]
 
 
 @dataclass(frozen=True)
@@ -693,7 +709,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     serial = max(0.0, min(constants.frontend_ms_per_request, constants.request_overhead_ms)) * 1e-3
     latency = constants.request_overhead_ms * 1e-3 - serial
     cache = layout.kv_cache_tokens
-    reserve = inputs + outputs
+    lengths = _output_lengths(count, outputs, workload.varied_lengths)
     arrivals = [index / rate if math.isfinite(rate) else 0.0 for index in range(count)]
     pending = 0  # next request the front end has not handed over yet
     front = 0.0  # when the front end is next free
@@ -710,7 +726,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         nonlocal pending, front
         while pending < count and max(arrivals[pending], front) + serial <= until:
             front = max(arrivals[pending], front) + serial
-            ready.append(_Request(arrivals[pending]))
+            ready.append(_Request(arrivals[pending], lengths[pending]))
             pending += 1
 
     for _ in range(1_000_000):
@@ -730,8 +746,8 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
                 chunks.append((request, chunk))
                 left -= chunk
         while ready and left > 0:
-            if len(running) >= layout.max_num_seqs or (
-                    cache is not None and (len(running) + 1) * reserve > cache and running):
+            if len(running) >= layout.max_num_seqs or (cache is not None and running and sum(
+                    inputs + held.outputs for held in running) + inputs + ready[0].outputs > cache):
                 waited = True
                 break
             request = ready.pop(0)
@@ -744,8 +760,9 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         steps = 1
         if not chunks and decoding and len(decoding) == len(running):
             # Only decodes: take the steps together until a sequence finishes or the next request can be admitted.
-            steps = min(outputs - request.generated for request in decoding)
-            room = len(running) < layout.max_num_seqs and (cache is None or (len(running) + 1) * reserve <= cache)
+            steps = min(request.outputs - request.generated for request in decoding)
+            room = len(running) < layout.max_num_seqs and (cache is None or not ready or sum(
+                inputs + held.outputs for held in running) + inputs + ready[0].outputs <= cache)
             if room and pending < count:
                 probe = step_seconds(model, constants, len(decoding) / pp, context, 0) * pp
                 arrival = max(arrivals[pending], front) + serial
@@ -768,9 +785,9 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
             if request.prefilled >= inputs:
                 request.generated = 1
                 ttft.append(now - request.arrival + latency)
-        finished = [request for request in running if request.generated >= outputs]
+        finished = [request for request in running if request.generated >= request.outputs]
         done += len(finished)
-        running = [request for request in running if request.generated < outputs]
+        running = [request for request in running if request.generated < request.outputs]
     weight = max(running_time, 1e-12)
     return _Run(
         makespan_s=now + latency, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
