@@ -213,6 +213,10 @@ from performance_references_fresh2 import ROWS as _FRESH2_ROWS
 
 REFERENCES = REFERENCES + _FRESH2_ROWS
 
+from performance_references_fresh2a import ROWS as _FRESH2A_ROWS
+
+REFERENCES = REFERENCES + _FRESH2A_ROWS
+
 
 HELD_OUT_WHOLE = (
     "https://buildkite.com/vllm/performance-benchmark/builds/9515",

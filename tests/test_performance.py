@@ -149,7 +149,7 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 110
+    assert held["n"] == 113
     assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
     assert held["ttft"]["median"] <= 0.38  # target 20%: missed
     before = overall["held-out before"]
@@ -164,8 +164,8 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     assert fitted["throughput"]["median"] <= 0.08 and fitted["itl"]["median"] <= 0.05  # 7%, 4%
     assert fitted["ttft"]["median"] <= 0.33  # 32%
     rate = overall["rate mode"]
-    assert rate["n"] == 22
-    assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.18  # 15%, 17%
+    assert rate["n"] == 30
+    assert rate["throughput"]["median"] <= 0.10 and rate["itl"]["median"] <= 0.17  # 9%, 16%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
     # 7%, 31%, 10% on its closed loops; 31%, 44%, 21% on its bursts.
@@ -173,7 +173,7 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     assert bursts["throughput"]["median"] <= 0.32 and bursts["ttft"]["median"] <= 0.45
     # The second clean test, after the ridge correction its first prediction showed: 6%, 33%, 6%.
     second = overall["found after fit"]
-    assert second["n"] == 37
+    assert second["n"] == 40
     assert second["throughput"]["median"] <= 0.07 and second["ttft"]["median"] <= 0.34 and second["itl"]["median"] <= 0.07
     # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
@@ -274,7 +274,8 @@ def test_split_follows_the_written_rule() -> None:
             assert [row.held_out for row in ordered] == [index % 2 == 1 for index in range(len(ordered))], source
     # No row module sets the flag by hand.
     for name in ("performance_references.py", "performance_references_more.py", "performance_references_nvidia.py",
-                 "performance_references_fresh.py"):
+                 "performance_references_fresh.py", "performance_references_fresh2.py",
+                 "performance_references_fresh2a.py"):
         assert "held_out=True" not in (ROOT / "bench" / name).read_text()
 
 
@@ -300,7 +301,10 @@ def test_v0_rows_carry_their_evidence_and_are_reported_apart() -> None:
 def test_rate_rows_are_finite_runs_when_their_request_count_is_known() -> None:
     bench = _bench()
     rate_rows = [row for row in bench.REFERENCES if row.request_rate is not None and not row.v0_engine]
-    assert rate_rows and all(row.concurrency == 0 and row.requests in (200, 500) for row in rate_rows)
+    assert rate_rows and all(row.concurrency == 0 and row.requests in (200, 500, None) for row in rate_rows)
+    # GuideLLM's constant-rate runs are bounded by time, not a request count: a steady rate.
+    steady = [row for row in rate_rows if row.requests is None]
+    assert steady and all("guidellm" in row.key for row in steady)
     burst = next(row for row in rate_rows if row.key == "llama-3.3-70b-8xa100-40gb-sharegpt-rate16")
     result = bench.evaluate(burst)
     assert result.mode == "rate"
