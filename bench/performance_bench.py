@@ -294,9 +294,8 @@ def fit(rounds: int = 6) -> tuple[Constants, dict[str, float]]:
                     best, best_loss = candidate, loss
         overheads = publisher_overheads(best)
         best_loss = _loss(best, overheads)
-    measured = [value for name, value in overheads.items() if any(
-        row.ttft_ms is not None for row in _fitted_by_publisher()[name])]
-    return replace(best, request_overhead_ms=statistics.median(measured)), overheads
+    # Publishers without a TTFT hold the others' median, which leaves the median as it is.
+    return replace(best, request_overhead_ms=statistics.median(overheads.values())), overheads
 
 
 def _percent(value: float | None) -> str:

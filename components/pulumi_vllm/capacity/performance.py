@@ -667,8 +667,6 @@ class _Run:
     itl_p90_s: float
     running: float
     """Sequences decoding, averaged over the run's time."""
-    context: float
-    """Their mean context, averaged the same way."""
     waited: bool
     """Some request found the batch full (``max_num_seqs`` or the KV cache) and waited for room."""
 
@@ -718,9 +716,17 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     ttft: list[float] = []
     gaps: list[tuple[float, float]] = []
     now = 0.0
-    busy_time = running_time = context_time = 0.0
+    busy_time = running_time = 0.0
     waited = False
     done = 0
+
+    def has_room(request: _Request) -> bool:
+        """The batch takes ``request``: a sequence slot, and KV-cache room for all of its tokens (an empty engine
+        takes any request)."""
+        if len(running) >= layout.max_num_seqs:
+            return False
+        held = sum(inputs + other.outputs for other in running)
+        return cache is None or not running or held + inputs + request.outputs <= cache
 
     def hand_over(until: float) -> None:
         nonlocal pending, front
@@ -746,8 +752,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
                 chunks.append((request, chunk))
                 left -= chunk
         while ready and left > 0:
-            if len(running) >= layout.max_num_seqs or (cache is not None and running and sum(
-                    inputs + held.outputs for held in running) + inputs + ready[0].outputs > cache):
+            if not has_room(ready[0]):
                 waited = True
                 break
             request = ready.pop(0)
@@ -761,8 +766,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         if not chunks and decoding and len(decoding) == len(running):
             # Only decodes: take the steps together until a sequence finishes or the next request can be admitted.
             steps = min(request.outputs - request.generated for request in decoding)
-            room = len(running) < layout.max_num_seqs and (cache is None or not ready or sum(
-                inputs + held.outputs for held in running) + inputs + ready[0].outputs <= cache)
+            room = has_room(ready[0]) if ready else len(running) < layout.max_num_seqs
             if room and pending < count:
                 probe = step_seconds(model, constants, len(decoding) / pp, context, 0) * pp
                 arrival = max(arrivals[pending], front) + serial
@@ -775,7 +779,6 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         now += step * steps
         busy_time += step * steps
         running_time += len(decoding) * step * steps
-        context_time += len(decoding) * context * step * steps
         if decoding:
             gaps.append((step, float(len(decoding) * steps)))
         for request in decoding:
@@ -788,11 +791,9 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         finished = [request for request in running if request.generated >= request.outputs]
         done += len(finished)
         running = [request for request in running if request.generated < request.outputs]
-    weight = max(running_time, 1e-12)
     return _Run(
         makespan_s=now + latency, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
-        itl_p90_s=_weighted_percentile(gaps, 0.9), running=running_time / max(busy_time, 1e-12),
-        context=context_time / weight, waited=waited,
+        itl_p90_s=_weighted_percentile(gaps, 0.9), running=running_time / max(busy_time, 1e-12), waited=waited,
     )
 
 
@@ -818,7 +819,6 @@ def predict(
     capacity = _steady_state(model, bounded, constants, arrivals, clients=float(limit), rate=None)
     engines = layout.engines
     notes: list[str] = []
-    finite_itl: tuple[float, float] | None = None
     if workload.concurrency is not None:
         per_engine = workload.concurrency / engines
         clients = min(per_engine, float(limit))
@@ -832,12 +832,10 @@ def predict(
     elif workload.requests is not None:
         run = _simulate_run(model, layout, constants, workload, engines)
         throughput = len(run.ttft_s) * engines / run.makespan_s
-        finite_itl = (run.itl_p50_s, run.itl_p90_s)
         ttft50 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.5)
         ttft90 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.9)
         saturated = run.waited
-        state = _Steady(run.itl_p90_s, run.itl_p50_s, run.running, throughput / engines, ttft50, run.itl_p90_s,
-                        1.0 if run.itl_p50_s >= run.itl_p90_s else 0.0)
+        itl50, itl90, running = run.itl_p50_s, run.itl_p90_s, run.running
     else:
         assert workload.rate is not None
         per_engine_rate = workload.rate / engines
@@ -860,15 +858,16 @@ def predict(
             ttft90 = state.ttft_s * (1 + utilisation) + 2.3 * wait
     # Every sequence gains one token per step, so the gaps between tokens are the steps: the median is a step that
     # carries a prompt once half of them do, the 90th percentile once a tenth do.
-    share = state.prompt_step_share
-    itl50 = state.mixed_step_s if share >= 0.5 else state.decode_step_s
-    itl90 = max(state.mixed_step_s, state.step_s) if share > 0.1 else max(itl50, state.step_s)
-    if finite_itl is not None:
-        itl50, itl90 = finite_itl
+    # (A simulated run has its own.)
+    if workload.requests is None:
+        share = state.prompt_step_share
+        itl50 = state.mixed_step_s if share >= 0.5 else state.decode_step_s
+        itl90 = max(state.mixed_step_s, state.step_s) if share > 0.1 else max(itl50, state.step_s)
+        running = state.running
     usage = None
     if layout.kv_cache_tokens:
         context = workload.input_tokens + workload.output_tokens / 2
-        usage = min(1.0, state.running * context / layout.kv_cache_tokens)
+        usage = min(1.0, running * context / layout.kv_cache_tokens)
     return Prediction(
         output_tokens_per_s=throughput * workload.output_tokens,
         requests_per_s=throughput,
@@ -877,7 +876,7 @@ def predict(
         saturated=saturated,
         capacity_requests_per_s=capacity.requests_per_s * engines,
         max_running_per_engine=limit,
-        running_per_engine=state.running,
+        running_per_engine=running,
         kv_cache_usage=usage,
         notes=tuple(notes),
     )
