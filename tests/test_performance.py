@@ -143,41 +143,42 @@ def _overall(bench, rows):
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
     held-out closed-loop and burst row (the 2026-12-07 set, the held-out half of the first clean test and the
-    second clean test), throughput (9%) and ITL (7%) meet them and TTFT (37%) misses; each is held to today's
-    figure. The 2026-12-07 set alone: 11%, 62% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is a fifth of
-    the median host's), 3%."""
+    second clean test), throughput (9%) and ITL (6%) meet them and TTFT (34%) misses; each is held to today's
+    figure. The 2026-12-07 set alone: 10%, 65% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is a fifth of
+    the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
     assert held["n"] == 113
     assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
-    assert held["ttft"]["median"] <= 0.38  # target 20%: missed
+    assert held["ttft"]["median"] <= 0.35  # target 20%: missed
     before = overall["held-out before"]
     assert before["n"] == 28
-    assert before["throughput"]["median"] <= 0.12 and before["itl"]["median"] <= 0.04
-    assert before["ttft"]["median"] <= 0.63
+    assert before["throughput"]["median"] <= 0.11 and before["itl"]["median"] <= 0.05
+    assert before["ttft"]["median"] <= 0.66
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.12 and new["ttft"]["median"] <= 0.16 and new["itl"]["median"] <= 0.12
+    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.23 and new["itl"]["median"] <= 0.12
     fitted = overall["fitted"]
     assert fitted["n"] == 68
-    assert fitted["throughput"]["median"] <= 0.08 and fitted["itl"]["median"] <= 0.05  # 7%, 4%
-    assert fitted["ttft"]["median"] <= 0.33  # 32%
+    assert fitted["throughput"]["median"] <= 0.09 and fitted["itl"]["median"] <= 0.05  # 8%, 4%
+    assert fitted["ttft"]["median"] <= 0.35  # 34%
     rate = overall["rate mode"]
     assert rate["n"] == 30
-    assert rate["throughput"]["median"] <= 0.10 and rate["itl"]["median"] <= 0.17  # 9%, 16%
+    assert rate["throughput"]["median"] <= 0.10 and rate["itl"]["median"] <= 0.15  # 9%, 14%
+    assert rate["ttft"]["median"] <= 0.34  # 33%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
-    # 7%, 31%, 10% on its closed loops; 31%, 44%, 21% on its bursts.
-    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.32 and loops["itl"]["median"] <= 0.11
-    assert bursts["throughput"]["median"] <= 0.32 and bursts["ttft"]["median"] <= 0.45
-    # The second clean test, after the ridge correction its first prediction showed: 6%, 33%, 6%.
+    # 7%, 34%, 3% on its closed loops; 32%, 43%, 22% on its bursts.
+    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.35 and loops["itl"]["median"] <= 0.04
+    assert bursts["throughput"]["median"] <= 0.33 and bursts["ttft"]["median"] <= 0.44
+    # The second clean test, after the corrections its first prediction showed: 5%, 26%, 4%.
     second = overall["found after fit"]
     assert second["n"] == 40
-    assert second["throughput"]["median"] <= 0.07 and second["ttft"]["median"] <= 0.34 and second["itl"]["median"] <= 0.07
-    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
+    assert second["throughput"]["median"] <= 0.06 and second["ttft"]["median"] <= 0.27 and second["itl"]["median"] <= 0.05
+    # A user who calibrates the request overhead on one run of their host.
     calibrated = _overall(bench, bench.evaluate_calibrated())
-    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35
+    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35  # 34%
 
 
 def test_fewer_constants_are_fitted_than_rows() -> None:
@@ -208,10 +209,13 @@ def test_a_4_bit_decode_is_bound_by_its_reads_not_by_a_compute_rate_meant_for_25
     """phi-4 AWQ (14.7B parameters, 8.1 GB of 4-bit weights) decoding one sequence on an L40S: the reads take
     8.1 GB at 864 GB/s times the matrix efficiency (0.88 of streaming for 50 MB matrices against 11.6); 2 x 14.7 GFLOP at the GEMM curve's rate for one token would take
     longer if its half point stayed at the H100's bf16 ridge (256 tokens), but a 4-bit L40S turns compute-bound at
-    256 x (362 / 864) / (989 / 3350) x 0.5625 / 2 = 102 tokens, where one token's products take less than the reads."""
+    256 x (362 x 0.92 / 864) / (989 / 3350) x 0.5625 / 2 = 94 tokens (0.92: the L40S's measured matrix-product share
+    of its rate, 269 of 362, over the H100's, 798 of 989), where one token's products take less than the reads."""
     phi = facts("stelterlab/phi-4-AWQ")
     model = performance._derive(phi, ServingLayout("L40S", weight_dtype="int4"))
-    assert model.ridge_scale == pytest.approx((362 / 864) / (989 / 3350) * 0.5625 / 2, rel=1e-9)
+    assert model.gpu.tensor_scale == pytest.approx((269.15 / 362) / (797.51 / 989), rel=1e-9)
+    assert model.ridge_scale == pytest.approx((362 * model.gpu.tensor_scale / 864) / (989 / 3350) * 0.5625 / 2,
+                                              rel=1e-9)
     h100 = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
     assert h100.ridge_scale == pytest.approx(1.0, rel=1e-9)
     step = performance.step_seconds(model, NEUTRAL, 1, 0, 0)
@@ -337,7 +341,7 @@ def test_finite_run_throughput_is_output_over_the_makespan_by_hand() -> None:
     assert not burst.saturated and math.isfinite(burst.ttft_ms.p50)
     assert predict(llama, layout, Workload(1024, 128, rate=10_000)).saturated
     with pytest.raises(ValueError, match="requests"):
-        Workload(10, 10, concurrency=2, requests=5)
+        Workload(10, 10, concurrency=2, requests=0)
 
 
 def test_a_kv_cache_of_one_request_serves_a_burst_one_by_one_by_hand() -> None:
@@ -355,8 +359,10 @@ def test_a_kv_cache_of_one_request_serves_a_burst_one_by_one_by_hand() -> None:
     assert run.saturated  # the others waited for room
     assert run.requests_per_s == pytest.approx(4 / (4 * service), rel=1e-9)
     ttfts = [prefill + k * service for k in range(4)]
-    assert run.ttft_ms.p50 == pytest.approx(ttfts[1] * 1e3, rel=1e-9)  # the second of four (the median's rank)
-    assert run.ttft_ms.p90 == pytest.approx(ttfts[3] * 1e3, rel=1e-9)
+    # NumPy's percentiles, as vllm bench serve takes them: the median of four the mean of the middle two, the 90th
+    # percentile 0.7 of the way from the third to the fourth.
+    assert run.ttft_ms.p50 == pytest.approx((ttfts[1] + ttfts[2]) / 2 * 1e3, rel=1e-9)
+    assert run.ttft_ms.p90 == pytest.approx((ttfts[2] + 0.7 * (ttfts[3] - ttfts[2])) * 1e3, rel=1e-9)
     assert run.itl_ms.p90 == pytest.approx(max(decode) * 1e3, rel=1e-2)
 
 
@@ -382,19 +388,21 @@ def test_a_burst_waits_in_the_front_end_by_hand() -> None:
     """100 one-token requests sent at once through a front end of 10 ms of serial work per request reach the
     engine over 1 s, as a run at 100 requests/s does (each is one prefill step, shorter than 10 ms, so the engine
     serves them one by one either way); the burst's k-th request also waits k x 10 ms before the front end takes
-    it, so its median TTFT is 490 ms above the paced run's (the 50th of 100) and its throughput the same."""
+    it, so its median TTFT (the mean of the 50th and 51st of 100) is 495 ms above the paced run's and its throughput
+    the same."""
     llama = facts("meta-llama/Llama-3.1-8B-Instruct")
     constants = replace(NEUTRAL, request_overhead_ms=10.0, frontend_ms_per_request=10.0)
     layout = ServingLayout("H100")
     burst = predict(llama, layout, Workload(256, 1, rate=math.inf, requests=100), constants)
     paced = predict(llama, layout, Workload(256, 1, rate=100.0, requests=100), constants)
-    assert burst.ttft_ms.p50 - paced.ttft_ms.p50 == pytest.approx(490.0, rel=1e-6)
+    assert burst.ttft_ms.p50 - paced.ttft_ms.p50 == pytest.approx(495.0, rel=1e-6)
     assert burst.requests_per_s == pytest.approx(paced.requests_per_s, rel=1e-9)
 
 
 def test_lockstep_closed_loop_prefills_its_prompts_together() -> None:
-    """Equal lengths: the clients finish together and their eight 1024-token prompts are one prefill; varied
-    lengths: each prompt comes alone and waits half a step for the step in flight."""
+    """Equal lengths: the clients finish together and their eight 1024-token prompts are one prefill (8192 tokens,
+    the H100's budget); varied lengths: the clients drift apart and each prompt comes alone, beside the others'
+    decodes."""
     llama = facts("meta-llama/Llama-3.1-8B-Instruct")
     together = predict(llama, ServingLayout("H100"), Workload(1024, 128, concurrency=8))
     apart = predict(llama, ServingLayout("H100"), Workload(1024, 128, concurrency=8, varied_lengths=True))
@@ -425,10 +433,10 @@ def test_a_prompt_waits_for_the_step_in_flight_only_when_others_decode() -> None
     no_wait = replace(constants, ttft_decode_steps=0.0)
     assert predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=1), no_wait).ttft_ms.p50 == (
         pytest.approx(alone.ttft_ms.p50))
-    # Varied lengths: the clients drift apart, so a prompt arrives while the others decode.
-    busy = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4, varied_lengths=True), constants)
-    busy_no_wait = predict(llama, ServingLayout("H100"), Workload(256, 128, concurrency=4, varied_lengths=True),
-                           no_wait)
+    # At a steady rate a prompt arrives while the others decode. (A simulated run waits for the step in flight
+    # step by step, without this constant.)
+    busy = predict(llama, ServingLayout("H100"), Workload(256, 128, rate=20.0), constants)
+    busy_no_wait = predict(llama, ServingLayout("H100"), Workload(256, 128, rate=20.0), no_wait)
     assert busy.ttft_ms.p50 > busy_no_wait.ttft_ms.p50
 
 
@@ -597,11 +605,14 @@ def test_lockstep_prompts_attend_each_to_itself() -> None:
 
 def test_a_prompt_longer_than_the_budget_is_prefilled_in_chunks() -> None:
     """A 3072-token prompt at ``max_num_batched_tokens`` 2048 (vLLM's ``vllm serve`` default on an A100 or L4) is a
-    chunk of 2048 and one of 1024, each on the rate curve of its own tokens, sharing the prompt's 3072 ** 2 / 2
-    attention pairs in proportion to their tokens; not two chunks of 2048."""
+    chunk of 2048 and one of 1024, each on the rate curve of its own tokens; each chunk's tokens attend to the
+    prompt's tokens up to themselves: the first chunk 2048 x 1024 pairs, the second 1024 x (2048 + 512), together
+    the prompt's 3072 ** 2 / 2. Not two chunks of 2048."""
     llama = facts("meta-llama/Llama-3.1-8B-Instruct")
     pairs = 3072 * 3072 / 2
-    expected = _llama_prefill_by_hand(2048, 1, pairs * 2 / 3) + _llama_prefill_by_hand(1024, 1, pairs / 3)
+    first, second = 2048 * 1024, 1024 * (2048 + 512)
+    assert first + second == pairs
+    expected = _llama_prefill_by_hand(2048, 1, first) + _llama_prefill_by_hand(1024, 1, second)
     layout = ServingLayout("H100", max_num_batched_tokens=2048)
     ttft = predict(llama, layout, Workload(3072, 2, concurrency=1), NEUTRAL).ttft_ms.p50
     assert ttft == pytest.approx(expected * 1e3, rel=1e-6)
@@ -737,3 +748,21 @@ def test_varied_output_lengths_spread_around_their_mean_and_the_longest_ends_the
     varied = predict(llama, ServingLayout("H100"), Workload(256, 200, rate=math.inf, requests=200,
                                                             varied_lengths=True))
     assert varied.output_tokens_per_s < 0.8 * equal.output_tokens_per_s
+
+
+def test_a_closed_loop_of_long_prompts_queues_them_by_hand() -> None:
+    """Four clients send 4096-token prompts for one output token each, at a budget of 2048: every prompt is two
+    chunks and the scheduler runs them in arrival order. The first round's TTFTs are 2, 4, 6 and 8 chunk steps;
+    each client's next request arrives as its previous one finishes and waits for the other three clients'
+    prompts, so every later request takes 8. Eight requests: 2, 4, 6, 8, 8, 8, 8, 8; the median (the mean of the
+    middle two) is 8 chunk steps. With the neutral constants (no request overhead) a chunk step is its compute."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    chunks = _llama_prefill_by_hand(2048, 1, 2048 * 1024) + _llama_prefill_by_hand(2048, 1, 2048 * (2048 + 1024))
+    layout = ServingLayout("H100", max_num_batched_tokens=2048)
+    run = predict(llama, layout, Workload(4096, 1, concurrency=4, requests=8), NEUTRAL)
+    assert run.ttft_ms.p50 == pytest.approx(4 * chunks * 1e3, rel=1e-6)
+    assert run.requests_per_s == pytest.approx(8 / (8 * chunks), rel=1e-6)
+    # The lockstep a steady-state solution assumed (all four prompts in each one's TTFT) is the same 8 chunk steps
+    # here; the first round is faster, and a loop whose prompts fit one step stays in lockstep.
+    short = predict(llama, ServingLayout("H100"), Workload(512, 1, concurrency=4, requests=8), NEUTRAL)
+    assert short.ttft_ms.p50 == pytest.approx(_llama_prefill_by_hand(2048, 4, 4 * 512 * 512 / 2) * 1e3, rel=1e-6)

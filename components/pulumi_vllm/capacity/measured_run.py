@@ -113,7 +113,7 @@ class MeasuredRun:
                                 varied_lengths=self.varied_lengths)
         else:
             workload = Workload(self.input_tokens, self.output_tokens, concurrency=self.concurrency,
-                                varied_lengths=self.varied_lengths)
+                                requests=self.requests, varied_lengths=self.varied_lengths)
         return facts, layout, workload
 
     def calibrate(self, constants: Constants | None = None) -> Constants:

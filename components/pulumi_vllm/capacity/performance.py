@@ -15,16 +15,16 @@ decode token, many per prompt chunk), and is bound by its own roofline (expert r
 the dense kernels' one; FLOPs follow parameters, not bytes (a checkpoint may quantise only its experts).
 
 Continuous batching and chunked prefill follow vLLM's V1 scheduler: running decodes take one token of the step's
-``max_num_batched_tokens`` budget each, prompt chunks fill the rest. For a closed loop or a steady rate, the step
-time, the running batch and the arrival rate are solved together (Little's law); TTFT is a fixed per-request part
+``max_num_batched_tokens`` budget each, prompt chunks fill the rest. At a steady rate, the step time, the running
+batch and the arrival rate are solved together (Little's law); TTFT is a fixed per-request part
 (``request_overhead_ms``), half the step in flight when a prompt arrives while others decode, the prefill chunks,
-and queueing: a closed loop of equal lengths runs in lockstep (its clients finish together and their prompts are
-prefilled together); at a steady rate, an M/D/1 queue in front of a full batch. A run of a known number of
-requests (``Workload.requests``: at a rate, or all at once) is simulated step by step as the scheduler runs it
-(:func:`_simulate_run`): admission up to ``max_num_seqs`` and the KV cache, prompt chunks beside the decodes, a
-front end that hands the engine one request per ``frontend_ms_per_request``; its TTFT and ITL percentiles are
-those of the simulated requests and steps. The median ITL of a steady state is a step that carries a prompt once
-half the steps do.
+and an M/D/1 queue in front of a full batch. A closed loop and a run of a known number of requests
+(``Workload.requests``: at a rate, or all at once) are simulated step by step as the scheduler runs them
+(:func:`_simulate_run`): a closed loop's clients send their next request when the previous one is done, admission
+is up to ``max_num_seqs`` and the KV cache, prompt chunks run beside the decodes, a front end hands the engine one
+request per ``frontend_ms_per_request``; TTFT and ITL percentiles are those of the simulated requests and steps.
+The median ITL of a steady state is a step that carries a prompt once half the steps do. The dense tensor rate is
+the spec sheet's times the GPU's measured matrix-product share (``GpuPerformance.tensor_scale``).
 The model is of vLLM's V1 engine.
 
 The GPU figures (bandwidth, tensor rates, interconnect, each with its page) and the fitted efficiency constants
@@ -81,6 +81,11 @@ class GpuPerformance:
     """Fitted constants this device replaces (the CPU profile's step and request costs)."""
     vendor: str = "nvidia"
     """``nvidia`` or ``amd`` (ROCm kernels reach a different share of the hardware: ``amd_software_factor``)."""
+    tensor_scale: float = 1.0
+    """The share of its dense tensor rate this GPU's largest measured BF16 matrix product reaches, over the share the
+    reference GPU's reaches (``matmul_bf16_tflops`` in the data, one harness for all): a card held back by its power
+    limit (the L4 reaches 59% of its rate, the H100 SXM 81%) computes a prompt slower than its rate says, one that
+    holds its boost clock (the RTX 4090, 100%) faster. 1 where no measurement is given."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,11 @@ def gpu_performance(name: str) -> GpuPerformance:
             f"no performance figures for GPU {name!r}; the model knows: {', '.join(known_performance_gpus())}"
         )
     defaults = data["defaults"]
+    reference = data["gpus"][defaults["matmul_reference_gpu"]]
+    tensor_scale = 1.0
+    if row.get("matmul_bf16_tflops"):
+        tensor_scale = (float(row["matmul_bf16_tflops"]) / float(row["bf16_tflops"])) / (
+            float(reference["matmul_bf16_tflops"]) / float(reference["bf16_tflops"]))
     return GpuPerformance(
         name=canonical,
         memory_bandwidth_gb_s=float(row["memory_bandwidth_gb_s"]),
@@ -185,6 +195,7 @@ def gpu_performance(name: str) -> GpuPerformance:
         source=str(row["source"]),
         overrides=tuple((str(key), float(value)) for key, value in row.get("overrides", {}).items()),
         vendor=str(row.get("vendor", "nvidia")),
+        tensor_scale=tensor_scale,
     )
 
 
@@ -233,9 +244,11 @@ class Workload:
     rate: float | None = None
     concurrency: int | None = None
     requests: int | None = None
-    """At a ``rate``: the run sends this many requests and stops (``--num-prompts``), so it is predicted as a
-    finite run (arrivals over ``requests / rate`` seconds, throughput over the makespan); ``None``: a steady
-    state."""
+    """The run sends this many requests and stops (``--num-prompts``), so it is predicted as a finite run: at a
+    ``rate``, arrivals over ``requests / rate`` seconds; in a closed loop, the clients' requests one after another.
+    Throughput is over the makespan. ``None``: at a rate, a steady state; in a closed loop, a long run
+    (:data:`CLOSED_LOOP_ROUNDS` requests per client) whose throughput is taken while every client still has a
+    request to send."""
     varied_lengths: bool = False
     """Output lengths vary from request to request (they stop at end of sequence): a closed loop's clients drift
     apart and their prompts arrive one by one. ``False`` (every request the same lengths, as ``vllm bench serve``
@@ -254,8 +267,8 @@ class Workload:
             raise ValueError(f"rate must be above 0 requests/s, got {self.rate}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.requests is not None and (self.rate is None or self.requests < 1):
-            raise ValueError(f"requests (a finite run) needs a rate and at least 1 request, got {self.requests}")
+        if self.requests is not None and self.requests < 1:
+            raise ValueError(f"requests (a finite run) must be at least 1, got {self.requests}")
 
 
 @dataclass(frozen=True)
@@ -374,10 +387,11 @@ def active_parameters(facts: ModelFacts) -> tuple[float, float, float]:
 
 def _compute_tflops(gpu: GpuPerformance, weight_dtype: str) -> float:
     """Dense rate of the precision the matrix products run in: fp8 and int8 weights with 8-bit activations
-    where the GPU has them (W8A8), otherwise 16-bit (4-bit weights are dequantised: W4A16)."""
+    where the GPU has them (W8A8), otherwise 16-bit (4-bit weights are dequantised: W4A16), times the GPU's
+    ``tensor_scale``."""
     if weight_dtype in ("fp8", "int8") and gpu.fp8_tflops:
-        return gpu.fp8_tflops
-    return gpu.bf16_tflops
+        return gpu.fp8_tflops * gpu.tensor_scale
+    return gpu.bf16_tflops * gpu.tensor_scale
 
 
 def weight_split(facts: ModelFacts, weight_dtype: str) -> tuple[float, float, float]:
@@ -657,6 +671,11 @@ def _output_lengths(count: int, mean: int, varied: bool) -> list[int]:
     return [lengths[index] for index in order]
 
 
+CLOSED_LOOP_ROUNDS = 8
+"""Requests per client of a closed loop whose request count is not given: enough that the median request is
+one of the later rounds (clients that start together drift apart once their prompts take more than one step)."""
+
+
 @dataclass(frozen=True)
 class _Run:
     """What a simulated finite run of one engine gives."""
@@ -669,6 +688,20 @@ class _Run:
     """Sequences decoding, averaged over the run's time."""
     waited: bool
     """Some request found the batch full (``max_num_seqs`` or the KV cache) and waited for room."""
+    requests_per_s: float = 0.0
+    """Requests finished per second: over the makespan, or, for a closed loop without a request count, until its
+    last request is sent (while every client is busy)."""
+
+
+def _percentile(values: tuple[float, ...], share: float) -> float:
+    """The ``share`` percentile of sorted ``values``, interpolated between the two nearest as NumPy's default (and
+    so ``vllm bench serve``) does: the median of an even count is the mean of the middle two."""
+    if not values:
+        return 0.0
+    position = share * (len(values) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(values) - 1)
+    return values[below] + (values[above] - values[below]) * (position - below)
 
 
 def _weighted_percentile(samples: list[tuple[float, float]], share: float) -> float:
@@ -689,7 +722,9 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
                   engines: int) -> _Run:
     """One engine's share of a run of ``workload.requests`` requests, step by step as vLLM's V1 scheduler runs it.
 
-    Requests arrive evenly at the run's rate (all at once at an unbounded one). The front end, one event loop,
+    Requests arrive evenly at the run's rate (all at once at an unbounded one); in a closed loop, each client sends
+    its first request at the start and its next one when the last token of the previous one reaches it (the
+    non-serial part of the request overhead after the engine finished it). The front end, one event loop,
     takes ``frontend_ms_per_request`` of serial work to hand each to the engine; the rest of ``request_overhead_ms``
     is latency that overlaps with other requests. Each
     step gives every decoding sequence one token of the ``max_num_batched_tokens`` budget, continues the prompts
@@ -698,9 +733,18 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     takes :func:`step_seconds` of what it carries. A request's first token comes with its prompt's last chunk.
     Steps that only decode are taken together until the next request finishes or can be admitted.
     """
-    assert workload.rate is not None and workload.requests is not None
-    count = max(1, round(workload.requests / engines))
-    rate = workload.rate / engines
+    closed = workload.concurrency is not None
+    if closed:
+        assert workload.concurrency is not None
+        clients = max(1, round(workload.concurrency / engines))
+        count = (max(1, round(workload.requests / engines)) if workload.requests is not None
+                 else clients * CLOSED_LOOP_ROUNDS)
+        rate = math.inf
+    else:
+        assert workload.rate is not None and workload.requests is not None
+        count = max(1, round(workload.requests / engines))
+        clients = count
+        rate = workload.rate / engines
     inputs, outputs = workload.input_tokens, workload.output_tokens
     budget = layout.max_num_batched_tokens
     pp = model.pp
@@ -708,7 +752,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     latency = constants.request_overhead_ms * 1e-3 - serial
     cache = layout.kv_cache_tokens
     lengths = _output_lengths(count, outputs, workload.varied_lengths)
-    arrivals = [index / rate if math.isfinite(rate) else 0.0 for index in range(count)]
+    arrivals = [index / rate if math.isfinite(rate) else 0.0 for index in range(min(count, clients))]
     pending = 0  # next request the front end has not handed over yet
     front = 0.0  # when the front end is next free
     ready: list[_Request] = []  # handed to the engine, not yet scheduled
@@ -719,6 +763,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     busy_time = running_time = 0.0
     waited = False
     done = 0
+    finish_times: list[float] = []
 
     def has_room(request: _Request) -> bool:
         """The batch takes ``request``: a sequence slot, and KV-cache room for all of its tokens (an empty engine
@@ -730,7 +775,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
 
     def hand_over(until: float) -> None:
         nonlocal pending, front
-        while pending < count and max(arrivals[pending], front) + serial <= until:
+        while pending < len(arrivals) and max(arrivals[pending], front) + serial <= until:
             front = max(arrivals[pending], front) + serial
             ready.append(_Request(arrivals[pending], lengths[pending]))
             pending += 1
@@ -767,7 +812,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
             # Only decodes: take the steps together until a sequence finishes or the next request can be admitted.
             steps = min(request.outputs - request.generated for request in decoding)
             room = has_room(ready[0]) if ready else len(running) < layout.max_num_seqs
-            if room and pending < count:
+            if room and pending < len(arrivals):
                 probe = step_seconds(model, constants, len(decoding) / pp, context, 0) * pp
                 arrival = max(arrivals[pending], front) + serial
                 steps = max(1, min(steps, math.ceil((arrival - now) / probe) if probe > 0 else 1))
@@ -790,10 +835,21 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
                 ttft.append(now - request.arrival + latency)
         finished = [request for request in running if request.generated >= request.outputs]
         done += len(finished)
+        for _request in finished:
+            if closed and len(arrivals) < count:
+                arrivals.append(now + latency)
+            finish_times.append(now)
         running = [request for request in running if request.generated < request.outputs]
+    makespan = now + latency
+    requests_per_s = len(ttft) / makespan
+    if closed and workload.requests is None and count > clients:
+        # A long run's rate, without the last round, in which clients run out of requests one by one.
+        last_sent = arrivals[-1]
+        requests_per_s = sum(1 for time in finish_times if time <= last_sent) / max(last_sent, 1e-12)
     return _Run(
-        makespan_s=now + latency, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
+        makespan_s=makespan, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
         itl_p90_s=_weighted_percentile(gaps, 0.9), running=running_time / max(busy_time, 1e-12), waited=waited,
+        requests_per_s=requests_per_s,
     )
 
 
@@ -819,21 +875,11 @@ def predict(
     capacity = _steady_state(model, bounded, constants, arrivals, clients=float(limit), rate=None)
     engines = layout.engines
     notes: list[str] = []
-    if workload.concurrency is not None:
-        per_engine = workload.concurrency / engines
-        clients = min(per_engine, float(limit))
-        state = _steady_state(model, bounded, constants, workload, clients=clients, rate=None)
-        queued = max(0.0, per_engine - clients)
-        wait = queued / state.requests_per_s if queued else 0.0
-        ttft50 = state.ttft_s + wait
-        ttft90 = state.ttft_s * 1.15 + wait * 1.2
-        throughput = state.requests_per_s * engines
-        saturated = queued > 0
-    elif workload.requests is not None:
-        run = _simulate_run(model, layout, constants, workload, engines)
-        throughput = len(run.ttft_s) * engines / run.makespan_s
-        ttft50 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.5)
-        ttft90 = _weighted_percentile([(value, 1.0) for value in run.ttft_s], 0.9)
+    if workload.concurrency is not None or workload.requests is not None:
+        run = _simulate_run(model, bounded, constants, workload, engines)
+        throughput = run.requests_per_s * engines
+        ttft50 = _percentile(run.ttft_s, 0.5)
+        ttft90 = _percentile(run.ttft_s, 0.9)
         saturated = run.waited
         itl50, itl90, running = run.itl_p50_s, run.itl_p90_s, run.running
     else:
@@ -859,7 +905,7 @@ def predict(
     # Every sequence gains one token per step, so the gaps between tokens are the steps: the median is a step that
     # carries a prompt once half of them do, the 90th percentile once a tenth do.
     # (A simulated run has its own.)
-    if workload.requests is None:
+    if workload.concurrency is None and workload.requests is None:
         share = state.prompt_step_share
         itl50 = state.mixed_step_s if share >= 0.5 else state.decode_step_s
         itl90 = max(state.mixed_step_s, state.step_s) if share > 0.1 else max(itl50, state.step_s)

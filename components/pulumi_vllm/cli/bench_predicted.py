@@ -31,13 +31,14 @@ in one chunk makes the median of single gaps, and even the median TPOT, near 0 (
 
 
 def workload(args: argparse.Namespace) -> Workload:
-    """The load test's workload as the model sees it: a closed loop when the rate is ``inf`` under a
-    ``--max-concurrency``; every prompt at once (a finite run at an unbounded rate) when the rate is ``inf`` alone;
-    a finite run of ``--num-prompts`` at a rate otherwise."""
+    """The load test's workload as the model sees it: a closed loop of ``--num-prompts`` when the rate is ``inf``
+    under a ``--max-concurrency``; every prompt at once (a finite run at an unbounded rate) when the rate is ``inf``
+    alone; a finite run of ``--num-prompts`` at a rate otherwise."""
     rate = str(args.request_rate)
     if rate == "inf":
         if args.max_concurrency:
-            return Workload(args.input_len, args.output_len, concurrency=int(args.max_concurrency))
+            return Workload(args.input_len, args.output_len, concurrency=int(args.max_concurrency),
+                            requests=int(args.num_prompts))
         return Workload(args.input_len, args.output_len, rate=math.inf, requests=int(args.num_prompts))
     # vllm bench serve sends --num-prompts at the rate and stops: a finite run, throughput over its makespan.
     return Workload(args.input_len, args.output_len, rate=float(rate), requests=int(args.num_prompts))
