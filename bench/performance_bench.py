@@ -137,8 +137,9 @@ def evaluate_calibrated(constants: Constants | None = None) -> list[Row]:
 
 
 SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "first clean test, held out",
-          "first clean test, held out: loops", "first clean test, held out: bursts", "found after fit",
-          "found after fit: loops", "found after fit: bursts", "rate mode", "V0 engine")
+          "first clean test, held out: loops", "first clean test, held out: bursts", "second clean test, held out",
+          "found after fit", "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode",
+          "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses), but
 those of a clean test, which have their own lines;
 ``held-out before``: the held-out rows of no clean test (the set the targets were first judged on);
@@ -147,6 +148,8 @@ those of a clean test, which have their own lines;
 ``bursts``);
 ``found after fit``: the (held-out) closed-loop and burst rows of the latest clean test (``CLEAN_TEST``: sources
 read only after the model was last changed and committed), then its loops and bursts apart;
+``second clean test, held out``: the held-out half of the second clean test's closed loops (rule 7);
+``found after fit: rate``: the latest clean test's rows run at a request rate;
 ``rate mode``: the (held-out) rows run at a request rate, which the others leave out; ``V0 engine``: rows
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
 
@@ -156,6 +159,8 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
         return row.mode == "v0"
     if split == "rate mode":
         return row.mode == "rate"
+    if split == "found after fit: rate":
+        return row.mode == "rate" and row.found_after_fit == CLEAN_TEST
     if row.mode != "closed":
         return False
     if split == "fitted":
@@ -165,9 +170,10 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
     if split == "held-out before":
         return row.held_out and not row.found_after_fit
     group, _, kind = split.partition(": ")
-    if group in ("first clean test, held out", "found after fit"):
-        chosen = row.held_out and row.found_after_fit == 1 if group.startswith("first") else (
-            row.found_after_fit == CLEAN_TEST)
+    if group in ("first clean test, held out", "second clean test, held out", "found after fit"):
+        earlier = {"first clean test, held out": 1, "second clean test, held out": 2}
+        chosen = (row.held_out and row.found_after_fit == earlier[group] if group in earlier
+                  else row.found_after_fit == CLEAN_TEST)
         return chosen and (not kind or (kind == "bursts") == row.burst)
     return row.held_out and not row.found_after_fit and row.source not in fitted_sources
 

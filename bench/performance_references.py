@@ -24,9 +24,9 @@ row carries a hand-set flag):
    structure and constants were last changed and read only after those were committed; they are held out whole
    (rules 1 and 2 still apply first) and ``performance_bench.py`` also reports them apart as "found after fit".
 7. Rows of an earlier clean test (``found_after_fit`` above 0 and below :data:`CLEAN_TEST`; the first: sources
-   searched for after 8a8fabe, predicted once as they came, in docs/capacity.md's "The clean test") are split like
-   any other source (rules 4 and 5): once a clean test is recorded, half of its rows are fitted, so the next fit
-   sees more GPUs, batch sizes and lengths than the 18 rows of rule 5 alone.
+   searched for after 8a8fabe, the second after c6e7ab7, each predicted once as it came, in docs/capacity.md) are
+   split like any other source (rules 4 and 5): once a clean test is recorded, half of its rows are fitted, so the
+   next fit sees more GPUs, batch sizes and lengths than the 18 rows of rule 5 alone.
 
 The previous split (hand-set flags: within a source with fitted rows one row per GPU type and family held out, a
 source added after a fit held out whole) gave, on 17 fitted rows with 14 constants: fitted median 1% throughput,
@@ -217,6 +217,11 @@ from performance_references_fresh2a import ROWS as _FRESH2A_ROWS
 
 REFERENCES = REFERENCES + _FRESH2A_ROWS
 
+from performance_references_fresh3 import ROWS as _FRESH3_ROWS
+from performance_references_fresh3a import ROWS as _FRESH3A_ROWS
+
+REFERENCES = REFERENCES + _FRESH3_ROWS + _FRESH3A_ROWS
+
 
 HELD_OUT_WHOLE = (
     "https://buildkite.com/vllm/performance-benchmark/builds/9515",
@@ -224,7 +229,7 @@ HELD_OUT_WHOLE = (
 )
 """The two multi-row sources held out whole (rule 3 of the module's docstring)."""
 
-CLEAN_TEST = 2
+CLEAN_TEST = 3
 """The latest clean test (rule 6): its rows are held out whole; earlier ones are split by rule 7."""
 
 

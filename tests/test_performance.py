@@ -142,52 +142,58 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
-    held-out closed-loop and burst row (the 2026-12-07 set, the held-out half of the first clean test and the
-    second clean test), throughput (9%) and ITL (6%) meet them and TTFT (34%) misses; each is held to today's
-    figure. The 2026-12-07 set alone: 10%, 65% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is a fifth of
-    the median host's), 4%."""
+    held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests
+    and the third clean test's loops), throughput (10%) and ITL (6%) meet them and TTFT (35%) misses; each is held
+    to today's figure. The 2026-12-07 set alone: 9%, 61% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
+    a fifth of the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 113
+    assert held["n"] == 108
     assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
-    assert held["ttft"]["median"] <= 0.35  # target 20%: missed
+    assert held["ttft"]["median"] <= 0.36  # target 20%: missed
     before = overall["held-out before"]
     assert before["n"] == 28
-    assert before["throughput"]["median"] <= 0.11 and before["itl"]["median"] <= 0.05
-    assert before["ttft"]["median"] <= 0.66
+    assert before["throughput"]["median"] <= 0.10 and before["itl"]["median"] <= 0.05
+    assert before["ttft"]["median"] <= 0.62
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.23 and new["itl"]["median"] <= 0.12
+    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.12 and new["itl"]["median"] <= 0.12
     fitted = overall["fitted"]
-    assert fitted["n"] == 68
-    assert fitted["throughput"]["median"] <= 0.09 and fitted["itl"]["median"] <= 0.05  # 8%, 4%
-    assert fitted["ttft"]["median"] <= 0.35  # 34%
+    assert fitted["n"] == 75
+    assert fitted["throughput"]["median"] <= 0.07 and fitted["itl"]["median"] <= 0.05  # 6%, 4%
+    assert fitted["ttft"]["median"] <= 0.30  # 29%
     rate = overall["rate mode"]
-    assert rate["n"] == 30
-    assert rate["throughput"]["median"] <= 0.10 and rate["itl"]["median"] <= 0.15  # 9%, 14%
-    assert rate["ttft"]["median"] <= 0.34  # 33%
+    assert rate["n"] == 38
+    assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.21  # 15%, 20%
+    assert rate["ttft"]["median"] <= 0.65  # 64%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
-    # 7%, 34%, 3% on its closed loops; 32%, 43%, 22% on its bursts.
-    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.35 and loops["itl"]["median"] <= 0.04
-    assert bursts["throughput"]["median"] <= 0.33 and bursts["ttft"]["median"] <= 0.44
-    # The second clean test, after the corrections its first prediction showed: 5%, 26%, 4%.
-    second = overall["found after fit"]
-    assert second["n"] == 40
-    assert second["throughput"]["median"] <= 0.06 and second["ttft"]["median"] <= 0.27 and second["itl"]["median"] <= 0.05
-    # A user who calibrates the request overhead on one run of their host.
+    # 7%, 26%, 3% on its closed loops; 32%, 44%, 22% on its bursts.
+    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.27 and loops["itl"]["median"] <= 0.04
+    assert bursts["throughput"]["median"] <= 0.33 and bursts["ttft"]["median"] <= 0.45
+    # The second clean test's held-out half (rule 7): 7%, 29%, 6%.
+    second = overall["second clean test, held out"]
+    assert second["n"] == 33
+    assert second["throughput"]["median"] <= 0.08 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.07
+    # The third clean test, after the refit that came after its first prediction: its two closed loops 9%, 58%, 13%;
+    # its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 80%, 72%, 31%.
+    third, third_rate = overall["found after fit"], overall["found after fit: rate"]
+    assert third["n"] == 2 and third_rate["n"] == 8
+    assert third["throughput"]["median"] <= 0.10 and third["ttft"]["median"] <= 0.59 and third["itl"]["median"] <= 0.14
+    assert third_rate["throughput"]["median"] <= 0.81 and third_rate["ttft"]["median"] <= 0.73
+    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 35%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
-    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35  # 34%
+    assert calibrated["held-out before"]["ttft"]["median"] <= 0.36
 
 
 def test_fewer_constants_are_fitted_than_rows() -> None:
     bench = _bench()
     fitted_rows = [row for row in bench.REFERENCES if not row.held_out and not row.v0_engine]
-    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 68 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
+    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 75 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
     stored = json.loads(performance.DATA_FILE.read_text())["fitted"]
     assert set(stored) - {"fitted_on"} == set(bench._BOUNDS)
-    assert "68 fitted rows" in stored["fitted_on"]
+    assert "75 fitted rows" in stored["fitted_on"]
 
 
 def test_each_publisher_has_its_own_request_overhead_and_the_stored_one_is_their_median() -> None:
@@ -279,7 +285,8 @@ def test_split_follows_the_written_rule() -> None:
     # No row module sets the flag by hand.
     for name in ("performance_references.py", "performance_references_more.py", "performance_references_nvidia.py",
                  "performance_references_fresh.py", "performance_references_fresh2.py",
-                 "performance_references_fresh2a.py"):
+                 "performance_references_fresh2a.py", "performance_references_fresh3.py",
+                 "performance_references_fresh3a.py"):
         assert "held_out=True" not in (ROOT / "bench" / name).read_text()
 
 
@@ -305,7 +312,7 @@ def test_v0_rows_carry_their_evidence_and_are_reported_apart() -> None:
 def test_rate_rows_are_finite_runs_when_their_request_count_is_known() -> None:
     bench = _bench()
     rate_rows = [row for row in bench.REFERENCES if row.request_rate is not None and not row.v0_engine]
-    assert rate_rows and all(row.concurrency == 0 and row.requests in (200, 500, None) for row in rate_rows)
+    assert rate_rows and all(row.concurrency == 0 and row.requests in (50, 200, 500, None) for row in rate_rows)
     # GuideLLM's constant-rate runs are bounded by time, not a request count: a steady rate.
     steady = [row for row in rate_rows if row.requests is None]
     assert steady and all("guidellm" in row.key for row in steady)
@@ -493,6 +500,36 @@ def test_given_layout_prediction_json() -> None:
     assert done.returncode == 0, done.stderr
     predicted = json.loads(done.stdout)["predicted"]
     assert {"output_tokens_per_s", "requests_per_s", "ttft_ms", "itl_ms"} <= set(predicted)
+
+
+def test_given_layout_is_the_planned_one_and_a_layout_that_does_not_fit_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Gemma 3 27B in bf16 (51 GiB of weights) on an L40S (44.5 GiB usable): one GPU does not fit, so a load on it
+    exits 1 with the reason instead of a prediction; ``--gpus 2`` suggests tensor parallel 2 and predicts that, with
+    the KV cache ``size`` plans for it at the workload's length (3400 tokens: a max_model_len of 4096) bounding the
+    batch."""
+    from pulumi_vllm.capacity.gpus import lookup_gpu
+    from pulumi_vllm.capacity.planner import plan_capacity
+    from pulumi_vllm.cli import main
+
+    common = ["size", "--model", "google/gemma-3-27b-it", "--gpu", "L40S", "--concurrency", "12",
+              "--input-tokens", "3000", "--output-tokens", "400"]
+    assert main(common) == 1
+    out = capsys.readouterr().out
+    assert "does not fit: google/gemma-3-27b-it on 1 x L40S" in out and "predicted:" not in out
+    assert main([*common, "--gpus", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    plan = plan_capacity(facts("google/gemma-3-27b-it"), lookup_gpu("L40S"), 2, 1, max_model_len=4096,
+                         model_id="google/gemma-3-27b-it")
+    assert result["tensor_parallel_size"] == 2 and result["kv_cache_tokens"] == plan.kv_cache_tokens
+    expected = predict(facts("google/gemma-3-27b-it"),
+                       ServingLayout("L40S", tensor_parallel_size=2, model_id="google/gemma-3-27b-it",
+                                     max_num_seqs=lookup_gpu("L40S").default_max_num_seqs,
+                                     max_num_batched_tokens=lookup_gpu("L40S").default_max_num_batched_tokens,
+                                     kv_cache_tokens=plan.kv_cache_tokens),
+                       Workload(3000, 400, concurrency=12))
+    assert result["predicted"]["output_tokens_per_s"] == round(expected.output_tokens_per_s, 2)
 
 
 def test_prices_have_sources_and_go_stale(tmp_path: Path) -> None:

@@ -302,25 +302,53 @@ def _calibrated(args: argparse.Namespace) -> Constants | None:
 
 
 def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
+    """Predict the load on the layout ``size`` plans for these flags (the given parallel sizes, or the one
+    suggested for ``--gpus``), with its KV cache; exit 1, saying why, when that layout does not fit."""
     gpu = gpu_performance(args.gpu)
     workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
     from pulumi_vllm.capacity.gpus import lookup_gpu
+    from pulumi_vllm.capacity.layout import NoLayoutError
+    from pulumi_vllm.cli.size import _plan
 
     catalog = lookup_gpu(args.gpu)
+    planning = argparse.Namespace(**vars(args))
+    if planning.max_model_len is None:
+        # The workload's requests, not the model's whole context (as the search plans): a deployment for this load
+        # sets --max-model-len to it.
+        planning.max_model_len = max(2048, 1 << (args.input_tokens + args.output_tokens - 1).bit_length())
+    try:
+        plan, _ = _plan(planning, facts)
+    except NoLayoutError as error:
+        if error.closest is None:
+            raise UserError(str(error)) from None
+        plan = error.closest
+    if not plan.fits:
+        where = f"{plan.tensor_parallel_size * plan.pipeline_parallel_size} x {plan.gpu}"
+        if args.json:
+            print(json.dumps({"model": args.model, "gpu": gpu.name, "fits": False, "message": plan.message}, indent=2))
+        else:
+            print(f"does not fit: {args.model} on {where} (tensor {plan.tensor_parallel_size} x pipeline "
+                  f"{plan.pipeline_parallel_size}, max_model_len {plan.max_model_len}): {plan.message}")
+            print("no prediction: give --tensor-parallel-size, or --gpus to have a layout suggested")
+        return 1
     layout = ServingLayout(
-        gpu.name, tensor_parallel_size=args.tensor_parallel_size or 1,
-        pipeline_parallel_size=args.pipeline_parallel_size or 1, replicas=args.replicas, model_id=args.model,
+        gpu.name, tensor_parallel_size=plan.tensor_parallel_size,
+        pipeline_parallel_size=plan.pipeline_parallel_size, replicas=args.replicas, model_id=args.model,
         kv_cache_dtype=args.kv_cache_dtype, weight_dtype=args.weight_dtype,
         max_num_seqs=catalog.default_max_num_seqs, max_num_batched_tokens=catalog.default_max_num_batched_tokens,
+        kv_cache_tokens=plan.kv_cache_tokens,
     )
     prediction = predict(facts, layout, workload, _calibrated(args))
     if args.json:
-        print(json.dumps({"model": args.model, "gpu": gpu.name, "predicted": prediction.as_json()}, indent=2))
+        print(json.dumps({"model": args.model, "gpu": gpu.name, "tensor_parallel_size": plan.tensor_parallel_size,
+                          "pipeline_parallel_size": plan.pipeline_parallel_size,
+                          "kv_cache_tokens": plan.kv_cache_tokens, "predicted": prediction.as_json()}, indent=2))
     else:
         load = f"{args.rate:g} requests/s" if args.rate is not None else f"{args.concurrency} concurrent clients"
         print(f"model:        {args.model} on {layout.gpus} x {gpu.name} (tensor {layout.tensor_parallel_size} x "
               f"pipeline {layout.pipeline_parallel_size}, {layout.replicas} replica(s))")
-        print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}")
+        print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}; KV cache "
+              f"{plan.kv_cache_tokens:,} tokens per replica (max_model_len {plan.max_model_len})")
         print(f"predicted:    {prediction.requests_per_s:.2f} requests/s, {prediction.output_tokens_per_s:.0f} output "
               f"tokens/s; TTFT p50 {prediction.ttft_ms.p50:.1f} / p90 {prediction.ttft_ms.p90:.1f} ms; ITL p50 "
               f"{prediction.itl_ms.p50:.1f} / p90 {prediction.itl_ms.p90:.1f} ms")
