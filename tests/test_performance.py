@@ -166,7 +166,7 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     rate = overall["rate mode"]
     assert rate["n"] == 38
     assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.21  # 15%, 20%
-    assert rate["ttft"]["median"] <= 0.65  # 64%
+    assert rate["ttft"]["median"] <= 0.61  # 60%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
     # 7%, 26%, 3% on its closed loops; 32%, 44%, 22% on its bursts.
@@ -176,12 +176,13 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     second = overall["second clean test, held out"]
     assert second["n"] == 33
     assert second["throughput"]["median"] <= 0.08 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.07
-    # The third clean test, after the refit that came after its first prediction: its two closed loops 9%, 58%, 13%;
-    # its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 80%, 72%, 31%.
+    # The third clean test, after the refit that came after its first prediction and attention at the 16-bit rate:
+    # its two closed loops 9%, 58%, 13%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 76%, 68%, 31%
+    # (first prediction 9%, 71%, 13% and 80%, 72%, 31%).
     third, third_rate = overall["found after fit"], overall["found after fit: rate"]
     assert third["n"] == 2 and third_rate["n"] == 8
     assert third["throughput"]["median"] <= 0.10 and third["ttft"]["median"] <= 0.59 and third["itl"]["median"] <= 0.14
-    assert third_rate["throughput"]["median"] <= 0.81 and third_rate["ttft"]["median"] <= 0.73
+    assert third_rate["throughput"]["median"] <= 0.77 and third_rate["ttft"]["median"] <= 0.69
     # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 35%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
     assert calibrated["held-out before"]["ttft"]["median"] <= 0.36
@@ -803,3 +804,19 @@ def test_a_closed_loop_of_long_prompts_queues_them_by_hand() -> None:
     # here; the first round is faster, and a loop whose prompts fit one step stays in lockstep.
     short = predict(llama, ServingLayout("H100"), Workload(512, 1, concurrency=4, requests=8), NEUTRAL)
     assert short.ttft_ms.p50 == pytest.approx(_llama_prefill_by_hand(2048, 4, 4 * 512 * 512 / 2) * 1e3, rel=1e-6)
+
+
+def test_an_fp8_models_attention_runs_at_the_16_bit_rate_by_hand() -> None:
+    """Llama 3.1 8B with FP8 weights prefilling 4096 tokens on an H100: its products (weights but the LM head twice a
+    token, the head once) run at the FP8 rate, 1979 TFLOP/s, its attention (4 x 32 heads x 128 x 32 layers FLOPs per
+    pair, 4096 ** 2 / 2 pairs) on bf16 queries and keys at 989; both on the rate curve of the step's 4096 tokens."""
+    model = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100", weight_dtype="fp8"))
+    assert model.compute_tflops == 1979 and model.attention_tflops == 989
+    head = 128256 * 4096
+    products = 2 * (model.active_params - head) * 4096 + 2 * head
+    attention = 4 * 32 * 128 * 32 * 4096 * 4096 / 2
+    half = 256 * model.ridge_scale
+    expected = (products / 1979e12 + attention / 989e12) / (0.8 * 4096 / (4096 + half))
+    assert performance.step_seconds(model, NEUTRAL, 0, 0, 4096) == pytest.approx(expected, rel=1e-9)
+    bf16 = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
+    assert bf16.attention_tflops == bf16.compute_tflops == 989

@@ -9,8 +9,8 @@ start-up latency plus a ring over the interconnect) and a CPU cost per step and 
 scheduling (vLLM's default since 0.14.0, not with pipeline parallelism) overlaps with the GPU's part instead of
 adding to it. Prefill is the prompt's FLOPs (weights, the LM head once per prompt as vLLM scores only its last
 position, and attention over the prompt's own tokens, ``n ** 2 / 2`` pairs however it is chunked or batched) at
-the dense rate of the weight and activation precision, with the rate rising with the tokens in the step (each
-chunk on its own). A fused-MoE layer reads its experts more efficiently the more tokens each one gets (one per
+the dense rate of the weight and activation precision (attention at the 16-bit one), with the rate rising with
+the tokens in the step (each chunk on its own). A fused-MoE layer reads its experts more efficiently the more tokens each one gets (one per
 decode token, many per prompt chunk), and is bound by its own roofline (expert reads or expert FLOPs), beside
 the dense kernels' one; FLOPs follow parameters, not bytes (a checkpoint may quantise only its experts).
 
@@ -355,6 +355,9 @@ class _Model:
     pp: int
     overlapped: bool = False
     """Async scheduling: the step's CPU part runs beside its GPU part (``ServingLayout.async_scheduling``)."""
+    attention_tflops: float = 0.0
+    """Dense rate attention's products run at: 16-bit (queries, keys and values are bf16 whatever the weights' format,
+    with the default KV cache), the GPU's ``bf16_tflops`` times its ``tensor_scale``; 0: ``compute_tflops``."""
     ridge_scale: float = 1.0
     """This GPU's and weight format's roofline ridge in tokens per step, over the measured H100's in bf16: the
     tokens at which a matrix product stops being bound by its weight reads (``half_efficiency_prefill_tokens``)."""
@@ -461,6 +464,7 @@ def _derive(facts: ModelFacts, layout: ServingLayout) -> _Model:
         decode_attention_flops_per_token_context=decode_attention / (tp * pp),
         lm_head_params=float(facts.vocab_size * facts.hidden_size),
         compute_tflops=_compute_tflops(gpu, dtype),
+        attention_tflops=_compute_tflops(gpu, "bfloat16"),
         bandwidth_gb_s=gpu.memory_bandwidth_gb_s,
         weight_dtype=dtype,
         gpu=gpu,
@@ -524,6 +528,8 @@ def step_seconds(
         bandwidth * model.gpu.streaming_fraction * constants.kv_bandwidth_factor
     )
     peak = model.compute_tflops * 1e12 * software * constants.prefill_efficiency_factor
+    attention_peak = (model.attention_tflops or model.compute_tflops) * 1e12 * software * (
+        constants.prefill_efficiency_factor)
     half = constants.half_efficiency_prefill_tokens * model.ridge_scale
     if prefill_requests is None:
         prefill_requests = 1.0 if prefill_tokens > 0 else 0.0
@@ -532,9 +538,12 @@ def step_seconds(
     flops += 2 * head / (model.tp * model.pp) * (decode_seqs + min(prefill_tokens, prefill_requests))
     if prefill_pairs is None:
         prefill_pairs = prefill_tokens * prefill_tokens / 2
-    flops += model.attention_flops_per_token_context * prefill_pairs
-    flops += model.decode_attention_flops_per_token_context * decode_seqs * context_tokens
-    compute = flops / (peak * constants.prefill_peak_fraction * tokens / (tokens + half)) if tokens > 0 else 0.0
+    # Attention multiplies 16-bit queries, keys and values whatever the weights' format: an FP8 model's products
+    # run at the FP8 rate, its attention at the 16-bit one.
+    attention_flops = model.attention_flops_per_token_context * prefill_pairs
+    attention_flops += model.decode_attention_flops_per_token_context * decode_seqs * context_tokens
+    work = flops / peak + attention_flops / attention_peak
+    compute = work / (constants.prefill_peak_fraction * tokens / (tokens + half)) if tokens > 0 else 0.0
     overhead = constants.step_overhead_ms * 1e-3 + constants.per_sequence_overhead_us * 1e-6 * decode_seqs
     # Each kernel is bound by its own roofline: the dense and attention kernels by their reads or their FLOPs, the
     # grouped expert products by their expert reads (which already slow down with few rows per expert) or their

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_vllm.capacity import planner as capacity
-from pulumi_vllm.capacity.gpus import known_gpus, lookup_gpu
-from pulumi_vllm.capacity.layout import LayoutAdvice, LayoutCandidate, NoLayoutError, advise_layout
-from pulumi_vllm.capacity.planner import CapacityPlan, plan_capacity
+from pulumi_vllm.capacity.gpus import known_gpus
+from pulumi_vllm.capacity.layout import LayoutAdvice, LayoutCandidate, NoLayoutError
+from pulumi_vllm.capacity.planner import CapacityPlan
 from pulumi_vllm.capacity.remedies import Refusal, explain, prefer_one_node
-from pulumi_vllm.distributed.parallelism import TopologyError, plan_topology
+from pulumi_vllm.cli.size_plan import plan_for_flags
+from pulumi_vllm.distributed.parallelism import TopologyError
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.checkpoint import read_safetensors_headers
 from pulumi_vllm.models.facts import ModelFacts
@@ -59,31 +60,6 @@ def _facts(model: str, revision: str | None = None) -> tuple[ModelFacts, str]:
         if counted:
             facts = facts.model_copy(update={"num_parameters": counted})
     return facts, origin
-
-
-def _plan(args: argparse.Namespace, facts: ModelFacts) -> tuple[CapacityPlan, LayoutAdvice | None]:
-    """The plan, and the advice behind it when the layout was suggested (``--gpus`` without parallel sizes)."""
-    gpu = lookup_gpu(args.gpu)
-    common: dict[str, Any] = {
-        "max_model_len": args.max_model_len,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
-        "kv_cache_dtype": args.kv_cache_dtype,
-        "weight_dtype": args.weight_dtype,
-        "vllm_version": args.vllm_version,
-        "model_id": args.model,
-    }
-    layout_given = args.tensor_parallel_size is not None or args.pipeline_parallel_size is not None
-    # The suggestion searches tensor x pipeline layouts of one replica; data or expert parallel sizes one as given.
-    layout_given = layout_given or args.data_parallel_size > 1 or args.enable_expert_parallel
-    if args.gpus is not None and not layout_given:
-        advice = advise_layout(facts, gpu, args.gpus, min_concurrency=args.min_concurrency, **common)
-        return advice.plan, advice
-    tp = args.tensor_parallel_size or 1
-    pp = args.pipeline_parallel_size or 1
-    if args.gpus is not None:
-        plan_topology(tp, pp, gpus_per_node=args.gpus)
-    parallel = {"data_parallel_size": args.data_parallel_size, "enable_expert_parallel": args.enable_expert_parallel}
-    return plan_capacity(facts, gpu, tp, pp, **common, **parallel), None
 
 
 def _human(plan: CapacityPlan, origin: str, how: str = "") -> list[str]:
@@ -213,7 +189,7 @@ def run_size(args: argparse.Namespace) -> int:
     refusal: Refusal | None = None
     except_closest: CapacityPlan | None = None
     try:
-        plan, advice = _plan(args, facts)
+        plan, advice = plan_for_flags(args, facts)
     except NoLayoutError as error:
         if error.closest is None:
             raise UserError(str(error)) from None

@@ -308,7 +308,7 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
     from pulumi_vllm.capacity.gpus import lookup_gpu
     from pulumi_vllm.capacity.layout import NoLayoutError
-    from pulumi_vllm.cli.size import _plan
+    from pulumi_vllm.cli.size_plan import plan_for_flags
 
     catalog = lookup_gpu(args.gpu)
     planning = argparse.Namespace(**vars(args))
@@ -317,7 +317,7 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         # sets --max-model-len to it.
         planning.max_model_len = max(2048, 1 << (args.input_tokens + args.output_tokens - 1).bit_length())
     try:
-        plan, _ = _plan(planning, facts)
+        plan, _ = plan_for_flags(planning, facts)
     except NoLayoutError as error:
         if error.closest is None:
             raise UserError(str(error)) from None
