@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi_vllm.capacity.gpus import lookup_gpu
+from pulumi_vllm.capacity.layout import NoLayoutError
 from pulumi_vllm.capacity.measured_run import calibrate_from_file
 from pulumi_vllm.capacity.objective import MAX_REPLICAS, TrafficObjective, size_replicas
 from pulumi_vllm.capacity.performance import (
@@ -32,6 +34,7 @@ from pulumi_vllm.capacity.performance import (
     predict,
 )
 from pulumi_vllm.capacity.planner import plan_capacity
+from pulumi_vllm.cli.size_plan import plan_for_flags
 from pulumi_vllm.cloud_plan.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.facts import ModelFacts
@@ -216,14 +219,19 @@ def _weigh(
                      within, binding)
 
 
+def workload_max_model_len(input_tokens: int, output_tokens: int) -> int:
+    """The ``--max-model-len`` a deployment for this load sets: its requests' length rounded up to a power of two,
+    at least 2048 (a KV cache planned at the model's whole context would hold fewer of them)."""
+    return max(2048, 1 << (input_tokens + output_tokens - 1).bit_length())
+
+
 def search(
     facts: ModelFacts, model_id: str, objective: Objective, prices: PriceTable, constants: Constants | None = None,
 ) -> tuple[list[Candidate], int | None]:
     """Every layout weighed (cheapest first, unpriced last) and the index of the cheapest that meets the objective."""
     known = set(known_performance_gpus())
     candidates: list[Candidate] = []
-    context = objective.input_tokens + objective.output_tokens
-    max_model_len = max(2048, 1 << (context - 1).bit_length())
+    max_model_len = workload_max_model_len(objective.input_tokens, objective.output_tokens)
     for instance in INSTANCES.values():
         if instance.gpu not in known:
             continue
@@ -306,16 +314,10 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     suggested for ``--gpus``), with its KV cache; exit 1, saying why, when that layout does not fit."""
     gpu = gpu_performance(args.gpu)
     workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
-    from pulumi_vllm.capacity.gpus import lookup_gpu
-    from pulumi_vllm.capacity.layout import NoLayoutError
-    from pulumi_vllm.cli.size_plan import plan_for_flags
-
     catalog = lookup_gpu(args.gpu)
     planning = argparse.Namespace(**vars(args))
     if planning.max_model_len is None:
-        # The workload's requests, not the model's whole context (as the search plans): a deployment for this load
-        # sets --max-model-len to it.
-        planning.max_model_len = max(2048, 1 << (args.input_tokens + args.output_tokens - 1).bit_length())
+        planning.max_model_len = workload_max_model_len(args.input_tokens, args.output_tokens)
     try:
         plan, _ = plan_for_flags(planning, facts)
     except NoLayoutError as error:
@@ -516,8 +518,6 @@ def predicted_lines(rendered: Any) -> tuple[str, ...]:
     facts = getattr(plan, "facts", None)
     if plan is None or capacity is None or facts is None:
         return ()
-    from pulumi_vllm.capacity.gpus import lookup_gpu
-
     try:
         gpu = lookup_gpu(capacity.gpu)
         layout = ServingLayout(
