@@ -10,6 +10,7 @@ prices come from ``cloud_plan/prices.json`` (or ``--price-file``), each with its
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -323,7 +324,8 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     except NoLayoutError as error:
         if error.closest is None:
             raise UserError(str(error)) from None
-        plan = error.closest
+        # The closest layout tried may fit memory yet fall short of --min-concurrency: as size, it does not fit.
+        plan = dataclasses.replace(error.closest, fits=False, message=str(error))
     if not plan.fits:
         where = f"{plan.tensor_parallel_size * plan.pipeline_parallel_size} x {plan.gpu}"
         if args.json:
@@ -331,7 +333,8 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         else:
             print(f"does not fit: {args.model} on {where} (tensor {plan.tensor_parallel_size} x pipeline "
                   f"{plan.pipeline_parallel_size}, max_model_len {plan.max_model_len}): {plan.message}")
-            print("no prediction: give --tensor-parallel-size, or --gpus to have a layout suggested")
+            if args.gpus is None:
+                print("no prediction: give --tensor-parallel-size, or --gpus to have a layout suggested")
         return 1
     layout = ServingLayout(
         gpu.name, tensor_parallel_size=plan.tensor_parallel_size,
