@@ -820,3 +820,25 @@ def test_an_fp8_models_attention_runs_at_the_16_bit_rate_by_hand() -> None:
     assert performance.step_seconds(model, NEUTRAL, 0, 0, 4096) == pytest.approx(expected, rel=1e-9)
     bf16 = performance._derive(facts("meta-llama/Llama-3.1-8B-Instruct"), ServingLayout("H100"))
     assert bf16.attention_tflops == bf16.compute_tflops == 989
+
+
+def test_the_oracle_fits_each_publishers_own_held_out_rows_and_never_does_worse_than_the_stored_constants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--oracle`` picks, per publisher, the grid point with the lowest median TTFT error on its held-out rows; with
+    the stored constants on the grid it can only match or beat them, publisher by publisher and overall."""
+    import statistics
+
+    bench = _bench()
+    stored = performance.fitted_constants()
+    monkeypatch.setattr(bench, "ORACLE_OVERHEADS_MS", (stored.request_overhead_ms, 5.0))
+    monkeypatch.setattr(bench, "ORACLE_PREFILL_FACTORS", (1.0,))
+    found, overall = bench.oracle(stored)
+    rows = [row for row in bench.evaluate_all(stored)
+            if bench._split_of(row, set(), "held-out") and row.error["ttft"] is not None]
+    assert sum(count for *_, count in found.values()) == len(rows)
+    for name, (median, overhead, factor, _count) in found.items():
+        own = [abs(row.error["ttft"]) for row in rows if bench.publisher(row.source) == name]
+        assert median <= statistics.median(own) + 1e-12
+        assert overhead in (stored.request_overhead_ms, 5.0) and factor == 1.0
+    assert overall <= statistics.median(abs(row.error["ttft"]) for row in rows) + 1e-12
