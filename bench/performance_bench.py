@@ -140,7 +140,7 @@ def evaluate_calibrated(constants: Constants | None = None) -> list[Row]:
 
 SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "first clean test, held out",
           "first clean test, held out: loops", "first clean test, held out: bursts", "second clean test, held out",
-          "found after fit", "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode",
+          "third clean test, held out", "third clean test, held out: rate", "found after fit", "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode",
           "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses), but
 those of a clean test, which have their own lines;
@@ -151,6 +151,8 @@ those of a clean test, which have their own lines;
 ``found after fit``: the (held-out) closed-loop and burst rows of the latest clean test (``CLEAN_TEST``: sources
 read only after the model was last changed and committed), then its loops and bursts apart;
 ``second clean test, held out``: the held-out half of the second clean test's closed loops (rule 7);
+``third clean test, held out``: the third clean test's closed loops (rule 7 holds them out: their sources have one
+row each), and apart its rate runs (``rate``, never fitted);
 ``found after fit: rate``: the latest clean test's rows run at a request rate;
 ``rate mode``: the (held-out) rows run at a request rate, which the others leave out; ``V0 engine``: rows
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
@@ -163,6 +165,8 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
         return row.mode == "rate"
     if split == "found after fit: rate":
         return row.mode == "rate" and row.found_after_fit == CLEAN_TEST
+    if split == "third clean test, held out: rate":
+        return row.mode == "rate" and row.found_after_fit == 3
     if row.mode != "closed":
         return False
     if split == "fitted":
@@ -172,8 +176,9 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
     if split == "held-out before":
         return row.held_out and not row.found_after_fit
     group, _, kind = split.partition(": ")
-    if group in ("first clean test, held out", "second clean test, held out", "found after fit"):
-        earlier = {"first clean test, held out": 1, "second clean test, held out": 2}
+    if group in ("first clean test, held out", "second clean test, held out", "third clean test, held out",
+                 "found after fit"):
+        earlier = {"first clean test, held out": 1, "second clean test, held out": 2, "third clean test, held out": 3}
         chosen = (row.held_out and row.found_after_fit == earlier[group] if group in earlier
                   else row.found_after_fit == CLEAN_TEST)
         return chosen and (not kind or (kind == "bursts") == row.burst)

@@ -142,16 +142,16 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
-    held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests
-    and the third clean test's loops), throughput (10%) and ITL (6%) meet them and TTFT (35%) misses; each is held
-    to today's figure. The 2026-12-07 set alone: 9%, 61% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
+    held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests,
+    the third clean test's loops and the fourth's), throughput (12%) and ITL (7%) meet them and TTFT (39%) misses;
+    each is held to today's figure. The 2026-12-07 set alone: 9%, 61% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
     a fifth of the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 108
+    assert held["n"] == 122
     assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
-    assert held["ttft"]["median"] <= 0.36  # target 20%: missed
+    assert held["ttft"]["median"] <= 0.40  # target 20%: missed
     before = overall["held-out before"]
     assert before["n"] == 28
     assert before["throughput"]["median"] <= 0.10 and before["itl"]["median"] <= 0.05
@@ -179,10 +179,15 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     # The third clean test, after the refit that came after its first prediction and attention at the 16-bit rate:
     # its two closed loops 9%, 58%, 13%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 76%, 68%, 31%
     # (first prediction 9%, 71%, 13% and 80%, 72%, 31%).
-    third, third_rate = overall["found after fit"], overall["found after fit: rate"]
+    third, third_rate = overall["third clean test, held out"], overall["third clean test, held out: rate"]
     assert third["n"] == 2 and third_rate["n"] == 8
     assert third["throughput"]["median"] <= 0.10 and third["ttft"]["median"] <= 0.59 and third["itl"]["median"] <= 0.14
     assert third_rate["throughput"]["median"] <= 0.77 and third_rate["ttft"]["median"] <= 0.69
+    # The fourth clean test, as first predicted (c859af6): 14 closed loops (A100, 8 x H200, RTX 5090 and 4090),
+    # throughput 48%, TTFT 416%, ITL 13%: the 4-bit mixture of experts on the RTX cards is far too slow.
+    fourth = overall["found after fit"]
+    assert fourth["n"] == 14 and "found after fit: rate" not in overall
+    assert fourth["throughput"]["median"] <= 0.49 and fourth["ttft"]["median"] <= 4.17 and fourth["itl"]["median"] <= 0.14
     # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 35%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
     assert calibrated["held-out before"]["ttft"]["median"] <= 0.36
