@@ -538,6 +538,22 @@ def test_given_layout_is_the_planned_one_and_a_layout_that_does_not_fit_is_refus
     assert result["predicted"]["output_tokens_per_s"] == round(expected.output_tokens_per_s, 2)
 
 
+def test_size_gpu_with_a_load_says_when_its_layout_spans_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--gpus`` is GPUs per node: Qwen3-30B-A3B in bf16 leaves no KV cache at tensor parallel 2 on one node of two
+    RTX 5090s, so the layout ``size`` plans is pipeline parallel 2 over two such nodes, and the prediction says so
+    rather than a bare four GPUs; the FP8 checkpoint fits one node."""
+    from pulumi_vllm.cli import main
+
+    common = ["size", "--gpu", "RTX-5090", "--gpus", "2", "--concurrency", "16", "--input-tokens", "2000",
+              "--output-tokens", "500"]
+    assert main([*common, "--model", "Qwen/Qwen3-30B-A3B"]) == 0
+    out = capsys.readouterr().out
+    assert "on 4 x RTX-5090 (tensor 2 x pipeline 2 over 2 nodes of 2 GPUs, 1 replica(s))" in out
+    assert main([*common, "--model", "Qwen/Qwen3-30B-A3B-FP8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["tensor_parallel_size"], result["pipeline_parallel_size"], result["nodes_per_replica"]) == (2, 1, 1)
+
+
 def test_prices_have_sources_and_go_stale(tmp_path: Path) -> None:
     table = size_objective.load_prices(today=datetime.date(2026, 12, 6))
     for row in table.prices.values():

@@ -344,14 +344,18 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         kv_cache_tokens=plan.kv_cache_tokens,
     )
     prediction = predict(facts, layout, workload, _calibrated(args))
+    # --gpus is GPUs per node: a layout of more spans nodes (pipeline stages on nodes of their own).
+    per_replica = plan.tensor_parallel_size * plan.pipeline_parallel_size
+    nodes = -(-per_replica // args.gpus) if args.gpus else 1
     if args.json:
         print(json.dumps({"model": args.model, "gpu": gpu.name, "tensor_parallel_size": plan.tensor_parallel_size,
-                          "pipeline_parallel_size": plan.pipeline_parallel_size,
+                          "pipeline_parallel_size": plan.pipeline_parallel_size, "nodes_per_replica": nodes,
                           "kv_cache_tokens": plan.kv_cache_tokens, "predicted": prediction.as_json()}, indent=2))
     else:
         load = f"{args.rate:g} requests/s" if args.rate is not None else f"{args.concurrency} concurrent clients"
+        spread = f" over {nodes} nodes of {args.gpus} GPUs" if nodes > 1 else ""
         print(f"model:        {args.model} on {layout.gpus} x {gpu.name} (tensor {layout.tensor_parallel_size} x "
-              f"pipeline {layout.pipeline_parallel_size}, {layout.replicas} replica(s))")
+              f"pipeline {layout.pipeline_parallel_size}{spread}, {layout.replicas} replica(s))")
         print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}; KV cache "
               f"{plan.kv_cache_tokens:,} tokens per replica (max_model_len {plan.max_model_len})")
         print(f"predicted:    {prediction.requests_per_s:.2f} requests/s, {prediction.output_tokens_per_s:.0f} output "
