@@ -140,8 +140,8 @@ def evaluate_calibrated(constants: Constants | None = None) -> list[Row]:
 
 SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "first clean test, held out",
           "first clean test, held out: loops", "first clean test, held out: bursts", "second clean test, held out",
-          "third clean test, held out", "third clean test, held out: rate", "found after fit", "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode",
-          "V0 engine")
+          "third clean test, held out", "third clean test, held out: rate", "found after fit",
+          "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode", "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses), but
 those of a clean test, which have their own lines;
 ``held-out before``: the held-out rows of no clean test (the set the targets were first judged on);
@@ -158,15 +158,22 @@ row each), and apart its rate runs (``rate``, never fitted);
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
 
 
+_CLEAN_TESTS = {"first clean test, held out": 1, "second clean test, held out": 2, "third clean test, held out": 3}
+"""The earlier clean tests' lines (their held-out rows) by ``found_after_fit``; "found after fit" is the latest's."""
+
+
 def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
     if split == "V0 engine":
         return row.mode == "v0"
     if split == "rate mode":
         return row.mode == "rate"
-    if split == "found after fit: rate":
-        return row.mode == "rate" and row.found_after_fit == CLEAN_TEST
-    if split == "third clean test, held out: rate":
-        return row.mode == "rate" and row.found_after_fit == 3
+    group, _, kind = split.partition(": ")
+    if group in _CLEAN_TESTS or group == "found after fit":
+        number = _CLEAN_TESTS.get(group, CLEAN_TEST)
+        if kind == "rate":
+            return row.mode == "rate" and row.found_after_fit == number
+        chosen = row.found_after_fit == number and (row.held_out or group == "found after fit")
+        return row.mode == "closed" and chosen and (not kind or (kind == "bursts") == row.burst)
     if row.mode != "closed":
         return False
     if split == "fitted":
@@ -175,13 +182,6 @@ def _split_of(row: Row, fitted_sources: set[str], split: str) -> bool:
         return row.held_out
     if split == "held-out before":
         return row.held_out and not row.found_after_fit
-    group, _, kind = split.partition(": ")
-    if group in ("first clean test, held out", "second clean test, held out", "third clean test, held out",
-                 "found after fit"):
-        earlier = {"first clean test, held out": 1, "second clean test, held out": 2, "third clean test, held out": 3}
-        chosen = (row.held_out and row.found_after_fit == earlier[group] if group in earlier
-                  else row.found_after_fit == CLEAN_TEST)
-        return chosen and (not kind or (kind == "bursts") == row.burst)
     return row.held_out and not row.found_after_fit and row.source not in fitted_sources
 
 

@@ -37,6 +37,7 @@ from pulumi_vllm.capacity.performance import (
 from pulumi_vllm.capacity.planner import plan_capacity
 from pulumi_vllm.cli.size_plan import plan_for_flags
 from pulumi_vllm.cloud_plan.instances import INSTANCE_TYPE_LABEL, INSTANCES, InstanceType
+from pulumi_vllm.distributed.parallelism import plan_topology
 from pulumi_vllm.errors import UserError
 from pulumi_vllm.models.facts import ModelFacts
 
@@ -344,9 +345,9 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         kv_cache_tokens=plan.kv_cache_tokens,
     )
     prediction = predict(facts, layout, workload, _calibrated(args))
-    # --gpus is GPUs per node: a layout of more spans nodes (pipeline stages on nodes of their own).
-    per_replica = plan.tensor_parallel_size * plan.pipeline_parallel_size
-    nodes = -(-per_replica // args.gpus) if args.gpus else 1
+    # --gpus is GPUs per node: a layout of more spans nodes, one pod of whole tensor-parallel groups on each.
+    nodes = (plan_topology(plan.tensor_parallel_size, plan.pipeline_parallel_size, gpus_per_node=args.gpus).pods
+             if args.gpus else 1)
     if args.json:
         print(json.dumps({"model": args.model, "gpu": gpu.name, "tensor_parallel_size": plan.tensor_parallel_size,
                           "pipeline_parallel_size": plan.pipeline_parallel_size, "nodes_per_replica": nodes,
