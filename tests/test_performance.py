@@ -143,8 +143,8 @@ def _overall(bench, rows):
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
     held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests,
-    the third clean test's loops and the fourth's), throughput (12%) and ITL (7%) meet them and TTFT (39%) misses;
-    each is held to today's figure. The 2026-12-07 set alone: 9%, 61% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
+    the third clean test's loops and the fourth's), throughput (11%) and ITL (7%) meet them and TTFT (39%) misses;
+    each is held to today's figure. The 2026-12-07 set alone: 10%, 63% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
     a fifth of the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
@@ -155,42 +155,43 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     before = overall["held-out before"]
     assert before["n"] == 28
     assert before["throughput"]["median"] <= 0.10 and before["itl"]["median"] <= 0.05
-    assert before["ttft"]["median"] <= 0.62
+    assert before["ttft"]["median"] <= 0.64
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.12 and new["itl"]["median"] <= 0.12
+    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.15 and new["itl"]["median"] <= 0.12
     fitted = overall["fitted"]
     assert fitted["n"] == 75
-    assert fitted["throughput"]["median"] <= 0.07 and fitted["itl"]["median"] <= 0.05  # 6%, 4%
-    assert fitted["ttft"]["median"] <= 0.30  # 29%
+    assert fitted["throughput"]["median"] <= 0.07 and fitted["itl"]["median"] <= 0.04  # 6%, 3%
+    assert fitted["ttft"]["median"] <= 0.31  # 30%
     rate = overall["rate mode"]
     assert rate["n"] == 38
     assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.21  # 15%, 20%
-    assert rate["ttft"]["median"] <= 0.61  # 60%
+    assert rate["ttft"]["median"] <= 0.64  # 63%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
-    # 7%, 26%, 3% on its closed loops; 32%, 44%, 22% on its bursts.
-    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.27 and loops["itl"]["median"] <= 0.04
-    assert bursts["throughput"]["median"] <= 0.33 and bursts["ttft"]["median"] <= 0.45
-    # The second clean test's held-out half (rule 7): 7%, 29%, 6%.
+    # 7%, 26%, 2% on its closed loops; 28%, 39%, 19% on its bursts.
+    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.27 and loops["itl"]["median"] <= 0.03
+    assert bursts["throughput"]["median"] <= 0.29 and bursts["ttft"]["median"] <= 0.40
+    # The second clean test's held-out half (rule 7): 7%, 29%, 5%.
     second = overall["second clean test, held out"]
     assert second["n"] == 33
-    assert second["throughput"]["median"] <= 0.08 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.07
-    # The third clean test, after the refit that came after its first prediction and attention at the 16-bit rate:
-    # its two closed loops 9%, 58%, 13%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 76%, 68%, 31%
-    # (first prediction 9%, 71%, 13% and 80%, 72%, 31%).
+    assert second["throughput"]["median"] <= 0.08 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.06
+    # The third clean test, after the refits that came after its first prediction: its two closed loops 9%, 58%,
+    # 13%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 73%, 71%, 31% (first prediction 9%, 71%, 13%
+    # and 80%, 72%, 31%).
     third, third_rate = overall["third clean test, held out"], overall["third clean test, held out: rate"]
     assert third["n"] == 2 and third_rate["n"] == 8
     assert third["throughput"]["median"] <= 0.10 and third["ttft"]["median"] <= 0.59 and third["itl"]["median"] <= 0.14
-    assert third_rate["throughput"]["median"] <= 0.77 and third_rate["ttft"]["median"] <= 0.69
-    # The fourth clean test, as first predicted (c859af6): 14 closed loops (A100, 8 x H200, RTX 5090 and 4090),
-    # throughput 48%, TTFT 416%, ITL 13%: the 4-bit mixture of experts on the RTX cards is far too slow.
-    fourth = overall["found after fit"]
-    assert fourth["n"] == 14 and "found after fit: rate" not in overall
-    assert fourth["throughput"]["median"] <= 0.49 and fourth["ttft"]["median"] <= 4.17 and fourth["itl"]["median"] <= 0.14
-    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 35%.
+    assert third_rate["throughput"]["median"] <= 0.74 and third_rate["ttft"]["median"] <= 0.72
+    # The fourth clean test (14 closed loops: A100, 8 x H200, RTX 5090 and 4090), first predicted at c859af6 48%,
+    # 416%, 13%; with the cache allocated as sequences grow more of the 4-bit mixture of experts' sequences run at
+    # once on the RTX cards, each step still far too slow: 53%, 441%, 30%.
+    fourth = overall["fourth clean test, held out"]
+    assert fourth["n"] == 14
+    assert fourth["throughput"]["median"] <= 0.54 and fourth["ttft"]["median"] <= 4.42 and fourth["itl"]["median"] <= 0.31
+    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
-    assert calibrated["held-out before"]["ttft"]["median"] <= 0.36
+    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35
 
 
 def test_fewer_constants_are_fitted_than_rows() -> None:
@@ -377,6 +378,35 @@ def test_a_kv_cache_of_one_request_serves_a_burst_one_by_one_by_hand() -> None:
     assert run.ttft_ms.p50 == pytest.approx((ttfts[1] + ttfts[2]) / 2 * 1e3, rel=1e-9)
     assert run.ttft_ms.p90 == pytest.approx((ttfts[2] + 0.7 * (ttfts[3] - ttfts[2])) * 1e3, rel=1e-9)
     assert run.itl_ms.p90 == pytest.approx(max(decode) * 1e3, rel=1e-2)
+
+
+def test_a_cache_that_runs_out_preempts_the_latest_sequence_and_finds_its_freed_cache_again_by_hand() -> None:
+    """Two requests of 1000 + 100 tokens sent at once to a cache of 2100: both prompts fit (vLLM allocates a
+    sequence's cache as it grows), so both prefill in the first step and decode together for 49 steps, until the
+    cache is full at 1050 tokens each. The next step preempts the later one (its 1050 tokens freed); the first
+    decodes its last 50 tokens alone, growing into 50 of the freed tokens; then the second finds the other 1000 in
+    the prefix cache, recomputes 50 tokens in one step and decodes its last 49."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100", kv_cache_tokens=2100)
+    constants = replace(NEUTRAL, request_overhead_ms=0.0, frontend_ms_per_request=0.0)
+    model = performance._derive(llama, layout)
+    prefill = performance.step_seconds(model, constants, 0, 0, 2000, 2, 2 * 1000 * 1000 / 2)
+    # Decode stretches are taken together at their mean context (the step is linear in it).
+    together = 49 * performance.step_seconds(model, constants, 2, 1001 + 48 / 2, 0)
+    first_alone = 50 * performance.step_seconds(model, constants, 1, 1050 + 49 / 2, 0)
+    recompute = performance.step_seconds(model, constants, 0, 0, 50, 1, 50 * (1000 + 50 / 2))
+    second_alone = 49 * performance.step_seconds(model, constants, 1, 1051 + 48 / 2, 0)
+    makespan = prefill + together + first_alone + recompute + second_alone
+    run = predict(llama, layout, Workload(1000, 100, rate=math.inf, requests=2), constants)
+    assert run.output_tokens_per_s == pytest.approx(200 / makespan, rel=1e-9)
+    assert run.ttft_ms.p50 == pytest.approx(prefill * 1e3, rel=1e-9)
+    assert run.saturated  # the preempted request waited for room
+    assert any("1 preemptions" in note for note in run.notes)
+    # Admitting only whole requests (1100 tokens each) would have run them one after the other, more slowly.
+    whole = predict(llama, replace(layout, kv_cache_tokens=1100), Workload(1000, 100, rate=math.inf, requests=2),
+                    constants)
+    assert whole.output_tokens_per_s < run.output_tokens_per_s
+    assert not any("preemptions" in note for note in whole.notes)
 
 
 def test_a_burst_longer_than_the_budget_decodes_beside_prompt_chunks() -> None:

@@ -651,19 +651,41 @@ def _steady_state(
 
 
 def _limit(layout: ServingLayout, workload: Workload) -> int:
-    """Sequences one engine runs at once: max_num_seqs, or fewer when the KV cache holds fewer whole requests."""
+    """Sequences one engine runs at once in a steady state: max_num_seqs, or fewer when the KV cache holds fewer
+    requests of the mean length a running one has (its prompt and half its output: vLLM's V1 scheduler allocates a
+    sequence's cache as it grows, and preempts the latest-admitted sequence when the cache runs out)."""
     limit = layout.max_num_seqs
     if layout.kv_cache_tokens is not None:
-        limit = min(limit, max(1, layout.kv_cache_tokens // (workload.input_tokens + workload.output_tokens)))
+        held = workload.input_tokens + workload.output_tokens / 2
+        limit = min(limit, max(1, math.floor(layout.kv_cache_tokens / held)))
     return max(1, limit)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
+    """One request in a simulated run (compared by identity: two requests may hold the same figures)."""
+
     arrival: float
     outputs: int
+    prompt: int
+    """Tokens to prefill: the prompt, or, once preempted, the prompt and the tokens generated before (recomputed)."""
     prefilled: int = 0
     generated: int = 0
+    resumed_at: int = 0
+    """Tokens generated when the request was last preempted (0: never): those are part of ``prompt`` now."""
+    started: bool = False
+    """Its first token came (a recomputed prompt does not count again)."""
+    cached: int = 0
+    """Once preempted: tokens of its freed cache not yet reused by others (prefix caching finds them again)."""
+
+    @property
+    def held(self) -> int:
+        """KV-cache tokens it holds: the prompt computed so far and the tokens generated since."""
+        return self.prefilled + self.generated - self.resumed_at
+
+    @property
+    def decoding(self) -> bool:
+        return self.prefilled >= self.prompt
 
 
 def _output_lengths(count: int, mean: int, varied: bool) -> list[int]:
@@ -696,10 +718,12 @@ class _Run:
     running: float
     """Sequences decoding, averaged over the run's time."""
     waited: bool
-    """Some request found the batch full (``max_num_seqs`` or the KV cache) and waited for room."""
+    """Some request found the batch full (``max_num_seqs`` or the KV cache) and waited for room, or was preempted."""
     requests_per_s: float = 0.0
     """Requests finished per second: over the makespan, or, for a closed loop without a request count, until its
     last request is sent (while every client is busy)."""
+    preemptions: int = 0
+    """Times the KV cache ran out and a running sequence was preempted (its cache freed, its tokens recomputed)."""
 
 
 def _percentile(values: tuple[float, ...], share: float) -> float:
@@ -738,9 +762,15 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     is latency that overlaps with other requests. Each
     step gives every decoding sequence one token of the ``max_num_batched_tokens`` budget, continues the prompts
     being prefilled, then admits waiting requests in arrival order while the batch has room (``max_num_seqs``
-    sequences, and the KV cache for the whole of each request), chunking a prompt to the budget left; the step
-    takes :func:`step_seconds` of what it carries. A request's first token comes with its prompt's last chunk.
-    Steps that only decode are taken together until the next request finishes or can be admitted.
+    sequences, and KV cache for the prompt's first chunk), chunking a prompt to the budget left; the step takes
+    :func:`step_seconds` of what it carries. A request's first token comes with its prompt's last chunk.
+    The KV cache is allocated as vLLM's V1 scheduler does, to what each sequence has computed (in tokens, not
+    16-token blocks): when a running sequence finds no room for its next token or chunk, the latest-admitted
+    sequence is preempted (its cache freed, the request queued first, no request admitted that step); when it is
+    admitted again, prefix caching (on by default) finds the part of its freed cache that no other sequence has
+    grown into since (the longest-freed is reused first) and the rest of its prompt and output so far is computed
+    again. Steps that only decode are taken together until the next request finishes, the cache runs out or a
+    request can be admitted.
     """
     closed = workload.concurrency is not None
     if closed:
@@ -761,33 +791,59 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     latency = constants.request_overhead_ms * 1e-3 - serial
     cache = layout.kv_cache_tokens
     lengths = _output_lengths(count, outputs, workload.varied_lengths)
+    if cache is not None:
+        # vLLM refuses a request longer than its context; a cache below one request runs each alone.
+        cache = max(cache, inputs + max(lengths))
     arrivals = [index / rate if math.isfinite(rate) else 0.0 for index in range(min(count, clients))]
     pending = 0  # next request the front end has not handed over yet
     front = 0.0  # when the front end is next free
-    ready: list[_Request] = []  # handed to the engine, not yet scheduled
+    ready: list[_Request] = []  # handed to the engine, not yet scheduled (preempted ones first)
     running: list[_Request] = []
     ttft: list[float] = []
     gaps: list[tuple[float, float]] = []
     now = 0.0
     busy_time = running_time = 0.0
     waited = False
+    preemptions = 0
     done = 0
     finish_times: list[float] = []
 
-    def has_room(request: _Request) -> bool:
-        """The batch takes ``request``: a sequence slot, and KV-cache room for all of its tokens (an empty engine
-        takes any request)."""
-        if len(running) >= layout.max_num_seqs:
-            return False
-        held = sum(inputs + other.outputs for other in running)
-        return cache is None or not running or held + inputs + request.outputs <= cache
+    evictable: list[_Request] = []  # preempted, their freed cache still findable, oldest first
+
+    def evict(free: float) -> None:
+        """Take the cache the running sequences grew into (leaving ``free`` tokens) from the preempted sequences'
+        freed cache, the longest-freed first (vLLM's free queue is least recently used first)."""
+        if not evictable:
+            return
+        short = sum(request.cached for request in evictable) - free
+        while short > 0 and evictable:
+            taken = min(math.ceil(short), evictable[0].cached)
+            evictable[0].cached -= taken
+            short -= taken
+            if not evictable[0].cached:
+                evictable.pop(0)
 
     def hand_over(until: float) -> None:
         nonlocal pending, front
         while pending < len(arrivals) and max(arrivals[pending], front) + serial <= until:
             front = max(arrivals[pending], front) + serial
-            ready.append(_Request(arrivals[pending], lengths[pending]))
+            ready.append(_Request(arrivals[pending], lengths[pending], inputs))
             pending += 1
+
+    def preempt() -> int:
+        """Free the latest-admitted sequence's cache and queue it first, to recompute what it had (V1's default
+        policy, first come first served); the tokens it freed."""
+        nonlocal preemptions, waited
+        waited = True
+        victim = running.pop()
+        victim.cached = victim.held
+        victim.resumed_at = victim.generated
+        victim.prompt = inputs + victim.generated
+        victim.prefilled = 0
+        ready.insert(0, victim)
+        evictable.append(victim)
+        preemptions += 1
+        return victim.cached
 
     for _ in range(1_000_000):
         if done == count:
@@ -797,30 +853,82 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
             now = max(arrivals[pending], front) + serial
             continue
         left = budget
-        decoding = [request for request in running if request.prefilled >= inputs]
+        preempted = False
+        # Every running sequence gets a slot for what it computes this step (decodes first, then the prompts being
+        # prefilled), preempting the latest-admitted ones while the cache has no room.
+        decoding: list[_Request] = []
+        prefilling: list[_Request] = []
+        held = decoding_held = 0
+        for request in running:
+            tokens = request.prefilled + request.generated - request.resumed_at
+            held += tokens
+            if request.prefilled >= request.prompt:
+                decoding.append(request)
+                decoding_held += tokens
+            else:
+                prefilling.append(request)
+        free = math.inf if cache is None else cache - held
+        if free < len(decoding):
+            kept: list[_Request] = []
+            for request in decoding:
+                while free < 1 and request in running:
+                    free += preempt()
+                    preempted = True
+                if request not in running:
+                    break
+                kept.append(request)
+                free -= 1
+            decoding = [request for request in kept if request in running]
+            prefilling = [request for request in prefilling if request in running]
+        else:
+            free -= len(decoding)
         left -= len(decoding)
         chunks: list[tuple[_Request, int]] = []
-        for request in running:
-            if request.prefilled < inputs and left > 0:
-                chunk = min(inputs - request.prefilled, left)
-                chunks.append((request, chunk))
-                left -= chunk
-        while ready and left > 0:
-            if not has_room(ready[0]):
+        for request in prefilling:
+            if left <= 0:
+                break
+            chunk = min(request.prompt - request.prefilled, left)
+            while free < chunk and request in running:
+                free += preempt()
+                preempted = True
+            if request not in running:
+                break
+            chunks.append((request, chunk))
+            left -= chunk
+            free -= chunk
+        if preempted:
+            decoding = [request for request in decoding if request in running]
+            chunks = [(request, chunk) for request, chunk in chunks if request in running]
+        # Waiting requests are admitted in order, unless a sequence was preempted this step, while a sequence slot
+        # and cache for the prompt's first chunk are free.
+        while ready and left > 0 and not preempted:
+            # A preempted sequence finds what is left of its freed cache (prefix caching, vLLM's default) and
+            # computes the rest; at least its last token is computed again.
+            found = min(ready[0].cached, ready[0].prompt - 1)
+            chunk = min(ready[0].prompt - found, left)
+            if len(running) >= layout.max_num_seqs or free - found < chunk:
                 waited = True
                 break
             request = ready.pop(0)
+            if request in evictable:
+                evictable.remove(request)
+            request.cached = 0
+            request.prefilled = found
             running.append(request)
-            chunk = min(inputs, left)
             chunks.append((request, chunk))
             left -= chunk
-        context = (sum(request.prefilled + request.generated for request in decoding) / len(decoding)
-                   if decoding else 0.0)
+            free -= found + chunk
+        if preempted:
+            decoding_held = sum(request.held for request in decoding)
+        context = decoding_held / len(decoding) if decoding else 0.0
         steps = 1
         if not chunks and decoding and len(decoding) == len(running):
-            # Only decodes: take the steps together until a sequence finishes or the next request can be admitted.
+            # Only decodes: take the steps together until a sequence finishes, the cache runs out or the next
+            # request can be admitted.
             steps = min(request.outputs - request.generated for request in decoding)
-            room = has_room(ready[0]) if ready else len(running) < layout.max_num_seqs
+            if math.isfinite(free):
+                steps = max(1, min(steps, 1 + int(free // len(decoding))))
+            room = not ready and len(running) < layout.max_num_seqs
             if room and pending < len(arrivals):
                 probe = step_seconds(model, constants, len(decoding) / pp, context, 0) * pp
                 arrival = max(arrivals[pending], front) + serial
@@ -839,9 +947,13 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
             request.generated += steps
         for request, chunk in chunks:
             request.prefilled += chunk
-            if request.prefilled >= inputs:
-                request.generated = 1
-                ttft.append(now - request.arrival + latency)
+        evict(free - (steps - 1) * len(decoding))
+        for request, chunk in chunks:
+            if request.decoding:
+                request.generated += 1
+                if not request.started:
+                    request.started = True
+                    ttft.append(now - request.arrival + latency)
         finished = [request for request in running if request.generated >= request.outputs]
         done += len(finished)
         for _request in finished:
@@ -858,7 +970,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     return _Run(
         makespan_s=makespan, ttft_s=tuple(sorted(ttft)), itl_p50_s=_weighted_percentile(gaps, 0.5),
         itl_p90_s=_weighted_percentile(gaps, 0.9), running=running_time / max(busy_time, 1e-12), waited=waited,
-        requests_per_s=requests_per_s,
+        requests_per_s=requests_per_s, preemptions=preemptions,
     )
 
 
@@ -885,12 +997,17 @@ def predict(
     engines = layout.engines
     notes: list[str] = []
     if workload.concurrency is not None or workload.requests is not None:
-        run = _simulate_run(model, bounded, constants, workload, engines)
+        run = _simulate_run(model, layout, constants, workload, engines)
         throughput = run.requests_per_s * engines
         ttft50 = _percentile(run.ttft_s, 0.5)
         ttft90 = _percentile(run.ttft_s, 0.9)
         saturated = run.waited
         itl50, itl90, running = run.itl_p50_s, run.itl_p90_s, run.running
+        if run.preemptions:
+            notes.append(
+                f"the KV cache runs out: {run.preemptions} preemptions per engine over the run (vLLM frees the "
+                "latest-admitted sequence's cache and recomputes it later; a larger cache or fewer clients avoid it)"
+            )
     else:
         assert workload.rate is not None
         per_engine_rate = workload.rate / engines
