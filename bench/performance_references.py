@@ -92,6 +92,9 @@ class Measurement:
     varied_lengths: bool = False
     """The requests' output lengths vary (they stop at end of sequence, or come from a dataset): a closed loop's
     clients drift apart, so their prompts do not arrive together."""
+    logged_kv_cache_tokens: int | None = None
+    """The KV-cache tokens per engine the server's start-up log printed ("GPU KV cache size"), where the source gives
+    them (a run at a lower ``--gpu-memory-utilization``, say); ``None``: planned as ``pulumi-vllm size`` plans them."""
     offline: bool = False
     """Run through vLLM's ``LLM`` class (``benchmark_latency.py``, offline batches) rather than ``vllm serve``: the
     engine's default ``max_num_batched_tokens`` is the ``LLM`` class's (16384 on GPUs of 70 GiB or more but A100s,
@@ -225,6 +228,10 @@ REFERENCES = REFERENCES + _FRESH3_ROWS + _FRESH3A_ROWS
 from performance_references_fresh4 import ROWS as _FRESH4_ROWS
 
 REFERENCES = REFERENCES + _FRESH4_ROWS
+
+from performance_references_fresh5 import ROWS as _FRESH5_ROWS
+
+REFERENCES = REFERENCES + _FRESH5_ROWS
 
 
 HELD_OUT_WHOLE = (

@@ -143,13 +143,14 @@ def _overall(bench, rows):
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
     held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests,
-    the third clean test's loops and the fourth's), throughput (11%) and ITL (7%) meet them and TTFT (39%) misses;
+    the third clean test's loops, the fourth's and the fifth's), throughput (13%) and ITL (9%) meet them and TTFT
+    (39%) misses;
     each is held to today's figure. The 2026-12-07 set alone: 10%, 63% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
     a fifth of the median host's), 4%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 122
+    assert held["n"] == 140
     assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
     assert held["ttft"]["median"] <= 0.40  # target 20%: missed
     before = overall["held-out before"]
@@ -189,6 +190,11 @@ def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> No
     fourth = overall["fourth clean test, held out"]
     assert fourth["n"] == 14
     assert fourth["throughput"]["median"] <= 0.54 and fourth["ttft"]["median"] <= 4.42 and fourth["itl"]["median"] <= 0.31
+    # The fifth clean test, as first predicted (5c39892): 18 rows (A100 bursts of Qwen2-7B and Qwen2.5-32B, gpt-oss-120b
+    # loops on an MI300X), throughput 18%, TTFT 33%, ITL 14%.
+    fifth = overall["found after fit"]
+    assert fifth["n"] == 18 and "found after fit: rate" not in overall
+    assert fifth["throughput"]["median"] <= 0.19 and fifth["ttft"]["median"] <= 0.34 and fifth["itl"]["median"] <= 0.15
     # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
     assert calibrated["held-out before"]["ttft"]["median"] <= 0.35

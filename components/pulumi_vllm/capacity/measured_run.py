@@ -41,6 +41,8 @@ class MeasuredRun:
     ttft_ms: float | None = None
     async_scheduling: bool = True
     """vLLM's async scheduling was on (its default since 0.14.0, as in this project's pinned release)."""
+    logged_kv_cache_tokens: int | None = None
+    """The KV-cache tokens per engine the server's start-up log printed, where the run gives them; ``None``: planned."""
 
     @classmethod
     def from_fields(cls, values: Mapping[str, Any]) -> MeasuredRun:
@@ -68,14 +70,16 @@ class MeasuredRun:
         return gpu.default_max_num_batched_tokens
 
     def kv_cache_tokens(self, facts: ModelFacts) -> int | None:
-        """The KV-cache tokens the run's engine holds, as ``pulumi-vllm size`` plans them (``plan_capacity`` at
-        vLLM's default memory utilisation and the model's own context length): the batch limit when long requests
-        fill the cache before ``max_num_seqs`` does. Where the cache cannot hold one request of the model's full
+        """The KV-cache tokens the run's engine holds: those its server's log printed, or as ``pulumi-vllm size``
+        plans them (``plan_capacity`` at vLLM's default memory utilisation and the model's own context length): the
+        batch limit when long requests fill the cache before ``max_num_seqs`` does. Where the cache cannot hold one request of the model's full
         context, vLLM refuses to start until ``--max-model-len`` is lowered, which leaves the cache as large, so its
         tokens still bound the batch. ``None`` where the planner finds no room for a cache at all (the server must
         have run with settings the run does not state)."""
         from pulumi_vllm.capacity.planner import plan_capacity
 
+        if self.logged_kv_cache_tokens is not None:
+            return self.logged_kv_cache_tokens
         plan = plan_capacity(facts, self.gpu, self.tensor_parallel_size, self.pipeline_parallel_size,
                              weight_dtype=self.weight_dtype, model_id=self.model)
         return plan.kv_cache_tokens if plan.kv_cache_tokens > 0 else None
