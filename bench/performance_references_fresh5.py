@@ -54,6 +54,14 @@ _DENNISLEE_NOTE = (
     "max_num_batched_tokens 2048, prefix caching on; {test}"
 )
 
+_TEST5 = "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"
+_TEST4 = "Test 4, --gpu-memory-utilization 0.25, KV cache 5.01 GiB = 93,872 tokens (its start-up log)"
+_WAITING = "; about 55 requests running, the rest waiting, by the pasted log lines"
+_TEST3 = (
+    "Test 3, two GPUs of one node at tensor parallel 2, --gpu-memory-utilization 0.5, KV cache 31.83 GiB a GPU = "
+    "1,192,160 tokens; custom all-reduce disabled (no GPU peer-to-peer access)"
+)
+
 _INFERENCEX = "https://github.com/SemiAnalysisAI/InferenceX/pull/1061"
 
 ROWS: tuple[Measurement, ...] = (
@@ -64,31 +72,17 @@ ROWS: tuple[Measurement, ...] = (
                     requests=n, logged_kv_cache_tokens=cache, found_after_fit=_FOUND,
                     note=_DENNISLEE_NOTE.format(tin=1024, tout=tout, n=n, test=test))
         for tp, gmu, tout, n, tput, ttft, itl, date, cache, test in (
-            (1, "05", 1024, 1, 84.95, 36.23, 11.64, "2025-09-09", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 10, 715.92, 511.95, 13.09, "2025-09-09", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 30, 1967.9, 240.32, 14.8, "2025-09-09", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 50, 2356.12, 2490.45, 17.04, "2025-09-09", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 100, 3352.15, 3896.62, 21.76, "2025-09-04", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 200, 4442.73, 1179.16, 34.84, "2025-09-04", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "05", 1024, 500, 4215.38, 10041.3, 39.53, "2025-09-04", 464_848,
-             "Test 5, --gpu-memory-utilization 0.5, KV cache 24.83 GiB = 464,848 tokens (its start-up log)"),
-            (1, "025", 1024, 100, 2124.52, 4105.02, 18.11, "2025-09-04", 93_872,
-             "Test 4, --gpu-memory-utilization 0.25, KV cache 5.01 GiB = 93,872 tokens (its start-up log; about 55 "
-             "requests running, the rest waiting, by the pasted log lines)"),
-            (1, "025", 1024, 200, 2057.51, 30624.81, 18.9, "2025-09-04", 93_872,
-             "Test 4, --gpu-memory-utilization 0.25, KV cache 5.01 GiB = 93,872 tokens (its start-up log)"),
-            (2, "05", 1024, 500, 3541.34, 18233.81, 49.63, "2025-09-03", 1_192_160,
-             "Test 3, two GPUs of one node at tensor parallel 2, --gpu-memory-utilization 0.5, KV cache 31.83 GiB a "
-             "GPU = 1,192,160 tokens; custom all-reduce disabled (no GPU peer-to-peer access)"),
-            (2, "05", 128, 1000, 1097.47, 57269.96, 215.65, "2025-09-03", 1_192_160,
-             "Test 3, two GPUs of one node at tensor parallel 2, --gpu-memory-utilization 0.5, KV cache 31.83 GiB a "
-             "GPU = 1,192,160 tokens; custom all-reduce disabled (no GPU peer-to-peer access)"),
+            (1, "05", 1024, 1, 84.95, 36.23, 11.64, "2025-09-09", 464_848, _TEST5),
+            (1, "05", 1024, 10, 715.92, 511.95, 13.09, "2025-09-09", 464_848, _TEST5),
+            (1, "05", 1024, 30, 1967.9, 240.32, 14.8, "2025-09-09", 464_848, _TEST5),
+            (1, "05", 1024, 50, 2356.12, 2490.45, 17.04, "2025-09-09", 464_848, _TEST5),
+            (1, "05", 1024, 100, 3352.15, 3896.62, 21.76, "2025-09-04", 464_848, _TEST5),
+            (1, "05", 1024, 200, 4442.73, 1179.16, 34.84, "2025-09-04", 464_848, _TEST5),
+            (1, "05", 1024, 500, 4215.38, 10041.3, 39.53, "2025-09-04", 464_848, _TEST5),
+            (1, "025", 1024, 100, 2124.52, 4105.02, 18.11, "2025-09-04", 93_872, _TEST4 + _WAITING),
+            (1, "025", 1024, 200, 2057.51, 30624.81, 18.9, "2025-09-04", 93_872, _TEST4),
+            (2, "05", 1024, 500, 3541.34, 18233.81, 49.63, "2025-09-03", 1_192_160, _TEST3),
+            (2, "05", 128, 1000, 1097.47, 57269.96, 215.65, "2025-09-03", 1_192_160, _TEST3),
         )
     ),
     # Qwen2.5-32B (the base model, bf16) on one A100 80GB, every prompt at once.

@@ -415,6 +415,45 @@ def test_a_cache_that_runs_out_preempts_the_latest_sequence_and_finds_its_freed_
     assert not any("preemptions" in note for note in whole.notes)
 
 
+def test_a_prefix_cache_hit_prefills_only_the_rest_of_the_prompt_by_hand() -> None:
+    """Half of a 2048-token prompt found in the prefix cache: one request alone prefills its last 1024 tokens, each
+    attending to the 1024 before it and to those of its own chunk before it (1024 x (1024 + 512) pairs), so its TTFT
+    is the request overhead and that one step; a steady rate of such requests does the same, and with the hit its
+    TTFT is far below a cold prompt's. A hit rate of 1 or more, or below 0, is refused."""
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    layout = ServingLayout("H100")
+    constants = replace(NEUTRAL, request_overhead_ms=10.0, frontend_ms_per_request=0.0)
+    model = performance._derive(llama, layout)
+    half = performance.step_seconds(model, constants, 0, 0, 1024, 1, 1024 * (1024 + 512))
+    run = predict(llama, layout, Workload(2048, 64, rate=math.inf, requests=1, prefix_hit_rate=0.5), constants)
+    assert run.ttft_ms.p50 == pytest.approx(10.0 + half * 1e3, rel=1e-9)
+    steady = predict(llama, layout, Workload(2048, 64, rate=0.01, prefix_hit_rate=0.5), constants)
+    cold = predict(llama, layout, Workload(2048, 64, rate=0.01), constants)
+    full = performance.step_seconds(model, constants, 0, 0, 2048, 1, 2048 * 2048 / 2)
+    assert steady.ttft_ms.p50 == pytest.approx(run.ttft_ms.p50, rel=0.02)
+    assert cold.ttft_ms.p50 == pytest.approx(10.0 + full * 1e3, rel=0.02)
+    assert Workload(2048, 64, rate=1.0, prefix_hit_rate=0.9999).cached_tokens == 2047  # one token is computed
+    for share in (1.0, -0.1):
+        with pytest.raises(ValueError, match="prefix_hit_rate"):
+            Workload(2048, 64, rate=1.0, prefix_hit_rate=share)
+
+
+def test_size_refuses_a_load_it_cannot_take_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from pulumi_vllm.cli import main
+
+    for flags, said in ((["--prefix-hit-rate", "1.2"], "--prefix-hit-rate 1.2: a share of each prompt"),
+                        (["--input-tokens", "0"], "--input-tokens 0: a request needs at least 1 token"),
+                        (["--concurrency", "0"], "--concurrency 0: at least 1 client")):
+        load = [] if "--concurrency" in flags else ["--concurrency", "4"]
+        code = main(["size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100", *load, *flags])
+        assert code == 2
+        assert said in capsys.readouterr().err
+    code = main(["size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100", "--concurrency", "4",
+                 "--input-tokens", "4000", "--prefix-hit-rate", "0.75"])
+    out = capsys.readouterr().out
+    assert code == 0 and "4000 in / 128 out at 4 concurrent clients, 75% of each prompt in the prefix cache" in out
+
+
 def test_a_burst_longer_than_the_budget_decodes_beside_prompt_chunks() -> None:
     """100 prompts of 2000 tokens at once, 8192 tokens a step: about four prompts start per step for 25 steps
     while those admitted earlier decode beside them (about 1,200 of the run's 10,000 gaps between tokens, so more

@@ -41,11 +41,13 @@ class TrafficObjective:
     output_tokens: int
     ttft_p90_ms: float | None = None
     itl_p90_ms: float | None = None
+    prefix_hit_rate: float = 0.0
+    """Share of each prompt found in vLLM's prefix cache (``Workload.prefix_hit_rate``)."""
 
     @property
     def workload(self) -> Workload:
         """The objective as the performance model's Poisson workload."""
-        return Workload(self.input_tokens, self.output_tokens, rate=self.rate)
+        return Workload(self.input_tokens, self.output_tokens, rate=self.rate, prefix_hit_rate=self.prefix_hit_rate)
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,16 @@ class Workload:
     with a random dataset): clients that started together finish in the same step and send their next prompts
     together, which are prefilled in the same steps. In a run of a known request count, varied outputs are spread
     exponentially around ``output_tokens`` (:func:`_output_lengths`)."""
+    prefix_hit_rate: float = 0.0
+    """Share of each prompt's tokens found in vLLM's prefix cache (a system prompt, a document or a conversation's
+    history sent before; vLLM reports it as the prefix cache hit rate): only the rest is prefilled, each computed
+    token still attending to the whole prompt before it. The cache is counted as if every request held its whole
+    prompt (vLLM shares a common prefix's blocks, so it holds more requests than the model says)."""
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens of each request found in the prefix cache (at least one token is always computed)."""
+        return min(self.input_tokens - 1, math.floor(self.prefix_hit_rate * self.input_tokens))
 
     def __post_init__(self) -> None:
         if self.input_tokens < 1 or self.output_tokens < 1:
@@ -269,6 +279,8 @@ class Workload:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.requests is not None and self.requests < 1:
             raise ValueError(f"requests (a finite run) must be at least 1, got {self.requests}")
+        if not 0 <= self.prefix_hit_rate < 1:
+            raise ValueError(f"prefix_hit_rate must be at least 0 and below 1, got {self.prefix_hit_rate}")
 
 
 @dataclass(frozen=True)
@@ -583,6 +595,9 @@ def _steady_state(
     ``clients``: a closed loop of that many (requests/s follow from the latency); ``rate``: requests/s offered.
     """
     inputs, outputs = workload.input_tokens, workload.output_tokens
+    cached = workload.cached_tokens
+    computed = inputs - cached  # prompt tokens prefilled: those the prefix cache does not hold
+    position = (inputs + cached) / 2  # the mean position a computed prompt token attends to
     context = inputs + outputs / 2
     budget = layout.max_num_batched_tokens
     pp = model.pp
@@ -601,19 +616,19 @@ def _steady_state(
         # Prompts prefilled together with this one: every client's in lockstep; with varied lengths (or at a rate)
         # they come one by one.
         together = max(1.0, clients or 1.0) if lockstep else 1.0
-        prompt_tokens = inputs * together
+        prompt_tokens = computed * together
         chunk_room = max(1.0, budget - decoding) if layout.chunked_prefill else float(max(budget, prompt_tokens))
         # The prompt tokens go in full chunks of the room left by the decodes and a last, shorter one (each chunk
-        # on the GEMM rate curve of its own tokens). Each prompt attends to itself only (``together * inputs ** 2 / 2``
-        # pairs over all chunks, shared in proportion to their tokens), not to the others of its step.
+        # on the GEMM rate curve of its own tokens). Each prompt attends to itself only (``together * computed *
+        # position`` pairs over all chunks, shared in proportion to their tokens), not to the others of its step.
         full = math.floor(prompt_tokens / chunk_room)
         rest = prompt_tokens - full * chunk_room
-        pairs = together * inputs * inputs / 2
+        pairs = together * computed * position
         prefill_s = 0.0
         for size, count in ((chunk_room, full), (rest, 1 if rest > 0 else 0)):
             if count:
                 prefill_s += count * step_seconds(
-                    model, constants, decoding, context, size, max(1.0, size / inputs), pairs * size / prompt_tokens)
+                    model, constants, decoding, context, size, max(1.0, size / computed), pairs * size / prompt_tokens)
         # A prompt that arrives while others decode waits for the step in flight (and the engine's output
         # processing of it) before it is scheduled; an idle engine takes it at once.
         busy = min(1.0, decoding * pp)
@@ -631,11 +646,11 @@ def _steady_state(
             others = 0.0
         else:
             others = (clients - 1) / clients if clients is not None else running / (running + 1)
-        prefill_per_step = throughput * inputs * step * max(0.0, others)
+        prefill_per_step = throughput * computed * step * max(0.0, others)
         decode_step = step_seconds(model, constants, running_next / pp, context, 0)
         others_chunk = min(prefill_per_step, budget)
-        new_step = step_seconds(model, constants, running_next / pp, context, others_chunk, others_chunk / inputs,
-                                others_chunk * inputs / 2)
+        new_step = step_seconds(model, constants, running_next / pp, context, others_chunk, others_chunk / computed,
+                                others_chunk * position)
         if abs(new_step - step) < 1e-7 and abs(running_next - running) < 1e-4:
             step, running = new_step, running_next
             break
@@ -644,9 +659,9 @@ def _steady_state(
     # A prompt is scheduled whole (up to the budget) in the first step after it arrives, so the steps that carry one
     # are longer than the rest; the median gap between tokens is one of them once most steps do.
     arriving = throughput * step * pp * max(0.0, others)
-    mixed_tokens = min(float(budget), inputs * max(1.0, arriving))
+    mixed_tokens = min(float(budget), computed * max(1.0, arriving))
     mixed = step_seconds(model, constants, running / pp, context, mixed_tokens, max(1.0, arriving),
-                         mixed_tokens * inputs / 2) if arriving > 0 else decode_step
+                         mixed_tokens * position) if arriving > 0 else decode_step
     return _Steady(step * pp, decode_step * pp, running, throughput, ttft, mixed * pp, 1 - math.exp(-arriving))
 
 
@@ -676,7 +691,8 @@ class _Request:
     started: bool = False
     """Its first token came (a recomputed prompt does not count again)."""
     cached: int = 0
-    """Once preempted: tokens of its freed cache not yet reused by others (prefix caching finds them again)."""
+    """Tokens of its prompt the prefix cache holds: its workload's cached prefix, or, once preempted, those of its
+    freed cache not yet reused by others (prefix caching finds them again)."""
 
     @property
     def held(self) -> int:
@@ -790,6 +806,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     serial = max(0.0, min(constants.frontend_ms_per_request, constants.request_overhead_ms)) * 1e-3
     latency = constants.request_overhead_ms * 1e-3 - serial
     cache = layout.kv_cache_tokens
+    prefix = workload.cached_tokens
     lengths = _output_lengths(count, outputs, workload.varied_lengths)
     if cache is not None:
         # vLLM refuses a request longer than its context; a cache below one request runs each alone.
@@ -827,7 +844,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         nonlocal pending, front
         while pending < len(arrivals) and max(arrivals[pending], front) + serial <= until:
             front = max(arrivals[pending], front) + serial
-            ready.append(_Request(arrivals[pending], lengths[pending], inputs))
+            ready.append(_Request(arrivals[pending], lengths[pending], inputs, cached=prefix))
             pending += 1
 
     def preempt() -> int:
@@ -902,8 +919,8 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         # Waiting requests are admitted in order, unless a sequence was preempted this step, while a sequence slot
         # and cache for the prompt's first chunk are free.
         while ready and left > 0 and not preempted:
-            # A preempted sequence finds what is left of its freed cache (prefix caching, vLLM's default) and
-            # computes the rest; at least its last token is computed again.
+            # A request finds its prompt's cached prefix, and a preempted sequence what is left of its freed cache
+            # (prefix caching, vLLM's default), and computes the rest; at least its last token is computed.
             found = min(ready[0].cached, ready[0].prompt - 1)
             chunk = min(ready[0].prompt - found, left)
             if len(running) >= layout.max_num_seqs or free - found < chunk:

@@ -315,7 +315,8 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     """Predict the load on the layout ``size`` plans for these flags (the given parallel sizes, or the one
     suggested for ``--gpus``), with its KV cache; exit 1, saying why, when that layout does not fit."""
     gpu = gpu_performance(args.gpu)
-    workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency)
+    workload = Workload(args.input_tokens, args.output_tokens, rate=args.rate, concurrency=args.concurrency,
+                        prefix_hit_rate=args.prefix_hit_rate)
     catalog = lookup_gpu(args.gpu)
     planning = argparse.Namespace(**vars(args))
     if planning.max_model_len is None:
@@ -357,7 +358,8 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         spread = f" over {nodes} nodes of {args.gpus} GPUs" if nodes > 1 else ""
         print(f"model:        {args.model} on {layout.gpus} x {gpu.name} (tensor {layout.tensor_parallel_size} x "
               f"pipeline {layout.pipeline_parallel_size}{spread}, {layout.replicas} replica(s))")
-        print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}; KV cache "
+        print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}"
+              f"{_hit_rate_words(args.prefix_hit_rate)}; KV cache "
               f"{plan.kv_cache_tokens:,} tokens per replica (max_model_len {plan.max_model_len})")
         print(f"predicted:    {prediction.requests_per_s:.2f} requests/s, {prediction.output_tokens_per_s:.0f} output "
               f"tokens/s; TTFT p50 {prediction.ttft_ms.p50:.1f} / p90 {prediction.ttft_ms.p90:.1f} ms; ITL p50 "
@@ -367,8 +369,27 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     return 1 if prediction.saturated else 0
 
 
+def _check_load_flags(args: argparse.Namespace) -> None:
+    """Refuse a request shape or load the model cannot take, naming the flag as written."""
+    for flag, value in (("--input-tokens", args.input_tokens), ("--output-tokens", args.output_tokens)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: a request needs at least 1 token")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UserError(f"--concurrency {args.concurrency}: at least 1 client")
+    if args.rate is not None and not args.rate > 0:
+        raise UserError(f"--rate {args.rate:g}: above 0 requests/s")
+    if not 0 <= args.prefix_hit_rate < 1:
+        raise UserError(f"--prefix-hit-rate {args.prefix_hit_rate:g}: a share of each prompt, at least 0 and below 1 "
+                        "(0.4 for 40% of its tokens found in the prefix cache)")
+
+
+def _hit_rate_words(share: float) -> str:
+    return f", {share:.0%} of each prompt in the prefix cache" if share else ""
+
+
 def run(args: argparse.Namespace, facts: ModelFacts) -> int:
     """Predict one layout (``--gpu``) or search (no ``--gpu``); exit 1 when no layout meets the objective."""
+    _check_load_flags(args)
     if args.gpu is not None:
         try:
             return _predict_layout(args, facts)
@@ -377,7 +398,8 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
     if args.rate is None:
         raise UserError("--concurrency needs --gpu (a layout to predict); the search takes --rate")
     prices = load_prices(Path(args.price_file) if args.price_file else None)
-    objective = Objective(args.rate, args.input_tokens, args.output_tokens, args.ttft_p90, args.itl_p90, args.budget)
+    objective = Objective(args.rate, args.input_tokens, args.output_tokens, args.ttft_p90, args.itl_p90,
+                          args.prefix_hit_rate, args.budget)
     candidates, chosen = search(facts, args.model, objective, prices, _calibrated(args))
     best = candidates[chosen] if chosen is not None else None
     binding = best.binding if best is not None else None
@@ -394,7 +416,8 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
         print(f"objective:    {objective.rate:g} requests/s of {objective.input_tokens} in / {objective.output_tokens} "
               f"out" + (f", TTFT p90 <= {objective.ttft_p90_ms:g} ms" if objective.ttft_p90_ms else "")
               + (f", ITL p90 <= {objective.itl_p90_ms:g} ms" if objective.itl_p90_ms else "")
-              + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else ""))
+              + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else "")
+              + _hit_rate_words(objective.prefix_hit_rate))
         print(f"  {'instance':{NAME_WIDTH}} gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
         for index, candidate in enumerate(candidates[:SHOWN]):
             print(_row(index, candidate, chosen))
@@ -500,6 +523,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="closed-loop clients, like vllm bench serve --max-concurrency (with --gpu)")
     group.add_argument("--input-tokens", type=int, default=1024, help="prompt tokens per request (default 1024)")
     group.add_argument("--output-tokens", type=int, default=128, help="output tokens per request (default 128)")
+    group.add_argument("--prefix-hit-rate", type=float, default=0.0, metavar="SHARE",
+                       help="share of each prompt found in vLLM's prefix cache, 0 to below 1 (a shared system prompt "
+                            "or conversation history; vLLM's prefix cache hit rate); default 0")
     group.add_argument("--ttft-p90", type=float, default=None, help="objective: 90th percentile TTFT in ms")
     group.add_argument("--itl-p90", type=float, default=None, help="objective: 90th percentile ITL in ms")
     group.add_argument("--budget", type=float, default=None, help="objective: at most this many USD per hour")
