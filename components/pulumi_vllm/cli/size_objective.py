@@ -352,7 +352,8 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
     if args.json:
         print(json.dumps({"model": args.model, "gpu": gpu.name, "tensor_parallel_size": plan.tensor_parallel_size,
                           "pipeline_parallel_size": plan.pipeline_parallel_size, "nodes_per_replica": nodes,
-                          "kv_cache_tokens": plan.kv_cache_tokens, "predicted": prediction.as_json()}, indent=2))
+                          "kv_cache_tokens": plan.kv_cache_tokens, "prefix_hit_rate": args.prefix_hit_rate,
+                          "predicted": prediction.as_json()}, indent=2))
     else:
         load = f"{args.rate:g} requests/s" if args.rate is not None else f"{args.concurrency} concurrent clients"
         spread = f" over {nodes} nodes of {args.gpus} GPUs" if nodes > 1 else ""
@@ -495,7 +496,8 @@ def write_stack(
         raise UserError(f"--write-stack {name!r}: a stack name is letters, digits, '-', '_' and '.'")
     path = Path(f"Pulumi.{name}.yaml")
     header = (f"# Written by pulumi-vllm size for {objective.rate:g} requests/s of {objective.input_tokens} in / "
-              f"{objective.output_tokens} out: {candidate.nodes} x {candidate.instance.name}"
+              f"{objective.output_tokens} out{_hit_rate_words(objective.prefix_hit_rate)}: {candidate.nodes} x "
+              f"{candidate.instance.name}"
               + ("" if candidate.usd_per_hour is None else
                  f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate"
                  + (f" in {candidate.price_region}" if candidate.price_region else "") + f", {prices_from})")
