@@ -141,7 +141,7 @@ def evaluate_calibrated(constants: Constants | None = None) -> list[Row]:
 SPLITS = ("fitted", "held-out", "held-out before", "held-out by source", "first clean test, held out",
           "first clean test, held out: loops", "first clean test, held out: bursts", "second clean test, held out",
           "third clean test, held out", "third clean test, held out: rate", "fourth clean test, held out",
-          "found after fit",
+          "fifth clean test, held out", "found after fit",
           "found after fit: loops", "found after fit: bursts", "found after fit: rate", "rate mode", "V0 engine")
 """``held-out by source``: the held-out rows whose source has no fitted row (new publishers and harnesses), but
 those of a clean test, which have their own lines;
@@ -155,14 +155,14 @@ read only after the model was last changed and committed), then its loops and bu
 ``third clean test, held out``: the third clean test's closed loops (rule 7 holds them out: their sources have one
 row each), and apart its rate runs (``rate``, never fitted);
 ``fourth clean test, held out``: the fourth clean test's closed loops (rule 7 holds them out: their sources have
-one row each);
+one row each); ``fifth clean test, held out``: the held-out half of the fifth clean test's rows (rule 7);
 ``found after fit: rate``: the latest clean test's rows run at a request rate;
 ``rate mode``: the (held-out) rows run at a request rate, which the others leave out; ``V0 engine``: rows
 measured on vLLM's V0 engine, outside the model's domain, in no other split."""
 
 
 _CLEAN_TESTS = {"first clean test, held out": 1, "second clean test, held out": 2, "third clean test, held out": 3,
-                "fourth clean test, held out": 4}
+                "fourth clean test, held out": 4, "fifth clean test, held out": 5}
 """The earlier clean tests' lines (their held-out rows) by ``found_after_fit``; "found after fit" is the latest's."""
 
 

@@ -142,71 +142,75 @@ def _overall(bench, rows):
 
 def test_held_out_medians_meet_the_targets_or_stay_within_todays_figures() -> None:
     """The acceptance targets: held-out median error at most 15% throughput, 20% TTFT and ITL. Over every
-    held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first and second clean tests,
-    the third clean test's loops, the fourth's and the fifth's), throughput (13%) and ITL (9%) meet them and TTFT
-    (39%) misses;
-    each is held to today's figure. The 2026-12-07 set alone: 10%, 63% (its fixed TTFT part, 7 ms in the tenstorrent sweeps, is
-    a fifth of the median host's), 4%."""
+    held-out closed-loop and burst row (the 2026-12-07 set, the held-out halves of the first, second and fifth clean
+    tests, the third clean test's loops, the fourth's and the sixth's), throughput (13%) and ITL (15%) meet them and
+    TTFT (39%) misses; each is held to today's figure. The 2026-12-07 set alone: 11%, 56% (its fixed TTFT part, 7 ms
+    in the tenstorrent sweeps, is a quarter of the median host's), 2%."""
     bench = _bench()
     overall = _overall(bench, bench.evaluate_all())
     held = overall["held-out"]
-    assert held["n"] == 140
-    assert held["throughput"]["median"] <= 0.15 and held["itl"]["median"] <= 0.15
+    assert held["n"] == 146
+    assert held["throughput"]["median"] <= 0.14 and held["itl"]["median"] <= 0.16
     assert held["ttft"]["median"] <= 0.40  # target 20%: missed
     before = overall["held-out before"]
     assert before["n"] == 28
-    assert before["throughput"]["median"] <= 0.10 and before["itl"]["median"] <= 0.05
-    assert before["ttft"]["median"] <= 0.64
+    assert before["throughput"]["median"] <= 0.12 and before["itl"]["median"] <= 0.03
+    assert before["ttft"]["median"] <= 0.57
     new = overall["held-out by source"]
     assert new["n"] >= 10
-    assert new["throughput"]["median"] <= 0.10 and new["ttft"]["median"] <= 0.15 and new["itl"]["median"] <= 0.12
+    assert new["throughput"]["median"] <= 0.16 and new["ttft"]["median"] <= 0.10 and new["itl"]["median"] <= 0.18
     fitted = overall["fitted"]
-    assert fitted["n"] == 75
-    assert fitted["throughput"]["median"] <= 0.07 and fitted["itl"]["median"] <= 0.04  # 6%, 3%
-    assert fitted["ttft"]["median"] <= 0.31  # 30%
+    assert fitted["n"] == 84
+    assert fitted["throughput"]["median"] <= 0.08 and fitted["itl"]["median"] <= 0.05  # 7%, 4%
+    assert fitted["ttft"]["median"] <= 0.36  # 35%
     rate = overall["rate mode"]
     assert rate["n"] == 38
-    assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.21  # 15%, 20%
+    assert rate["throughput"]["median"] <= 0.16 and rate["itl"]["median"] <= 0.16  # 15%, 15%
     assert rate["ttft"]["median"] <= 0.64  # 63%
     loops, bursts = overall["first clean test, held out: loops"], overall["first clean test, held out: bursts"]
     assert loops["n"] == 20 and bursts["n"] == 25 and overall["first clean test, held out"]["n"] == 45
-    # 7%, 26%, 2% on its closed loops; 28%, 39%, 19% on its bursts.
-    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.27 and loops["itl"]["median"] <= 0.03
+    # 7%, 34%, 10% on its closed loops; 28%, 39%, 23% on its bursts.
+    assert loops["throughput"]["median"] <= 0.08 and loops["ttft"]["median"] <= 0.35 and loops["itl"]["median"] <= 0.11
     assert bursts["throughput"]["median"] <= 0.29 and bursts["ttft"]["median"] <= 0.40
-    # The second clean test's held-out half (rule 7): 7%, 29%, 5%.
+    # The second clean test's held-out half (rule 7): 9%, 29%, 11%.
     second = overall["second clean test, held out"]
     assert second["n"] == 33
-    assert second["throughput"]["median"] <= 0.08 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.06
-    # The third clean test, after the refits that came after its first prediction: its two closed loops 9%, 58%,
-    # 13%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 73%, 71%, 31% (first prediction 9%, 71%, 13%
+    assert second["throughput"]["median"] <= 0.10 and second["ttft"]["median"] <= 0.30 and second["itl"]["median"] <= 0.12
+    # The third clean test, after the refits that came after its first prediction: its two closed loops 10%, 55%,
+    # 15%; its eight rate runs (DeepSeek-R1 on 8 x H200, vLLM 0.8.4) 55%, 72%, 16% (first prediction 9%, 71%, 13%
     # and 80%, 72%, 31%).
     third, third_rate = overall["third clean test, held out"], overall["third clean test, held out: rate"]
     assert third["n"] == 2 and third_rate["n"] == 8
-    assert third["throughput"]["median"] <= 0.10 and third["ttft"]["median"] <= 0.59 and third["itl"]["median"] <= 0.14
-    assert third_rate["throughput"]["median"] <= 0.74 and third_rate["ttft"]["median"] <= 0.72
+    assert third["throughput"]["median"] <= 0.11 and third["ttft"]["median"] <= 0.56 and third["itl"]["median"] <= 0.16
+    assert third_rate["throughput"]["median"] <= 0.56 and third_rate["ttft"]["median"] <= 0.73
     # The fourth clean test (14 closed loops: A100, 8 x H200, RTX 5090 and 4090), first predicted at c859af6 48%,
-    # 416%, 13%; with the cache allocated as sequences grow more of the 4-bit mixture of experts' sequences run at
-    # once on the RTX cards, each step still far too slow: 53%, 441%, 30%.
+    # 416%, 13%; after the refit on half of the fifth's rows the 4-bit mixture of experts is slower still: 76%,
+    # 414%, 217%.
     fourth = overall["fourth clean test, held out"]
     assert fourth["n"] == 14
-    assert fourth["throughput"]["median"] <= 0.54 and fourth["ttft"]["median"] <= 4.42 and fourth["itl"]["median"] <= 0.31
-    # The fifth clean test, as first predicted (5c39892): 18 rows (A100 bursts of Qwen2-7B and Qwen2.5-32B, gpt-oss-120b
-    # loops on an MI300X), throughput 18%, TTFT 33%, ITL 14%.
-    fifth = overall["found after fit"]
-    assert fifth["n"] == 18 and "found after fit: rate" not in overall
-    assert fifth["throughput"]["median"] <= 0.19 and fifth["ttft"]["median"] <= 0.34 and fifth["itl"]["median"] <= 0.15
-    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 34%.
+    assert fourth["throughput"]["median"] <= 0.77 and fourth["ttft"]["median"] <= 4.15 and fourth["itl"]["median"] <= 2.18
+    # The fifth clean test (first predicted at 5c39892: 18%, 33%, 14%), its held-out half after the refit: 14%, no
+    # TTFT (its prompts were resent to a warm prefix cache), 11%.
+    fifth = overall["fifth clean test, held out"]
+    assert fifth["n"] == 9 and fifth["ttft"] is None
+    assert fifth["throughput"]["median"] <= 0.15 and fifth["itl"]["median"] <= 0.12
+    # The sixth clean test (Qwen3-32B at tensor parallel 8 on H100, H200 and B200), first predicted at b47a2ae with
+    # 5c39892's constants: 30%, 40%, 67%; after the refit 31%, 40%, 75%.
+    sixth = overall["found after fit"]
+    assert sixth["n"] == 15 and "found after fit: rate" not in overall
+    assert sixth["throughput"]["median"] <= 0.32 and sixth["ttft"]["median"] <= 0.41 and sixth["itl"]["median"] <= 0.76
+    # A user who calibrates the request overhead on one run of their host: the 2026-12-07 set's TTFT at 35%.
     calibrated = _overall(bench, bench.evaluate_calibrated())
-    assert calibrated["held-out before"]["ttft"]["median"] <= 0.35
+    assert calibrated["held-out before"]["ttft"]["median"] <= 0.36
 
 
 def test_fewer_constants_are_fitted_than_rows() -> None:
     bench = _bench()
     fitted_rows = [row for row in bench.REFERENCES if not row.held_out and not row.v0_engine]
-    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 75 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
+    assert len(bench._BOUNDS) == 11 and len(fitted_rows) == 84 and len(bench._BOUNDS) < len(fitted_rows) / 1.5
     stored = json.loads(performance.DATA_FILE.read_text())["fitted"]
     assert set(stored) - {"fitted_on"} == set(bench._BOUNDS)
-    assert "75 fitted rows" in stored["fitted_on"]
+    assert "84 fitted rows" in stored["fitted_on"]
 
 
 def test_each_publisher_has_its_own_request_overhead_and_the_stored_one_is_their_median() -> None:
