@@ -116,3 +116,17 @@ def test_an_objective_with_autoscaling_off_is_ignored_with_a_warning() -> None:
     plan = plan_serving(parse_stack_config(values))
     assert plan.autoscaling is None and plan.config.autoscaling.waiting_requests_per_replica == 4
     assert "autoscaling.objective is ignored while autoscaling.enabled is false" in plan.warnings
+
+
+def test_an_objective_with_a_prefix_hit_rate_plans_what_size_predicts_and_a_bad_rate_names_its_key() -> None:
+    """``prefixHitRate`` is ``size --prefix-hit-rate``: the same targets as the search's, fewer replicas' worth of
+    prefill than without it, and the summary says the rate assumed; a share of 1 or more is refused by its key."""
+    long = {"requestsPerSecond": 6, "inputTokens": 6000, "outputTokens": 128, "ttftP90Ms": 2000}
+    cold = plan_serving(parse_stack_config(_values(objective=long)))
+    warm = plan_serving(parse_stack_config(_values(objective={**long, "prefixHitRate": 0.75})))
+    assert warm.autoscaling is not None and cold.autoscaling is not None
+    assert warm.autoscaling.targets.replica_requests_per_s > cold.autoscaling.targets.replica_requests_per_s
+    assert "6000 in / 128 out, 75% of each prompt in the prefix cache" in warm.autoscaling.summary_line(warm.config)
+    with pytest.raises(ConfigError) as refused:
+        parse_stack_config(_values(objective={**long, "prefixHitRate": 1.2}))
+    assert "autoscaling.objective.prefixHitRate" in str(refused.value)

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from pulumi_vllm.capacity.objective import (
     MAX_REPLICAS,
     TrafficObjective,
+    hit_rate_words,
     shortfall,
     size_replicas,
     targets_for,
@@ -53,7 +54,8 @@ class DerivedAutoscaling:
         return (
             f"autoscaling: replicas {scaling.min_replicas}-{scaling.max_replicas}, waiting requests per replica "
             f"{scaling.waiting_requests_per_replica:g}, KV-cache usage {kv} (derived from autoscaling.objective: "
-            f"{objective.rate:g} requests/s of {objective.input_tokens} in / {objective.output_tokens} out{limits} "
+            f"{objective.rate:g} requests/s of {objective.input_tokens} in / {objective.output_tokens} out"
+            f"{hit_rate_words(objective.prefix_hit_rate)}{limits} "
             f"on {self.layout}; {self.targets.replica_requests_per_s:.3g} requests/s and "
             f"{self.targets.running_requests_per_replica:g} running per replica at the target{own})"
         )
@@ -62,7 +64,7 @@ class DerivedAutoscaling:
 def traffic_objective(spec: AutoscalingObjective) -> TrafficObjective:
     """The stack's objective in the search's terms."""
     return TrafficObjective(spec.requests_per_second, spec.input_tokens, spec.output_tokens, spec.ttft_p90_ms,
-                            spec.itl_p90_ms)
+                            spec.itl_p90_ms, spec.prefix_hit_rate)
 
 
 def _describe(spec: AutoscalingObjective) -> str:
@@ -72,6 +74,8 @@ def _describe(spec: AutoscalingObjective) -> str:
         parts.append(f"ttftP90Ms {spec.ttft_p90_ms:g}")
     if spec.itl_p90_ms is not None:
         parts.append(f"itlP90Ms {spec.itl_p90_ms:g}")
+    if spec.prefix_hit_rate:
+        parts.append(f"prefixHitRate {spec.prefix_hit_rate:g}")
     return "{" + ", ".join(parts) + "}"
 
 

@@ -31,6 +31,11 @@ CAPACITY_SHARE = 0.9
 """Share of a replica's full-batch capacity the first guess loads it to (queueing grows steeply above)."""
 
 
+def hit_rate_words(share: float) -> str:
+    """``", 60% of each prompt in the prefix cache"`` for a workload line, or nothing at a hit rate of 0."""
+    return f", {share:.0%} of each prompt in the prefix cache" if share else ""
+
+
 @dataclass(frozen=True)
 class TrafficObjective:
     """A request rate of one request shape, and the latency it must be served within."""

@@ -22,7 +22,7 @@ from typing import Any
 from pulumi_vllm.capacity.gpus import lookup_gpu
 from pulumi_vllm.capacity.layout import NoLayoutError
 from pulumi_vllm.capacity.measured_run import calibrate_from_file
-from pulumi_vllm.capacity.objective import MAX_REPLICAS, TrafficObjective, size_replicas
+from pulumi_vllm.capacity.objective import MAX_REPLICAS, TrafficObjective, hit_rate_words, size_replicas
 from pulumi_vllm.capacity.performance import (
     Constants,
     Prediction,
@@ -360,7 +360,7 @@ def _predict_layout(args: argparse.Namespace, facts: ModelFacts) -> int:
         print(f"model:        {args.model} on {layout.gpus} x {gpu.name} (tensor {layout.tensor_parallel_size} x "
               f"pipeline {layout.pipeline_parallel_size}{spread}, {layout.replicas} replica(s))")
         print(f"workload:     {args.input_tokens} in / {args.output_tokens} out at {load}"
-              f"{_hit_rate_words(args.prefix_hit_rate)}; KV cache "
+              f"{hit_rate_words(args.prefix_hit_rate)}; KV cache "
               f"{plan.kv_cache_tokens:,} tokens per replica (max_model_len {plan.max_model_len})")
         print(f"predicted:    {prediction.requests_per_s:.2f} requests/s, {prediction.output_tokens_per_s:.0f} output "
               f"tokens/s; TTFT p50 {prediction.ttft_ms.p50:.1f} / p90 {prediction.ttft_ms.p90:.1f} ms; ITL p50 "
@@ -382,10 +382,6 @@ def _check_load_flags(args: argparse.Namespace) -> None:
     if not 0 <= args.prefix_hit_rate < 1:
         raise UserError(f"--prefix-hit-rate {args.prefix_hit_rate:g}: a share of each prompt, at least 0 and below 1 "
                         "(0.4 for 40% of its tokens found in the prefix cache)")
-
-
-def _hit_rate_words(share: float) -> str:
-    return f", {share:.0%} of each prompt in the prefix cache" if share else ""
 
 
 def run(args: argparse.Namespace, facts: ModelFacts) -> int:
@@ -418,7 +414,7 @@ def run(args: argparse.Namespace, facts: ModelFacts) -> int:
               f"out" + (f", TTFT p90 <= {objective.ttft_p90_ms:g} ms" if objective.ttft_p90_ms else "")
               + (f", ITL p90 <= {objective.itl_p90_ms:g} ms" if objective.itl_p90_ms else "")
               + (f", at most {objective.budget_usd_per_hour:g} USD/h" if objective.budget_usd_per_hour else "")
-              + _hit_rate_words(objective.prefix_hit_rate))
+              + hit_rate_words(objective.prefix_hit_rate))
         print(f"  {'instance':{NAME_WIDTH}} gpu        layout     req/s  out tok/s  TTFT p90  ITL p90    USD/h  USD/Mtok")
         for index, candidate in enumerate(candidates[:SHOWN]):
             print(_row(index, candidate, chosen))
@@ -496,7 +492,7 @@ def write_stack(
         raise UserError(f"--write-stack {name!r}: a stack name is letters, digits, '-', '_' and '.'")
     path = Path(f"Pulumi.{name}.yaml")
     header = (f"# Written by pulumi-vllm size for {objective.rate:g} requests/s of {objective.input_tokens} in / "
-              f"{objective.output_tokens} out{_hit_rate_words(objective.prefix_hit_rate)}: {candidate.nodes} x "
+              f"{objective.output_tokens} out{hit_rate_words(objective.prefix_hit_rate)}: {candidate.nodes} x "
               f"{candidate.instance.name}"
               + ("" if candidate.usd_per_hour is None else
                  f", {candidate.usd_per_hour:.2f} USD/h ({candidate.price_kind} rate"

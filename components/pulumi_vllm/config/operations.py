@@ -40,7 +40,7 @@ class PrometheusSource(_Section):
 
 class AutoscalingObjective(_Section):
     """The traffic the replicas must serve and its latency objectives, as ``pulumi-vllm size`` takes them
-    (``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``)."""
+    (``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``, ``--prefix-hit-rate``)."""
 
     requests_per_second: float = Field(gt=0)
     """Requests/s over the whole stack at the target (``size --rate``)."""
@@ -52,6 +52,9 @@ class AutoscalingObjective(_Section):
     """Optional: 90th percentile time to first token, in ms, to stay within (``size --ttft-p90``)."""
     itl_p90_ms: float | None = Field(default=None, gt=0)
     """Optional: 90th percentile inter-token latency, in ms, to stay within (``size --itl-p90``)."""
+    prefix_hit_rate: float = Field(default=0.0, ge=0, lt=1)
+    """Share of each prompt found in vLLM's prefix cache, at least 0 and below 1 (a shared system prompt or a
+    conversation's history; ``size --prefix-hit-rate``): only the rest is prefilled. 0 by default."""
 
 
 OBJECTIVE_DERIVED = ("min_replicas", "max_replicas", "waiting_requests_per_replica", "kv_cache_usage_percent")

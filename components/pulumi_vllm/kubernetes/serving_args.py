@@ -229,7 +229,7 @@ class ServingPrometheusSourceArgs(TypedDict):
 
 class ServingAutoscalingObjectiveArgs(TypedDict):
     """The traffic the replicas must serve and its latency objectives, as ``pulumi-vllm size`` takes them
-(``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``)."""
+(``--rate``, ``--input-tokens``, ``--output-tokens``, ``--ttft-p90``, ``--itl-p90``, ``--prefix-hit-rate``)."""
 
     requests_per_second: float
     """Requests/s over the whole stack at the target (``size --rate``)."""
@@ -241,6 +241,9 @@ class ServingAutoscalingObjectiveArgs(TypedDict):
     """Optional: 90th percentile time to first token, in ms, to stay within (``size --ttft-p90``)."""
     itl_p90_ms: NotRequired[float]
     """Optional: 90th percentile inter-token latency, in ms, to stay within (``size --itl-p90``)."""
+    prefix_hit_rate: NotRequired[float]
+    """Share of each prompt found in vLLM's prefix cache, at least 0 and below 1 (a shared system prompt or a
+conversation's history; ``size --prefix-hit-rate``): only the rest is prefilled. 0 by default."""
 
 
 class ServingAutoscalingArgs(TypedDict):
