@@ -315,3 +315,16 @@ def test_given_layout_is_not_advised(capsys: pytest.CaptureFixture[str]) -> None
     assert set(json.loads(out)) == JSON_KEYS
     code, out, _ = run(capsys, "--model", LLAMA_70B, "--gpu", "H100", "--gpus", "8", "--tensor-parallel-size", "4")
     assert "weighed:" not in out and "why:" not in out and "suggested" not in out
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_output_quietly() -> None:
+    """``pulumi-vllm size ... | head``: the reader has gone when the command writes, which ends with the shell's
+    code for a closed pipe (141) and no traceback."""
+    command = [sys.executable, "-c", "from pulumi_vllm.cli import console_main; console_main()", "size", "--model",
+               "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100", "--concurrency", "4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in error and "BrokenPipeError" not in error

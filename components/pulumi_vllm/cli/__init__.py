@@ -63,9 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """Console-script entry: run, flush, and leave without interpreter-exit noise from gRPC/asyncio."""
-    code = main()
-    sys.stdout.flush()
+    """Console-script entry: run, flush, and leave without interpreter-exit noise from gRPC/asyncio. A reader that
+    closes the pipe early (``pulumi-vllm size ... | head``) ends the output quietly, as other command-line tools do."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
     sys.stderr.flush()
     # The Pulumi runtime leaves an event loop whose finaliser prints a spurious error at exit.
     os._exit(code)
