@@ -72,9 +72,9 @@ class MeasuredRun:
     def kv_cache_tokens(self, facts: ModelFacts) -> int | None:
         """The KV-cache tokens the run's engine holds: those its server's log printed, or as ``pulumi-vllm size``
         plans them (``plan_capacity`` at vLLM's default memory utilisation and the model's own context length): the
-        batch limit when long requests fill the cache before ``max_num_seqs`` does. Where the cache cannot hold one request of the model's full
-        context, vLLM refuses to start until ``--max-model-len`` is lowered, which leaves the cache as large, so its
-        tokens still bound the batch. ``None`` where the planner finds no room for a cache at all (the server must
+        batch limit when long requests fill the cache before ``max_num_seqs`` does. Where the cache cannot hold one
+        request of the model's full context, vLLM refuses to start until ``--max-model-len`` is lowered, which leaves
+        the cache as large, so its tokens still bound the batch. ``None`` where the planner finds no room for a cache at all (the server must
         have run with settings the run does not state)."""
         from pulumi_vllm.capacity.planner import plan_capacity
 

@@ -824,7 +824,6 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
     preemptions = 0
     done = 0
     finish_times: list[float] = []
-
     evictable: list[_Request] = []  # preempted, their freed cache still findable, oldest first
 
     def evict(free: float) -> None:
@@ -877,6 +876,7 @@ def _simulate_run(model: _Model, layout: ServingLayout, constants: Constants, wo
         prefilling: list[_Request] = []
         held = decoding_held = 0
         for request in running:
+            # ``request.held`` and ``request.decoding``, inlined: this loop runs every simulated step.
             tokens = request.prefilled + request.generated - request.resumed_at
             held += tokens
             if request.prefilled >= request.prompt:
